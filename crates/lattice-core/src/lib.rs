@@ -1,0 +1,8 @@
+//! Core of the lattice engine: geometry, the neighbor cache, configs, weights and the CPU
+//! reference kernels that every WGSL shader mirrors.
+
+pub mod geometry;
+pub mod neighbors;
+
+pub use geometry::{Boundary, Dims};
+pub use neighbors::{NeighborCache, NeighborClass, Radius};
