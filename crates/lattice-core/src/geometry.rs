@@ -141,7 +141,10 @@ mod tests {
     fn offsets_respect_boundary() {
         let dims = Dims::new(4, 4, 4).unwrap();
         let c = IVec3::new(0, 3, 1);
-        assert_eq!(dims.offset(c, IVec3::new(-1, 0, 0), Boundary::Bounded), None);
+        assert_eq!(
+            dims.offset(c, IVec3::new(-1, 0, 0), Boundary::Bounded),
+            None
+        );
         assert_eq!(
             dims.offset(c, IVec3::new(-1, 1, 0), Boundary::Periodic),
             Some(dims.index(3, 0, 1))

@@ -1,7 +1,11 @@
 //! Core of the lattice engine: geometry, the neighbor cache, configs, weights and the CPU
 //! reference kernels that every WGSL shader mirrors.
 
+pub mod config;
 pub mod geometry;
+pub mod io;
+pub mod kernels;
+pub mod lattice;
 pub mod neighbors;
 
 pub use geometry::{Boundary, Dims};

@@ -1,1 +1,10 @@
+//! GPU path of the lattice engine: wgpu device setup, buffer and pipeline helpers, and one
+//! module per WGSL kernel, each the twin of a CPU kernel in `lattice_core::kernels`.
 
+pub mod context;
+pub mod gather;
+pub mod kernel;
+pub mod layout;
+pub mod shaders;
+
+pub use context::{GpuContext, GpuError, REQUIRE_GPU_ENV, list_adapters, test_context};

@@ -7,8 +7,8 @@
 
 use glam::IVec3;
 
-use super::stencil::axis_range;
 use super::Radius;
+use super::stencil::axis_range;
 use crate::geometry::{Boundary, Dims};
 
 /// Per-class number of offsets whose squared length classifies into each class, counted by

@@ -36,7 +36,11 @@ impl Csr {
     /// Every active cell's neighbors are the stencil's neighbors that are active too.
     pub fn build(stencil: &Stencil, mask: Vec<bool>) -> Result<Self, CsrTooLarge> {
         let dims = stencil.dims();
-        assert_eq!(mask.len(), dims.cells_usize(), "mask length is checked by the caller");
+        assert_eq!(
+            mask.len(),
+            dims.cells_usize(),
+            "mask length is checked by the caller"
+        );
         let n = dims.cells_usize();
 
         // Pass 1: per-(cell, class) counts.

@@ -14,9 +14,7 @@ mod validate;
 
 pub use counts::{BoxCounter, shell_counts};
 pub use csr::{Csr, CsrTooLarge};
-pub use radius::{
-    DISTANT_RATIO, FUNCTIONAL_RATIO, LOCAL_RATIO, NeighborClass, Radius,
-};
+pub use radius::{DISTANT_RATIO, FUNCTIONAL_RATIO, LOCAL_RATIO, NeighborClass, Radius};
 pub use stencil::{Stencil, StencilOffset};
 
 use glam::IVec3;
@@ -281,9 +279,8 @@ fn summarize(
     };
     let stencil_bytes = std::mem::size_of_val(stencil.offsets()) as u64;
     let csr_bytes = csr.map_or(0, |c| {
-        (std::mem::size_of_val(c.class_ptr())
-            + std::mem::size_of_val(c.col_idx())
-            + c.mask().len()) as u64
+        (std::mem::size_of_val(c.class_ptr()) + std::mem::size_of_val(c.col_idx()) + c.mask().len())
+            as u64
     });
     NeighborStats {
         active_cells,

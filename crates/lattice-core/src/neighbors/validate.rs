@@ -113,7 +113,8 @@ pub(super) fn validate_csr(stencil: &Stencil, csr: &Csr) -> Result<(), NeighborE
     }
     // Every entry: in range, not the cell itself, active, and masked-off cells have empty rows.
     let bad = (0..dims.cells()).into_par_iter().find_any(|&i| {
-        let all = csr.class_ptr()[3 * i as usize] as usize..csr.class_ptr()[3 * i as usize + 3] as usize;
+        let all =
+            csr.class_ptr()[3 * i as usize] as usize..csr.class_ptr()[3 * i as usize + 3] as usize;
         (!csr.is_active(i) && !all.is_empty())
             || csr.col_idx()[all]
                 .iter()
@@ -192,7 +193,8 @@ fn asymmetry(csr: &Csr, dims: Dims) -> NeighborError {
 
 fn pair_hash(i: u32, j: u32, class: NeighborClass) -> u64 {
     // splitmix64 finaliser over the packed triple.
-    let mut z = (u64::from(i) << 32 | u64::from(j)) ^ ((class as u64 + 1) * 0x9E37_79B9_7F4A_7C15);
+    let mut z = (u64::from(i) << 32 | u64::from(j))
+        ^ (class as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -215,7 +217,9 @@ fn walk_sample(dims: Dims, k: usize) -> Vec<u32> {
     }
     let mut state = 0x243F_6A88_85A3_08D3u64;
     for _ in 0..HASHED_SAMPLE {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
         cells.push(((state >> 33) % u64::from(dims.cells())) as u32);
     }
     cells.sort_unstable();

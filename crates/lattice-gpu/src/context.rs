@@ -1,0 +1,177 @@
+//! Adapter and device setup. The adapter's own limits are requested (the defaults cap a storage
+//! binding at 128 MiB), and "no adapter" is an ordinary, well-explained outcome.
+
+use summary::AdapterSummary;
+
+/// Environment switch: when set to `1`, GPU tests fail instead of skipping if no adapter is found.
+pub const REQUIRE_GPU_ENV: &str = "LATTICE_REQUIRE_GPU";
+
+/// What to install or check when no adapter is found.
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter was found. On a machine without a GPU install a \
+CPU Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) and set \
+WGPU_BACKEND=vulkan; on a machine with a GPU, check that its driver and Vulkan loader are installed \
+(`vulkaninfo --summary`). Or use --backend cpu";
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("{NO_ADAPTER_HELP} (wgpu said: {0})")]
+    NoAdapter(String),
+    #[error("the adapter {adapter} refused a device: {source}")]
+    Device {
+        adapter: String,
+        #[source]
+        source: wgpu::RequestDeviceError,
+    },
+    #[error("{what} needs {need} bytes in one binding, the adapter allows {limit}; {fix}")]
+    TooLarge {
+        what: &'static str,
+        need: u64,
+        limit: u64,
+        fix: &'static str,
+    },
+    #[error("GPU error: {0}")]
+    Wgpu(String),
+    #[error("reading back from the GPU failed: {0}")]
+    Readback(String),
+}
+
+/// A device, its queue and what it can do.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+}
+
+fn instance() -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = wgpu::Backends::all();
+    wgpu::Instance::new(desc.with_env())
+}
+
+/// Every adapter wgpu can see (honours `WGPU_BACKEND`).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let inst = instance();
+    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(|a| AdapterSummary::from_adapter(a))
+        .collect()
+}
+
+impl GpuContext {
+    /// The high-performance adapter with its full limits and the optional features we use.
+    pub fn new() -> Result<Self, GpuError> {
+        let inst = instance();
+        let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let summary = AdapterSummary::from_adapter(&adapter);
+        let wanted = wgpu::Features::TIMESTAMP_QUERY;
+        let features = wanted & adapter.features();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lattice"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|source| GpuError::Device {
+            adapter: summary.name.clone(),
+            source,
+        })?;
+        tracing::info!(adapter = %summary.name, backend = %summary.backend, "GPU device ready");
+        Ok(Self {
+            device,
+            queue,
+            adapter: summary,
+            limits,
+            features,
+        })
+    }
+
+    /// The largest storage binding this device accepts.
+    pub fn max_binding(&self) -> u64 {
+        u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+    }
+
+    /// Fails with a clear error if one binding of `bytes` would exceed the device's limit.
+    pub fn check_binding(
+        &self,
+        what: &'static str,
+        bytes: u64,
+        fix: &'static str,
+    ) -> Result<(), GpuError> {
+        if bytes > self.max_binding() {
+            return Err(GpuError::TooLarge {
+                what,
+                need: bytes,
+                limit: self.max_binding(),
+                fix,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The context for a GPU test: `None` (skip, with a note) when no adapter exists, unless
+/// `LATTICE_REQUIRE_GPU=1`, in which case a missing adapter fails the test.
+pub fn test_context() -> Option<GpuContext> {
+    match GpuContext::new() {
+        Ok(ctx) => Some(ctx),
+        Err(e) => {
+            if std::env::var(REQUIRE_GPU_ENV).as_deref() == Ok("1") {
+                panic!("{REQUIRE_GPU_ENV}=1 but no GPU device: {e}");
+            }
+            eprintln!("skipping GPU test: {e}");
+            None
+        }
+    }
+}
+
+pub mod summary {
+    //! Plain adapter facts for printing and metrics.
+
+    /// Name, backend, type and the limits that matter to the engine.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct AdapterSummary {
+        pub name: String,
+        pub backend: String,
+        pub device_type: String,
+        pub driver: String,
+        pub max_storage_binding: u64,
+        pub max_buffer: u64,
+        pub max_workgroups_per_dim: u32,
+        pub max_workgroup_storage: u32,
+        pub timestamps: bool,
+        pub f16: bool,
+        pub subgroups: bool,
+    }
+
+    impl AdapterSummary {
+        pub fn from_adapter(a: &wgpu::Adapter) -> Self {
+            let info = a.get_info();
+            let limits = a.limits();
+            let features = a.features();
+            Self {
+                name: info.name,
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: format!("{} {}", info.driver, info.driver_info)
+                    .trim()
+                    .to_string(),
+                max_storage_binding: u64::from(limits.max_storage_buffer_binding_size),
+                max_buffer: limits.max_buffer_size,
+                max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
+                max_workgroup_storage: limits.max_compute_workgroup_storage_size,
+                timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+                f16: features.contains(wgpu::Features::SHADER_F16),
+                subgroups: features.contains(wgpu::Features::SUBGROUP),
+            }
+        }
+    }
+}

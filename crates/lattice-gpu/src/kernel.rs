@@ -1,0 +1,186 @@
+//! Buffer, pipeline and dispatch helpers shared by every kernel module.
+
+use bytemuck::Pod;
+use wgpu::util::DeviceExt;
+
+use crate::context::{GpuContext, GpuError};
+
+/// A compute pipeline built from one composed WGSL source, with its auto-derived layout.
+pub struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub workgroup: u32,
+}
+
+impl Kernel {
+    pub fn new(
+        ctx: &GpuContext,
+        label: &str,
+        source: &str,
+        constants: &[(&str, f64)],
+        workgroup: u32,
+    ) -> Self {
+        let module = ctx
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let pipeline = ctx
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: true,
+                },
+                cache: None,
+            });
+        let layout = pipeline.get_bind_group_layout(0);
+        Self {
+            pipeline,
+            layout,
+            workgroup,
+        }
+    }
+
+    pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(k, b)| wgpu::BindGroupEntry {
+                binding: k as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
+    /// Records a dispatch of `invocations` threads, folding the grid into 2D past 65,535 groups.
+    pub fn dispatch(
+        &self,
+        ctx: &GpuContext,
+        pass: &mut wgpu::ComputePass<'_>,
+        group: &wgpu::BindGroup,
+        invocations: u64,
+    ) {
+        let (x, y) = grid(
+            invocations,
+            self.workgroup,
+            ctx.limits.max_compute_workgroups_per_dimension,
+        );
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+}
+
+/// Workgroup grid (x, y) covering `invocations` threads; shaders recover the flat index with
+/// `flat_invocation`.
+pub fn grid(invocations: u64, workgroup: u32, max_per_dim: u32) -> (u32, u32) {
+    let groups = invocations.div_ceil(u64::from(workgroup)).max(1);
+    let x = groups.min(u64::from(max_per_dim));
+    let y = groups.div_ceil(x);
+    (x as u32, y as u32)
+}
+
+pub fn storage<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> wgpu::Buffer {
+    // Zero-length bindings are invalid: bind one zero element instead.
+    let bytes: &[u8] = bytemuck::cast_slice(data);
+    let zero = [0u8; 4];
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: if bytes.is_empty() { &zero } else { bytes },
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+pub fn storage_zeroed(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+pub fn uniform<T: Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+    ctx.device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(value),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+}
+
+/// Copies `len` elements of `buffer` to the host (staging buffer, map, wait).
+pub fn read_back<T: Pod>(
+    ctx: &GpuContext,
+    buffer: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<T>, GpuError> {
+    let bytes = (len * std::mem::size_of::<T>()) as u64;
+    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    let slice = staging.slice(..bytes);
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    rx.recv()
+        .map_err(|e| GpuError::Readback(e.to_string()))?
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    let view = slice
+        .get_mapped_range()
+        .map_err(|e| GpuError::Readback(e.to_string()))?;
+    let out = bytemuck::cast_slice(&view).to_vec();
+    drop(view);
+    staging.unmap();
+    Ok(out)
+}
+
+/// Runs `record` in one compute pass, submits, and waits for the GPU to finish.
+pub fn run_pass(
+    ctx: &GpuContext,
+    record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+) -> Result<(), GpuError> {
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        record(&mut pass);
+    }
+    ctx.queue.submit([enc.finish()]);
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(GpuError::Wgpu(e.to_string()));
+    }
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Wgpu(e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! Every WGSL kernel is parsed and validated by naga, so a shader error fails `cargo test`
+//! on a machine without a GPU. Every file under shaders/ must belong to some kernel.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use lattice_gpu::shaders::ALL;
+
+#[test]
+fn every_kernel_validates_with_naga() {
+    for (name, source, _) in ALL {
+        let module = naga::front::wgsl::parse_str(source)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+        naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::all(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    }
+}
+
+#[test]
+fn every_shader_file_is_part_of_a_kernel() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shaders");
+    let mut on_disk = BTreeSet::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "wgsl") {
+                let rel = path
+                    .strip_prefix(&root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                on_disk.insert(rel);
+            }
+        }
+    }
+    let used: BTreeSet<String> = ALL
+        .iter()
+        .flat_map(|(_, _, files)| files.iter().map(|f| f.to_string()))
+        .collect();
+    assert_eq!(
+        on_disk, used,
+        "shaders/ and lattice_gpu::shaders::ALL disagree"
+    );
+}
