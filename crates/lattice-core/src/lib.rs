@@ -6,7 +6,9 @@ pub mod geometry;
 pub mod io;
 pub mod kernels;
 pub mod lattice;
+pub mod moe;
 pub mod neighbors;
+pub mod seeds;
 
 pub use geometry::{Boundary, Dims};
 pub use neighbors::{NeighborCache, NeighborClass, Radius};

@@ -131,7 +131,7 @@ impl NeighborCache {
                 fix: if csr.is_some() {
                     "switch on more cells around them in the mask, or raise lattice.radius_ratio"
                 } else {
-                    "raise lattice.radius_ratio (or lattice.radius_min) so that R ≥ 1.02, or use \
+                    "raise lattice.radius_ratio (or lattice.radius_min) so that 0.99·R ≥ 1, or use \
                      a lattice with more than one cell"
                 },
             });

@@ -1,0 +1,66 @@
+//! `lattice info`: what the GPU side sees.
+
+use lattice_gpu::context::NO_ADAPTER_HELP;
+use lattice_gpu::{GpuContext, list_adapters};
+use serde_json::json;
+
+pub fn run(json_out: bool) -> anyhow::Result<()> {
+    let adapters = list_adapters();
+    let chosen = GpuContext::new();
+    let describe = |a: &lattice_gpu::context::summary::AdapterSummary| {
+        json!({
+            "name": a.name, "backend": a.backend, "type": a.device_type, "driver": a.driver,
+            "max_storage_binding_bytes": a.max_storage_binding, "max_buffer_bytes": a.max_buffer,
+            "max_workgroups_per_dimension": a.max_workgroups_per_dim,
+            "max_workgroup_storage_bytes": a.max_workgroup_storage,
+            "timestamp_query": a.timestamps, "shader_f16": a.f16, "subgroups": a.subgroups,
+        })
+    };
+    let report = json!({
+        "wgpu_backend_env": std::env::var("WGPU_BACKEND").ok(),
+        "adapters": adapters.iter().map(describe).collect::<Vec<_>>(),
+        "chosen": chosen.as_ref().ok().map(|c| describe(&c.adapter)),
+        "why_none": chosen.as_ref().err().map(|e| e.to_string()),
+        "cpu_threads": crate::backend::rayon_threads(),
+    });
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!("adapters found: {}", adapters.len());
+    for a in &adapters {
+        println!(
+            "  - {} ({}, {}, driver {})",
+            a.name, a.backend, a.device_type, a.driver
+        );
+    }
+    match &chosen {
+        Ok(ctx) => {
+            let a = &ctx.adapter;
+            println!("chosen: {} ({})", a.name, a.backend);
+            println!("  max storage binding: {} MiB", a.max_storage_binding >> 20);
+            println!("  max buffer:          {} MiB", a.max_buffer >> 20);
+            println!("  workgroups per dim:  {}", a.max_workgroups_per_dim);
+            println!(
+                "  workgroup storage:   {} KiB",
+                a.max_workgroup_storage >> 10
+            );
+            println!(
+                "  features: timestamps {}, f16 {}, subgroups {}",
+                a.timestamps, a.f16, a.subgroups
+            );
+        }
+        Err(e) => {
+            println!("chosen: none");
+            println!("  why: {e}");
+            if adapters.is_empty() {
+                println!("  what to do: {NO_ADAPTER_HELP}");
+            }
+        }
+    }
+    println!(
+        "cpu path: rayon on {} threads",
+        crate::backend::rayon_threads()
+    );
+    Ok(())
+}

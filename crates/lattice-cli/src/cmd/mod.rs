@@ -1,0 +1,4 @@
+pub mod info;
+pub mod inspect;
+pub mod run;
+pub mod validate;

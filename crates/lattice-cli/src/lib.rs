@@ -1,0 +1,92 @@
+//! The `lattice` command line: run, validate and inspect lattice simulations from RON configs.
+//! The binary (root package, `src/main.rs`) only calls [`main`].
+
+mod backend;
+mod cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use backend::BackendChoice;
+
+#[derive(Parser)]
+#[command(
+    name = "lattice",
+    version,
+    about = "3D cellular lattice simulation engine (wgpu + rayon)"
+)]
+struct Cli {
+    /// Where to run: gpu fails if no adapter exists; auto falls back to the CPU with a note.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto, global = true)]
+    backend: BackendChoice,
+    /// Only errors on stderr.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// GPU adapters found, the one chosen, its limits and features (or why there is none).
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Parse and check a config, build and validate its neighbor cache, and summarize.
+    Validate {
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Look inside a config's lattice.
+    Inspect {
+        #[command(subcommand)]
+        what: cmd::inspect::Inspect,
+    },
+    /// Run the simulation a config describes.
+    Run(cmd::run::RunArgs),
+}
+
+/// Parses the command line, runs the command, prints errors; the process exit code.
+pub fn main() -> ExitCode {
+    // Behave like other Unix tools when stdout is closed early (`lattice ... | head`):
+    // end quietly instead of panicking on a failed print.
+    #[cfg(unix)]
+    // SAFETY: called once at start-up before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = Cli::parse();
+    let default = if cli.quiet { "error" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = match cli.command {
+        Command::Info { json } => cmd::info::run(json),
+        Command::Validate { config, json } => cmd::validate::run(&config, json),
+        Command::Inspect { what } => cmd::inspect::run(what),
+        Command::Run(args) => cmd::run::run(args, cli.backend, cli.quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let top = e.to_string();
+            eprintln!("error: {top}");
+            // Wrapper errors often repeat their cause in their own message: print each once.
+            for cause in e.chain().skip(1).map(|c| c.to_string()) {
+                if !top.contains(&cause) {
+                    eprintln!("  caused by: {cause}");
+                }
+            }
+            ExitCode::from(2)
+        }
+    }
+}

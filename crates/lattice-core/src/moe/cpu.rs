@@ -1,0 +1,108 @@
+//! The CPU path of one synchronous MoE step over `[items, N, S]` states (rayon over cells).
+
+use rayon::prelude::*;
+
+use super::net::{Gather, MoeNet, Update, record_width};
+use crate::neighbors::{NeighborCache, NeighborClass};
+
+/// Writes the next states of every item into `next` from the pre-step snapshot `states`.
+/// Masked-off cells keep their state.
+pub fn step(
+    net: &MoeNet<'_>,
+    cache: &NeighborCache,
+    states: &[f32],
+    next: &mut [f32],
+    items: usize,
+) {
+    let n = cache.dims().cells_usize();
+    let s = net.sh.s as usize;
+    let hid = net.sh.func_hidden as usize;
+    assert_eq!(states.len(), items * n * s, "states are [items, N, S]");
+    assert_eq!(next.len(), states.len());
+    let mut prep = vec![0.0f32; n * hid];
+    for b in 0..items {
+        let item = &states[b * n * s..(b + 1) * n * s];
+        prep.par_chunks_mut(hid)
+            .zip(item.par_chunks(s))
+            .for_each(|(p, x)| net.prep(x, p));
+        next[b * n * s..(b + 1) * n * s]
+            .par_chunks_mut(s)
+            .enumerate()
+            .for_each_init(
+                || (Gather::new(&net.sh), Update::new(&net.sh)),
+                |(g, u), (i, out)| {
+                    let x = &item[i * s..(i + 1) * s];
+                    if !cache.is_active(i as u32) {
+                        out.copy_from_slice(x);
+                        return;
+                    }
+                    gather_cell(net, cache, item, &prep, i as u32, g);
+                    net.update(x, &g.record, g.counts, u, out);
+                },
+            );
+    }
+}
+
+/// Stage 2 for one cell: walks its neighbors once, in class order.
+pub fn gather_cell(
+    net: &MoeNet<'_>,
+    cache: &NeighborCache,
+    item: &[f32],
+    prep: &[f32],
+    i: u32,
+    g: &mut Gather,
+) {
+    let s = net.sh.s as usize;
+    let hid = net.sh.func_hidden as usize;
+    let x = &item[i as usize * s..(i as usize + 1) * s];
+    g.begin(net, x);
+    cache.for_each_neighbor(i, |j, class, _| {
+        let j = j as usize;
+        let nj = &item[j * s..(j + 1) * s];
+        match class {
+            NeighborClass::Local => g.local(x, nj),
+            NeighborClass::Functional => g.functional(net, nj, &prep[j * hid..(j + 1) * hid]),
+            NeighborClass::Distant => g.distant(nj),
+        }
+    });
+    g.finish();
+}
+
+/// The gathered records of every cell of one item, `[N, record_width]` (for kernel tests).
+pub fn gather_records(
+    net: &MoeNet<'_>,
+    cache: &NeighborCache,
+    item: &[f32],
+) -> (Vec<f32>, Vec<[u32; 3]>) {
+    let n = cache.dims().cells_usize();
+    let s = net.sh.s as usize;
+    let hid = net.sh.func_hidden as usize;
+    let width = record_width(&net.sh);
+    let mut prep = vec![0.0f32; n * hid];
+    prep.par_chunks_mut(hid)
+        .zip(item.par_chunks(s))
+        .for_each(|(p, x)| net.prep(x, p));
+    let mut records = vec![0.0f32; n * width];
+    let mut counts = vec![[0u32; 3]; n];
+    records
+        .par_chunks_mut(width)
+        .zip(counts.par_iter_mut())
+        .enumerate()
+        .for_each_init(
+            || Gather::new(&net.sh),
+            |g, (i, (rec, cnt))| {
+                if cache.is_active(i as u32) {
+                    gather_cell(net, cache, item, &prep, i as u32, g);
+                    rec.copy_from_slice(&g.record);
+                    *cnt = g.counts;
+                }
+            },
+        );
+    (records, counts)
+}
+
+/// The first non-finite value as (item, cell, channel), scanning in memory order.
+pub fn find_non_finite(states: &[f32], n: usize, s: usize) -> Option<(usize, usize, usize)> {
+    let k = states.par_iter().position_first(|v| !v.is_finite())?;
+    Some((k / (n * s), (k / s) % n, k % s))
+}

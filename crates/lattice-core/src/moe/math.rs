@@ -1,0 +1,172 @@
+//! Scalar building blocks of the MoE step. `shaders/shared/nn.wgsl` implements the same
+//! functions with the same constants and the same order of operations.
+
+/// PyTorch's LayerNorm epsilon.
+pub const LN_EPS: f32 = 1e-5;
+
+/// erf by Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5·10⁻⁷): WGSL has no erf, and both
+/// backends must evaluate the same formula.
+#[inline]
+pub fn erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [
+        0.254_829_6,
+        -0.284_496_72,
+        1.421_413_8,
+        -1.453_152_1,
+        1.061_405_4,
+    ];
+    let ax = x.abs();
+    let t = 1.0 / (1.0 + P * ax);
+    let poly = ((((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0]) * t;
+    let y = 1.0 - poly * (-ax * ax).exp();
+    if x < 0.0 { -y } else { y }
+}
+
+/// Exact (erf) GELU, as `torch.nn.GELU()`.
+#[inline]
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+#[inline]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `out[o] = Σ_k W[o, k]·in[k] + b[o]`, where `in` is the concatenation of `parts` and `W` has
+/// `stride` columns (columns past the parts multiply zeros and are skipped). Sums run over k in
+/// ascending order and the bias is added last.
+#[inline]
+pub fn linear(w: &[f32], b: &[f32], stride: usize, parts: &[&[f32]], out: &mut [f32]) {
+    for (o, y) in out.iter_mut().enumerate() {
+        let row = &w[o * stride..(o + 1) * stride];
+        let mut acc = 0.0f32;
+        let mut k = 0;
+        for part in parts {
+            for &v in *part {
+                acc += row[k] * v;
+                k += 1;
+            }
+        }
+        *y = acc + b[o];
+    }
+}
+
+/// In-place LayerNorm with affine weights.
+#[inline]
+pub fn layer_norm(v: &mut [f32], weight: &[f32], bias: &[f32]) {
+    let n = v.len() as f32;
+    let mut sum = 0.0f32;
+    for &x in v.iter() {
+        sum += x;
+    }
+    let mean = sum / n;
+    let mut var = 0.0f32;
+    for &x in v.iter() {
+        var += (x - mean) * (x - mean);
+    }
+    let inv = 1.0 / (var / n + LN_EPS).sqrt();
+    for (k, x) in v.iter_mut().enumerate() {
+        *x = (*x - mean) * inv * weight[k] + bias[k];
+    }
+}
+
+/// Single-pass (online) softmax-weighted sum: feed (score, value) pairs, read the weighted mean.
+#[derive(Debug, Clone)]
+pub struct OnlineSoftmax {
+    pub max: f32,
+    pub denom: f32,
+}
+
+impl OnlineSoftmax {
+    pub fn new() -> Self {
+        Self {
+            max: f32::NEG_INFINITY,
+            denom: 0.0,
+        }
+    }
+
+    /// Adds `value` with logit `score` into `acc`.
+    #[inline]
+    pub fn push(&mut self, score: f32, value: &[f32], acc: &mut [f32]) {
+        if score > self.max {
+            let scale = (self.max - score).exp();
+            for a in acc.iter_mut() {
+                *a *= scale;
+            }
+            self.denom *= scale;
+            self.max = score;
+        }
+        let w = (score - self.max).exp();
+        for (a, v) in acc.iter_mut().zip(value) {
+            *a += w * v;
+        }
+        self.denom += w;
+    }
+
+    /// Divides the accumulated sum by the normaliser.
+    #[inline]
+    pub fn finish(&self, acc: &mut [f32]) {
+        for a in acc.iter_mut() {
+            *a /= self.denom;
+        }
+    }
+}
+
+impl Default for OnlineSoftmax {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erf_and_gelu_are_close_to_exact() {
+        // Reference values of erf from a high-precision table.
+        for (x, want) in [
+            (0.0f32, 0.0f64),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (-2.0, -0.995_322_265_018_952_7),
+            (3.5, 0.999_999_256_901_627_7),
+        ] {
+            assert!((f64::from(erf(x)) - want).abs() < 3e-7, "erf({x})");
+        }
+        assert!((gelu(1.0) - 0.841_344_7).abs() < 1e-6);
+        assert!((gelu(-1.0) + 0.158_655_3).abs() < 1e-6);
+    }
+
+    #[test]
+    fn online_softmax_equals_two_pass() {
+        let scores = [0.3f32, -1.0, 2.5, 2.4];
+        let values = [[1.0f32, 0.0], [0.0, 1.0], [2.0, 2.0], [-1.0, 3.0]];
+        let mut acc = [0.0f32; 2];
+        let mut sm = OnlineSoftmax::new();
+        for (s, v) in scores.iter().zip(&values) {
+            sm.push(*s, v, &mut acc);
+        }
+        sm.finish(&mut acc);
+        let z: f32 = scores.iter().map(|s| s.exp()).sum();
+        for c in 0..2 {
+            let want: f32 = scores
+                .iter()
+                .zip(&values)
+                .map(|(s, v)| s.exp() / z * v[c])
+                .sum();
+            assert!((acc[c] - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn layer_norm_normalises() {
+        let mut v = [1.0f32, 2.0, 3.0, 4.0];
+        layer_norm(&mut v, &[1.0; 4], &[0.0; 4]);
+        let mean: f32 = v.iter().sum::<f32>() / 4.0;
+        assert!(mean.abs() < 1e-6);
+        assert!((v[3] - 1.341_635_5).abs() < 1e-4);
+    }
+}

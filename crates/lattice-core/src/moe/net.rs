@@ -1,0 +1,553 @@
+//! The per-cell MoE network (reference-system.md A6–A7) on the CPU, split in the same three
+//! stages as the WGSL kernels:
+//!
+//! 1. **prep** (per cell j): the neighbor half of the functional message layer, `P_j = W_n·x_j`,
+//!    computed once per cell and reused by every cell that has j as a neighbor;
+//! 2. **gather** (per cell i): one walk over the neighbors producing the local attention
+//!    aggregate, class sums, |n| sums for the functional activity, and the attention-weighted
+//!    functional message `M` (online softmax);
+//! 3. **update** (per cell i): the three experts, gating and the combine, from `x_i` and the
+//!    gathered record alone.
+
+use super::math::{OnlineSoftmax, gelu, layer_norm, linear, sigmoid};
+use super::params::{EXTERNAL_INPUT, MoeShape, ParamLayout};
+use crate::config::Combine;
+
+/// Offsets of one CNF block's tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct CnfOffsets {
+    pub norm_in: (usize, usize),
+    pub mlp1: (usize, usize),
+    pub mlp2: (usize, usize),
+    pub mlp3: (usize, usize),
+    pub time: Option<usize>,
+    pub norm_out: (usize, usize),
+    pub lambda: usize,
+}
+
+impl CnfOffsets {
+    fn new(l: &ParamLayout, p: &str) -> Self {
+        let o = |n: &str| l.offset(&format!("{p}.{n}")) as usize;
+        let wb = |n: &str| (o(&format!("{n}.weight")), o(&format!("{n}.bias")));
+        Self {
+            norm_in: wb("norm_in"),
+            mlp1: wb("mlp1"),
+            mlp2: wb("mlp2"),
+            mlp3: wb("mlp3"),
+            time: l
+                .get(&format!("{p}.time.weight"))
+                .map(|t| t.offset as usize),
+            norm_out: wb("norm_out"),
+            lambda: o("lambda"),
+        }
+    }
+}
+
+/// Width of a gathered record: agg_L, sum_L, sum_F, abs_F, sum_D (S each), then M (msg).
+pub fn record_width(sh: &MoeShape) -> usize {
+    5 * sh.s as usize + sh.func_msg as usize
+}
+
+/// The network with its weights and step settings, ready to evaluate cells.
+pub struct MoeNet<'w> {
+    pub w: &'w [f32],
+    pub sh: MoeShape,
+    pub combine: Combine,
+    pub ode_steps: u32,
+    o: Offsets,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Offsets {
+    l_agg1: (usize, usize),
+    l_agg2: (usize, usize),
+    l_proc1: (usize, usize),
+    l_proc2: (usize, usize),
+    l_norm: (usize, usize),
+    l_alpha: usize,
+    l_beta: usize,
+    f_gate1: (usize, usize),
+    f_gate2: (usize, usize),
+    f_msg1: (usize, usize),
+    f_msg2: (usize, usize),
+    f_att1: (usize, usize),
+    f_att2: (usize, usize),
+    f_update: (usize, usize),
+    f_reset: (usize, usize),
+    f_cand: (usize, usize),
+    f_cnf: CnfOffsets,
+    f_out: (usize, usize),
+    f_out_norm: (usize, usize),
+    d_cnf: CnfOffsets,
+    g_norm: (usize, usize),
+    g_fc1: (usize, usize),
+    g_fc2: (usize, usize),
+}
+
+impl<'w> MoeNet<'w> {
+    pub fn new(layout: &ParamLayout, w: &'w [f32], combine: Combine, ode_steps: u32) -> Self {
+        let wb = |p: &str| {
+            (
+                layout.offset(&format!("{p}.weight")) as usize,
+                layout.offset(&format!("{p}.bias")) as usize,
+            )
+        };
+        let o = Offsets {
+            l_agg1: wb("local.agg1"),
+            l_agg2: wb("local.agg2"),
+            l_proc1: wb("local.proc1"),
+            l_proc2: wb("local.proc2"),
+            l_norm: wb("local.norm"),
+            l_alpha: layout.offset("local.alpha") as usize,
+            l_beta: layout.offset("local.beta") as usize,
+            f_gate1: wb("functional.gate1"),
+            f_gate2: wb("functional.gate2"),
+            f_msg1: wb("functional.gnn.message1"),
+            f_msg2: wb("functional.gnn.message2"),
+            f_att1: wb("functional.gnn.attention1"),
+            f_att2: wb("functional.gnn.attention2"),
+            f_update: wb("functional.gnn.update_gate"),
+            f_reset: wb("functional.gnn.reset_gate"),
+            f_cand: wb("functional.gnn.candidate"),
+            f_cnf: CnfOffsets::new(layout, "functional.cnf"),
+            f_out: wb("functional.out"),
+            f_out_norm: wb("functional.out_norm"),
+            d_cnf: CnfOffsets::new(layout, "distant"),
+            g_norm: wb("gating.norm"),
+            g_fc1: wb("gating.fc1"),
+            g_fc2: wb("gating.fc2"),
+        };
+        assert_eq!(w.len(), layout.total() as usize, "weights match the layout");
+        Self {
+            w,
+            sh: layout.shape,
+            combine,
+            ode_steps,
+            o,
+        }
+    }
+
+    fn t(&self, off: usize, len: usize) -> &[f32] {
+        &self.w[off..off + len]
+    }
+
+    fn lin(
+        &self,
+        wb: (usize, usize),
+        inputs: usize,
+        stride: usize,
+        parts: &[&[f32]],
+        out: &mut [f32],
+    ) {
+        let n = out.len();
+        let (w, b) = (self.t(wb.0, n * stride), self.t(wb.1, n));
+        debug_assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), inputs);
+        linear(w, b, stride, parts, out);
+    }
+
+    fn norm(&self, wb: (usize, usize), v: &mut [f32]) {
+        let n = v.len();
+        layer_norm(v, self.t(wb.0, n), self.t(wb.1, n));
+    }
+
+    /// Stage 1: `P_j = W_n·x_j`, the neighbor columns of `functional.gnn.message1`, no bias.
+    pub fn prep(&self, x: &[f32], p: &mut [f32]) {
+        let s = self.sh.s as usize;
+        let w = self.t(self.o.f_msg1.0, p.len() * 2 * s);
+        for (k, out) in p.iter_mut().enumerate() {
+            let row = &w[k * 2 * s..k * 2 * s + s];
+            let mut acc = 0.0f32;
+            for c in 0..s {
+                acc += row[c] * x[c];
+            }
+            *out = acc;
+        }
+    }
+}
+
+/// Stage 2 state for one cell: call `begin`, then `local` / `functional` / `distant` for each
+/// neighbor in class order, then `finish`.
+pub struct Gather {
+    s: usize,
+    hid: usize,
+    msg: usize,
+    pub record: Vec<f32>,
+    pub counts: [u32; 3],
+    qx: Vec<f32>,
+    ax: Vec<f32>,
+    h: Vec<f32>,
+    m: Vec<f32>,
+    a: Vec<f32>,
+    local_sm: OnlineSoftmax,
+    func_sm: OnlineSoftmax,
+}
+
+impl Gather {
+    pub fn new(sh: &MoeShape) -> Self {
+        let (s, hid, msg) = (sh.s as usize, sh.func_hidden as usize, sh.func_msg as usize);
+        Self {
+            s,
+            hid,
+            msg,
+            record: vec![0.0; record_width(sh)],
+            counts: [0; 3],
+            qx: vec![0.0; hid],
+            ax: vec![0.0; msg],
+            h: vec![0.0; hid],
+            m: vec![0.0; msg],
+            a: vec![0.0; msg],
+            local_sm: OnlineSoftmax::new(),
+            func_sm: OnlineSoftmax::new(),
+        }
+    }
+
+    /// Resets for cell state `x`: the x halves of message1 and attention1 (with their biases).
+    pub fn begin(&mut self, net: &MoeNet<'_>, x: &[f32]) {
+        self.record.fill(0.0);
+        self.counts = [0; 3];
+        self.local_sm = OnlineSoftmax::new();
+        self.func_sm = OnlineSoftmax::new();
+        let (s, hid, msg) = (self.s, self.hid, self.msg);
+        let (w1, b1) = net.o.f_msg1;
+        for k in 0..hid {
+            let row = &net.w[w1 + k * 2 * s + s..w1 + (k + 1) * 2 * s];
+            let mut acc = 0.0f32;
+            for c in 0..s {
+                acc += row[c] * x[c];
+            }
+            self.qx[k] = acc + net.w[b1 + k];
+        }
+        let (wa, ba) = net.o.f_att1;
+        let stride = msg + s;
+        for k in 0..msg {
+            let row = &net.w[wa + k * stride + msg..wa + (k + 1) * stride];
+            let mut acc = 0.0f32;
+            for c in 0..s {
+                acc += row[c] * x[c];
+            }
+            self.ax[k] = acc + net.w[ba + k];
+        }
+    }
+
+    pub fn local(&mut self, x: &[f32], n: &[f32]) {
+        let s = self.s;
+        let mut score = 0.0f32;
+        for c in 0..s {
+            score += n[c] * x[c];
+        }
+        let (agg, rest) = self.record.split_at_mut(s);
+        self.local_sm.push(score, n, agg);
+        for (a, v) in rest[..s].iter_mut().zip(n) {
+            *a += v;
+        }
+        self.counts[0] += 1;
+    }
+
+    /// `p` is the neighbor's prep vector `P_j`.
+    pub fn functional(&mut self, net: &MoeNet<'_>, n: &[f32], p: &[f32]) {
+        let (s, hid, msg) = (self.s, self.hid, self.msg);
+        for k in 0..hid {
+            self.h[k] = gelu(p[k] + self.qx[k]);
+        }
+        let (w2, b2) = net.o.f_msg2;
+        linear(
+            &net.w[w2..w2 + msg * hid],
+            &net.w[b2..b2 + msg],
+            hid,
+            &[&self.h],
+            &mut self.m,
+        );
+        let (wa, _) = net.o.f_att1;
+        let stride = msg + s;
+        for k in 0..msg {
+            let row = &net.w[wa + k * stride..wa + k * stride + msg];
+            let mut acc = 0.0f32;
+            for c in 0..msg {
+                acc += row[c] * self.m[c];
+            }
+            self.a[k] = (acc + self.ax[k]).tanh();
+        }
+        let (we, be) = net.o.f_att2;
+        let mut e = 0.0f32;
+        for k in 0..msg {
+            e += net.w[we + k] * self.a[k];
+        }
+        let e = e + net.w[be];
+        let (sums, macc) = self.record.split_at_mut(5 * s);
+        self.func_sm.push(e, &self.m, &mut macc[..msg]);
+        for c in 0..s {
+            sums[2 * s + c] += n[c];
+            sums[3 * s + c] += n[c].abs();
+        }
+        self.counts[1] += 1;
+    }
+
+    pub fn distant(&mut self, n: &[f32]) {
+        let s = self.s;
+        for (a, v) in self.record[4 * s..5 * s].iter_mut().zip(n) {
+            *a += v;
+        }
+        self.counts[2] += 1;
+    }
+
+    /// Normalises the two softmax accumulators.
+    pub fn finish(&mut self) {
+        let s = self.s;
+        if self.counts[0] > 0 {
+            self.local_sm.finish(&mut self.record[..s]);
+        }
+        if self.counts[1] > 0 {
+            self.func_sm.finish(&mut self.record[5 * s..]);
+        }
+    }
+}
+
+/// Three expert outputs, nine functional-expert temporaries, four CNF temporaries.
+const SCRATCH_VECTORS: usize = 16;
+
+/// Stage 3 scratch, reused across cells.
+pub struct Update {
+    v: Vec<Vec<f32>>,
+}
+
+impl Update {
+    pub fn new(sh: &MoeShape) -> Self {
+        let widest = [
+            2 * sh.s,
+            sh.local_h1,
+            sh.local_h2,
+            sh.local_ph,
+            sh.ode_hidden,
+            sh.gate_hidden,
+            sh.func_msg,
+            3,
+        ]
+        .into_iter()
+        .max()
+        .unwrap() as usize;
+        Self {
+            v: (0..SCRATCH_VECTORS).map(|_| vec![0.0; widest]).collect(),
+        }
+    }
+}
+
+impl MoeNet<'_> {
+    /// Stage 3: the new state of a cell from its state `x` and its gathered `record`.
+    pub fn update(
+        &self,
+        x: &[f32],
+        record: &[f32],
+        counts: [u32; 3],
+        u: &mut Update,
+        out: &mut [f32],
+    ) {
+        let sh = self.sh;
+        let s = sh.s as usize;
+        let (agg_l, rest) = record.split_at(s);
+        let (sum_l, rest) = rest.split_at(s);
+        let (sum_f, rest) = rest.split_at(s);
+        let (abs_f, rest) = rest.split_at(s);
+        let (sum_d, m_f) = rest.split_at(s);
+        let [o_l, o_f, o_d, rest @ ..] = u.v.as_mut_slice() else {
+            unreachable!("SCRATCH_VECTORS scratch vectors")
+        };
+        let (o_l, o_f, o_d) = (&mut o_l[..s], &mut o_f[..s], &mut o_d[..s]);
+
+        self.local_expert(x, agg_l, counts[0], rest, o_l);
+        if counts[1] > 0 {
+            self.functional_expert(x, sum_f, abs_f, m_f, counts[1], rest, o_f);
+        } else {
+            o_f.fill(0.0);
+        }
+        if counts[2] > 0 {
+            let [nbar, tail @ ..] = rest else {
+                unreachable!()
+            };
+            let inv = counts[2] as f32;
+            for c in 0..s {
+                nbar[c] = sum_d[c] / inv;
+            }
+            self.cnf(&self.o.d_cnf, x, &nbar[..s], tail, o_d);
+        } else {
+            o_d.fill(0.0);
+        }
+
+        // Gating from [LN(x), mean of all neighbor states].
+        let [xn, act, hid, logits, ..] = rest else {
+            unreachable!()
+        };
+        // A validated cache never gives a cell zero neighbors; guard anyway so a direct call
+        // cannot divide by zero.
+        let total = (counts[0] + counts[1] + counts[2]).max(1) as f32;
+        xn[..s].copy_from_slice(x);
+        self.norm(self.o.g_norm, &mut xn[..s]);
+        for c in 0..s {
+            act[c] = (sum_l[c] + sum_f[c] + sum_d[c]) / total;
+        }
+        let gh = sh.gate_hidden as usize;
+        self.lin(
+            self.o.g_fc1,
+            2 * s,
+            2 * s,
+            &[&xn[..s], &act[..s]],
+            &mut hid[..gh],
+        );
+        for v in &mut hid[..gh] {
+            *v = gelu(*v);
+        }
+        self.lin(self.o.g_fc2, gh, gh, &[&hid[..gh]], &mut logits[..3]);
+        let mx = logits[0].max(logits[1]).max(logits[2]);
+        let e = [0, 1, 2].map(|k| (logits[k] - mx).exp());
+        let z = e[0] + e[1] + e[2];
+        let w = e.map(|v| v / z);
+        for c in 0..s {
+            let mix = w[0] * o_l[c] + w[1] * o_f[c] + w[2] * o_d[c];
+            out[c] = match self.combine {
+                Combine::Residual => x[c] + mix,
+                Combine::Replace => mix,
+            };
+        }
+    }
+
+    fn local_expert(&self, x: &[f32], agg: &[f32], k: u32, tmp: &mut [Vec<f32>], out: &mut [f32]) {
+        let sh = self.sh;
+        let s = sh.s as usize;
+        if k == 0 {
+            out.copy_from_slice(x);
+            self.norm(self.o.l_norm, out);
+            return;
+        }
+        let [h1, f, ph, ..] = tmp else { unreachable!() };
+        let (n1, n2, np) = (
+            sh.local_h1 as usize,
+            sh.local_h2 as usize,
+            sh.local_ph as usize,
+        );
+        self.lin(self.o.l_agg1, s, s, &[agg], &mut h1[..n1]);
+        for v in &mut h1[..n1] {
+            *v = gelu(*v);
+        }
+        self.lin(self.o.l_agg2, n1, n1, &[&h1[..n1]], &mut f[..n2]);
+        self.lin(
+            self.o.l_proc1,
+            s + n2,
+            s + n2,
+            &[x, &f[..n2]],
+            &mut ph[..np],
+        );
+        for v in &mut ph[..np] {
+            *v = gelu(*v);
+        }
+        self.lin(self.o.l_proc2, np, np, &[&ph[..np]], out);
+        self.norm(self.o.l_norm, out);
+        let (alpha, beta) = (self.w[self.o.l_alpha], self.w[self.o.l_beta]);
+        for c in 0..s {
+            out[c] = alpha * x[c] + beta * out[c];
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn functional_expert(
+        &self,
+        x: &[f32],
+        sum_f: &[f32],
+        abs_f: &[f32],
+        m: &[f32],
+        k: u32,
+        tmp: &mut [Vec<f32>],
+        out: &mut [f32],
+    ) {
+        let sh = self.sh;
+        let s = sh.s as usize;
+        let kf = k as f32;
+        let [act, gh, g1, z, r, rx, cand, cnf, cat, rest @ ..] = tmp else {
+            unreachable!()
+        };
+        // Gate between GNN (0) and CNF (1).
+        for c in 0..s {
+            act[c] = abs_f[c] / kf;
+        }
+        let half = s / 2;
+        self.lin(
+            self.o.f_gate1,
+            2 * s,
+            2 * s,
+            &[x, &act[..s]],
+            &mut gh[..half],
+        );
+        for v in &mut gh[..half] {
+            *v = gelu(*v);
+        }
+        self.lin(self.o.f_gate2, half, half, &[&gh[..half]], &mut g1[..1]);
+        let g = sigmoid(g1[0]);
+        // GRU-style update with u = [x, M, ext = 0].
+        let stride = s + sh.func_msg as usize + EXTERNAL_INPUT as usize;
+        let inputs = s + m.len();
+        self.lin(self.o.f_update, inputs, stride, &[x, m], &mut z[..s]);
+        self.lin(self.o.f_reset, inputs, stride, &[x, m], &mut r[..s]);
+        for c in 0..s {
+            z[c] = sigmoid(z[c]);
+            rx[c] = sigmoid(r[c]) * x[c];
+        }
+        self.lin(
+            self.o.f_cand,
+            inputs,
+            stride,
+            &[&rx[..s], m],
+            &mut cand[..s],
+        );
+        // CNF over the mean functional neighbor, into `cnf`.
+        for c in 0..s {
+            act[c] = sum_f[c] / kf;
+        }
+        self.cnf(&self.o.f_cnf, x, &act[..s], rest, &mut cnf[..s]);
+        for c in 0..s {
+            let gnn = (1.0 - z[c]) * x[c] + z[c] * cand[c].tanh();
+            cat[c] = (1.0 - g) * gnn;
+            cat[s + c] = g * cnf[c];
+        }
+        self.lin(self.o.f_out, 2 * s, 2 * s, &[&cat[..2 * s]], out);
+        self.norm(self.o.f_out_norm, out);
+        for v in out.iter_mut() {
+            *v = gelu(*v);
+        }
+    }
+
+    /// Fixed-step Euler of `f(t, x) = LN_out(MLP(LN_in([x, n̄])) + pad(W_t·t)) − |λ|·x`
+    /// over t ∈ [0, 1), dt = 1 / ode_steps; returns the final state in `out`.
+    fn cnf(&self, o: &CnfOffsets, x: &[f32], nbar: &[f32], tmp: &mut [Vec<f32>], out: &mut [f32]) {
+        let sh = self.sh;
+        let s = sh.s as usize;
+        let (h, h2) = (sh.ode_hidden as usize, sh.ode_hidden as usize / 2);
+        let [u, a, b, f, ..] = tmp else {
+            unreachable!()
+        };
+        let lambda = self.w[o.lambda].abs();
+        let dt = 1.0 / self.ode_steps as f32;
+        out.copy_from_slice(x);
+        for step in 0..self.ode_steps {
+            let t = step as f32 / self.ode_steps as f32;
+            u[..s].copy_from_slice(out);
+            u[s..2 * s].copy_from_slice(nbar);
+            self.norm(o.norm_in, &mut u[..2 * s]);
+            self.lin(o.mlp1, 2 * s, 2 * s, &[&u[..2 * s]], &mut a[..h]);
+            for v in &mut a[..h] {
+                *v = gelu(*v);
+            }
+            self.lin(o.mlp2, h, h, &[&a[..h]], &mut b[..h2]);
+            for v in &mut b[..h2] {
+                *v = gelu(*v);
+            }
+            self.lin(o.mlp3, h2, h2, &[&b[..h2]], &mut f[..s]);
+            if let Some(tw) = o.time {
+                for k in 0..sh.time_width() as usize {
+                    f[k] += self.w[tw + k] * t;
+                }
+            }
+            self.norm(o.norm_out, &mut f[..s]);
+            for c in 0..s {
+                out[c] += dt * (f[c] - lambda * out[c]);
+            }
+        }
+    }
+}
