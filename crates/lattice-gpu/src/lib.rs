@@ -5,6 +5,7 @@ pub mod context;
 pub mod gather;
 pub mod kernel;
 pub mod layout;
+pub mod moe;
 pub mod shaders;
 
 pub use context::{GpuContext, GpuError, REQUIRE_GPU_ENV, list_adapters, test_context};

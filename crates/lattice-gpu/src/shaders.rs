@@ -1,14 +1,48 @@
-//! WGSL sources, each composed from `shaders/shared/` snippets and one kernel file.
-//! [`ALL`] lists every composed shader; a plain test validates each with naga.
+//! WGSL sources. A kernel is one file from `shaders/` composed after snippets from
+//! `shaders/shared/`; MoE kernels are also preceded by a generated header of sizes and tensor
+//! offsets (`crate::moe::header`). [`FILES`] lists which files make each kernel; a plain test
+//! validates every kernel with naga, for every preset's header.
 
-/// Lattice addressing shared by every neighbor-walking kernel.
 pub const LATTICE: &str = include_str!("../../../shaders/shared/lattice.wgsl");
+pub const ACT: &str = include_str!("../../../shaders/shared/act.wgsl");
+pub const NN: &str = include_str!("../../../shaders/shared/nn.wgsl");
+pub const MOE: &str = include_str!("../../../shaders/shared/moe.wgsl");
 
+pub const GATHER_BODY: &str = include_str!("../../../shaders/gather.wgsl");
+pub const MOE_PREP: &str = include_str!("../../../shaders/moe_prep.wgsl");
+pub const MOE_GATHER: &str = include_str!("../../../shaders/moe_gather.wgsl");
+pub const MOE_UPDATE: &str = include_str!("../../../shaders/moe_update.wgsl");
+
+/// The neighbor-gather kernel, complete (it needs no generated header).
 pub const GATHER: &str = concat!(
     include_str!("../../../shaders/shared/lattice.wgsl"),
     include_str!("../../../shaders/gather.wgsl"),
 );
 
-/// (name, composed source, the files it is made of) for every kernel.
-pub const ALL: &[(&str, &str, &[&str])] =
-    &[("gather", GATHER, &["shared/lattice.wgsl", "gather.wgsl"])];
+/// (kernel, the shader files it is made of).
+pub const FILES: &[(&str, &[&str])] = &[
+    ("gather", &["shared/lattice.wgsl", "gather.wgsl"]),
+    (
+        "moe_prep",
+        &["shared/lattice.wgsl", "shared/moe.wgsl", "moe_prep.wgsl"],
+    ),
+    (
+        "moe_gather",
+        &[
+            "shared/lattice.wgsl",
+            "shared/moe.wgsl",
+            "shared/act.wgsl",
+            "moe_gather.wgsl",
+        ],
+    ),
+    (
+        "moe_update",
+        &[
+            "shared/lattice.wgsl",
+            "shared/moe.wgsl",
+            "shared/act.wgsl",
+            "shared/nn.wgsl",
+            "moe_update.wgsl",
+        ],
+    ),
+];

@@ -1,0 +1,161 @@
+//! GPU vs CPU for the MoE step on lavapipe (or any adapter): DEBUG preset (15³, S = 24), B = 2,
+//! 3 steps, plus a masked and a periodic lattice; and GPU run-to-run determinism.
+//! Skips without an adapter unless LATTICE_REQUIRE_GPU=1 (CI sets it).
+
+use lattice_core::config::Combine;
+use lattice_core::moe::{MoeNet, MoeShape, MoeWeights, ParamLayout, cpu, initial_states};
+use lattice_core::{Boundary, Dims, NeighborCache, Radius};
+use lattice_gpu::GpuContext;
+use lattice_gpu::gather::GpuNeighbors;
+use lattice_gpu::moe::GpuMoe;
+
+/// Both sides evaluate the same formulas in the same order; the remaining differences are the
+/// driver's exp/tanh/sqrt and FMA contraction, compounded over 3 steps.
+const REL_TOL: f32 = 1e-4;
+
+fn debug_shape() -> MoeShape {
+    MoeShape {
+        s: 24,
+        local_h1: 12,
+        local_h2: 12,
+        local_ph: 12,
+        func_hidden: 12,
+        func_msg: 8,
+        ode_hidden: 48,
+        gate_hidden: 24,
+    }
+}
+
+fn cpu_run(
+    cache: &NeighborCache,
+    w: &MoeWeights,
+    combine: Combine,
+    states: &[f32],
+    items: usize,
+    steps: u32,
+) -> Vec<f32> {
+    let net = MoeNet::new(&w.layout, &w.data, combine, 3);
+    let mut a = states.to_vec();
+    let mut b = vec![0.0; a.len()];
+    for _ in 0..steps {
+        cpu::step(&net, cache, &a, &mut b, items);
+        std::mem::swap(&mut a, &mut b);
+    }
+    a
+}
+
+fn gpu_run(
+    ctx: &GpuContext,
+    cache: &NeighborCache,
+    w: &MoeWeights,
+    combine: Combine,
+    states: &[f32],
+    items: u32,
+    steps: u32,
+) -> Vec<f32> {
+    let up = GpuNeighbors::upload(ctx, cache).unwrap();
+    let mut moe = GpuMoe::new(
+        ctx, cache, &up, &w.layout, &w.data, combine, 3, states, items,
+    )
+    .unwrap();
+    moe.submit_steps(ctx, steps);
+    moe.wait(ctx).unwrap();
+    assert!(moe.non_finite(ctx).unwrap().iter().all(Option::is_none));
+    moe.states(ctx).unwrap()
+}
+
+fn states_for(cache: &NeighborCache, items: usize, s: usize) -> Vec<f32> {
+    (0..items)
+        .flat_map(|b| initial_states(42, b as u64, cache.dims().cells_usize(), s, 0.1))
+        .collect()
+}
+
+fn compare(cache: &NeighborCache, combine: Combine, items: u32, steps: u32) {
+    let Some(ctx) = lattice_gpu::test_context() else {
+        return;
+    };
+    let w = MoeWeights::seeded(ParamLayout::new(debug_shape()), 7);
+    let states = states_for(cache, items as usize, 24);
+    let cpu = cpu_run(cache, &w, combine, &states, items as usize, steps);
+    let gpu = gpu_run(&ctx, cache, &w, combine, &states, items, steps);
+    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let mut worst = 0.0f32;
+    for (k, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
+        // Relative to the element, floored at 1 % of the largest magnitude so that values
+        // near zero are compared on the scale of the state.
+        let err = (a - b).abs() / a.abs().max(0.01 * scale);
+        worst = worst.max(err);
+        assert!(
+            err <= REL_TOL,
+            "element {k}: cpu {a} gpu {b} (relative {err:e})"
+        );
+    }
+    assert_ne!(states, cpu, "the step changed the states");
+    eprintln!(
+        "moe {:?} {combine:?}: {} values, worst relative error {worst:e}",
+        cache.dims(),
+        cpu.len()
+    );
+}
+
+#[test]
+fn debug_preset_two_items_three_steps() {
+    let dims = Dims::new(15, 15, 15).unwrap();
+    let cache = NeighborCache::build(
+        dims,
+        Boundary::Bounded,
+        Radius::adaptive(15, 0.3, 1.0, 100.0),
+        None,
+    )
+    .unwrap();
+    compare(&cache, Combine::Residual, 2, 3);
+}
+
+#[test]
+fn periodic_and_replace_combine() {
+    let dims = Dims::new(9, 7, 6).unwrap();
+    let cache = NeighborCache::build(dims, Boundary::Periodic, Radius::from_r(2.7), None).unwrap();
+    compare(&cache, Combine::Replace, 2, 3);
+}
+
+#[test]
+fn masked_lattice() {
+    let dims = Dims::new(10, 8, 6).unwrap();
+    let mask: Vec<bool> = (0..dims.cells()).map(|i| i % 5 != 2).collect();
+    let cache =
+        NeighborCache::build(dims, Boundary::Bounded, Radius::from_r(3.0), Some(mask)).unwrap();
+    compare(&cache, Combine::Residual, 2, 3);
+}
+
+#[test]
+fn gpu_runs_are_bit_identical() {
+    let Some(ctx) = lattice_gpu::test_context() else {
+        return;
+    };
+    let dims = Dims::new(8, 8, 8).unwrap();
+    let cache = NeighborCache::build(dims, Boundary::Bounded, Radius::from_r(3.0), None).unwrap();
+    let w = MoeWeights::seeded(ParamLayout::new(debug_shape()), 3);
+    let states = states_for(&cache, 3, 24);
+    // One pipeline, run twice from the same states (lavapipe compiles a pipeline in seconds).
+    let up = GpuNeighbors::upload(&ctx, &cache).unwrap();
+    let mut moe = GpuMoe::new(
+        &ctx,
+        &cache,
+        &up,
+        &w.layout,
+        &w.data,
+        Combine::Residual,
+        3,
+        &states,
+        3,
+    )
+    .unwrap();
+    let mut run = || {
+        moe.set_states(&ctx, &states);
+        moe.submit_steps(&ctx, 2);
+        moe.states(&ctx).unwrap()
+    };
+    let (a, b) = (run(), run());
+    assert_ne!(a, states);
+    assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
