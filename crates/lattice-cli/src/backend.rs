@@ -22,6 +22,15 @@ impl Backend {
             BackendChoice::Cpu => Ok(Self::Cpu),
             BackendChoice::Gpu => Ok(Self::Gpu(Box::new(GpuContext::new()?))),
             BackendChoice::Auto => match GpuContext::new() {
+                // A software rasterizer (lavapipe/llvmpipe) shares the CPU with rayon and is
+                // far slower than the CPU path: it is for testing the shaders, not for runs.
+                Ok(ctx) if ctx.adapter.device_type == "Cpu" => {
+                    tracing::info!(
+                        "only a software GPU adapter ({}) was found; running on the faster CPU                          path (use --backend gpu to run the shaders on it anyway)",
+                        ctx.adapter.name
+                    );
+                    Ok(Self::Cpu)
+                }
                 Ok(ctx) => Ok(Self::Gpu(Box::new(ctx))),
                 Err(e) => {
                     tracing::warn!("no usable GPU, running on the CPU path: {e}");

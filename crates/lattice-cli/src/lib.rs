@@ -3,6 +3,7 @@
 
 mod backend;
 mod cmd;
+pub mod sim;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,39 +1,196 @@
-//! `lattice run`: build and validate the lattice, then run the configured simulation.
+//! `lattice run`: build and validate the lattice, then run the configured simulation and write
+//! its outputs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use anyhow::{Context, bail};
 use clap::Args;
-use lattice_core::config::{self, Simulation};
+use lattice_core::NeighborCache;
+use lattice_core::config::{self, BatchSize, LoadedConfig, MoeConfig, Simulation};
+use lattice_core::io::{read_f32, write_atomic, write_f32};
 use lattice_core::lattice::build_cache;
+use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
+use lattice_gpu::gather::GpuNeighbors;
+use serde_json::json;
 
 use crate::backend::{Backend, BackendChoice};
+use crate::sim::{MoeBatch, gpu_batch_limit};
 
 #[derive(Args)]
 pub struct RunArgs {
     /// The RON config to run.
     pub config: PathBuf,
-    /// Output folder.
+    /// Output folder (created if missing).
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
+    /// Initial states, `.npy` f32 of shape [items, N, S] in cell order x + y·W + z·W·H
+    /// (default: seeded from the config's seed, per item).
+    #[arg(long)]
+    pub init_states: Option<PathBuf>,
+    /// Weights, `.safetensors` with the tensors of docs/weights.md (default: seeded).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Override the config's number of steps.
+    #[arg(long)]
+    pub steps: Option<u32>,
 }
 
 pub fn run(args: RunArgs, backend: BackendChoice, _quiet: bool) -> anyhow::Result<()> {
     let loaded = config::load(&args.config)?;
     let Simulation::Moe(moe) = &loaded.config.simulation;
+    prepare_out(&args.out)?;
     let backend = Backend::select(backend)?;
     tracing::info!(backend = %backend.name(), "backend");
     let start = Instant::now();
     let cache = build_cache(&loaded, &moe.lattice)?;
     let s = cache.stats();
     tracing::info!(
-        "neighbor cache: {} cells, K = {}, neighbors per cell {}..{} (mean {:.1}), validated in {:.3} s",
+        "neighbor cache: {} active cells, K = {}, neighbors per cell {}..{} (mean {:.1}), validated in {:.3} s",
         s.active_cells,
         s.stencil_offsets,
         s.total.min,
         s.total.max,
         s.total.mean,
         start.elapsed().as_secs_f64()
+    );
+    run_moe(&args, &loaded, moe, &cache, &backend)
+}
+
+fn prepare_out(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
+    // Fail now, not after the simulation, if the folder is not writable.
+    let probe = tempfile::Builder::new()
+        .prefix(".lattice-probe-")
+        .tempfile_in(out)
+        .with_context(|| format!("output folder {} is not writable", out.display()))?;
+    drop(probe);
+    Ok(())
+}
+
+fn run_moe(
+    args: &RunArgs,
+    loaded: &LoadedConfig,
+    moe: &MoeConfig,
+    cache: &NeighborCache,
+    backend: &Backend,
+) -> anyhow::Result<()> {
+    let seed = loaded.config.seed;
+    let items = loaded.config.batch.items as usize;
+    let steps = args.steps.unwrap_or(moe.steps);
+    let n = cache.dims().cells_usize();
+    let s = moe.state_size as usize;
+    let layout = ParamLayout::new(MoeShape::from_config(moe));
+    let weights = match &args.weights {
+        Some(p) => MoeWeights::load(layout, p)?,
+        None => MoeWeights::seeded(layout, seed),
+    };
+    let states = match &args.init_states {
+        Some(p) => {
+            let want = [Some(items as u64), Some(n as u64), Some(s as u64)];
+            read_f32(p, &want, "[batch.items, cells, state_size]")?.0
+        }
+        None => (0..items)
+            .flat_map(|b| initial_states(seed, b as u64, n, s, moe.init_scale))
+            .collect(),
+    };
+    if let Some((item, cell, _)) = lattice_core::moe::cpu::find_non_finite(&states, n, s) {
+        bail!(
+            "the initial states are not finite at item {item}, cell {cell} {:?}",
+            cache.dims().coord(cell as u32)
+        );
+    }
+
+    let gpu = match backend {
+        Backend::Gpu(ctx) => Some((ctx.as_ref(), GpuNeighbors::upload(ctx, cache)?)),
+        Backend::Cpu => None,
+    };
+    let fits = match &gpu {
+        Some((ctx, _)) => gpu_batch_limit(
+            ctx,
+            cache.dims().cells(),
+            moe.state_size,
+            moe.functional.hidden_dim,
+        )?,
+        None => items,
+    };
+    let batch = match loaded.config.batch.max_batch_size {
+        BatchSize::Auto => fits.min(items),
+        BatchSize::Fixed(b) if b as usize > fits => bail!(
+            "batch.max_batch_size Fixed({b}) does not fit this backend: at most {fits} item(s) of \
+             this lattice fit one GPU binding; lower it or use Auto"
+        ),
+        BatchSize::Fixed(b) => (b as usize).min(items),
+    };
+
+    let mut out_states = Vec::with_capacity(states.len());
+    let mut step_ms = Vec::new();
+    let run_start = Instant::now();
+    for (batch_index, first) in (0..items).step_by(batch).enumerate() {
+        let count = batch.min(items - first);
+        let slice = states[first * n * s..(first + count) * n * s].to_vec();
+        let gpu_ref = gpu.as_ref().map(|(ctx, nb)| (*ctx, nb));
+        let mut sim = MoeBatch::new(gpu_ref, cache, moe, &weights, slice, count)?;
+        for step in 1..=steps {
+            let t = Instant::now();
+            if let Some(bad) = sim.step()? {
+                let item = first + bad.item;
+                bail!(
+                    "non-finite state at step {step}: item {item}, cell {} {:?}; nothing was written \
+                     for this run. Lower init_scale, check the weights, or try combine: Replace",
+                    bad.cell,
+                    cache.dims().coord(bad.cell)
+                );
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            step_ms.push(ms);
+            tracing::info!(
+                "batch {batch_index} (items {first}..{}), step {step}/{steps}: {ms:.1} ms",
+                first + count
+            );
+        }
+        out_states.extend(sim.states()?);
+    }
+    let total_s = run_start.elapsed().as_secs_f64();
+
+    let shape = [items as u64, n as u64, s as u64];
+    write_f32(&args.out.join("states.npy"), &shape, &out_states)?;
+    weights.save(&args.out.join("weights.safetensors"))?;
+    let mean_ms = step_ms.iter().sum::<f64>() / step_ms.len().max(1) as f64;
+    let cell_updates = (items * n) as f64 * f64::from(steps);
+    let metrics = json!({
+        "simulation": "moe",
+        "config": loaded.path,
+        "config_hash": format!("{:016x}", loaded.text_hash),
+        "version": env!("CARGO_PKG_VERSION"),
+        "backend": backend.name(),
+        "seed": loaded.config.seed,
+        "dims": cache.dims().as_array(),
+        "items": items,
+        "batch_size": batch,
+        "steps": steps,
+        "state_size": s,
+        "neighbors": cache.stats(),
+        "weights": args.weights.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "init_states": args.init_states.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "timing": {
+            "total_s": total_s,
+            "mean_step_ms": mean_ms,
+            "max_step_ms": step_ms.iter().cloned().fold(0.0, f64::max),
+            "cell_updates_per_s": cell_updates / total_s,
+        },
+        "outputs": {"states": "states.npy", "weights": "weights.safetensors"},
+    });
+    write_atomic(&args.out.join("metrics.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, &metrics).map_err(std::io::Error::other)
+    })?;
+    println!(
+        "ran {items} item(s) × {steps} step(s) of {} on {} in {total_s:.2} s ({:.0} cell-updates/s); wrote {}",
+        cache.dims(),
+        backend.name(),
+        cell_updates / total_s,
+        args.out.display()
     );
     Ok(())
 }

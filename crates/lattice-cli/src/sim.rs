@@ -1,0 +1,143 @@
+//! One batch of MoE lattices on either backend, stepped one step at a time.
+
+use anyhow::{Context, bail};
+use lattice_core::NeighborCache;
+use lattice_core::config::MoeConfig;
+use lattice_core::moe::{MoeNet, MoeWeights, cpu};
+use lattice_gpu::GpuContext;
+use lattice_gpu::gather::GpuNeighbors;
+use lattice_gpu::moe::GpuMoe;
+
+/// A non-finite state: which item of the batch, which cell, and the step that produced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonFinite {
+    pub item: usize,
+    pub cell: u32,
+}
+
+pub enum MoeBatch<'a> {
+    Cpu {
+        net: MoeNet<'a>,
+        cache: &'a NeighborCache,
+        states: Vec<f32>,
+        next: Vec<f32>,
+        items: usize,
+    },
+    Gpu {
+        ctx: &'a GpuContext,
+        moe: Box<GpuMoe>,
+    },
+}
+
+impl<'a> MoeBatch<'a> {
+    pub fn new(
+        gpu: Option<(&'a GpuContext, &'a GpuNeighbors)>,
+        cache: &'a NeighborCache,
+        moe: &MoeConfig,
+        weights: &'a MoeWeights,
+        states: Vec<f32>,
+        items: usize,
+    ) -> anyhow::Result<Self> {
+        Ok(match gpu {
+            None => Self::Cpu {
+                net: MoeNet::new(&weights.layout, &weights.data, moe.combine, moe.ode_steps),
+                cache,
+                next: vec![0.0; states.len()],
+                states,
+                items,
+            },
+            Some((ctx, neighbors)) => Self::Gpu {
+                ctx,
+                moe: Box::new(
+                    GpuMoe::new(
+                        ctx,
+                        cache,
+                        neighbors,
+                        &weights.layout,
+                        &weights.data,
+                        moe.combine,
+                        moe.ode_steps,
+                        &states,
+                        items as u32,
+                    )
+                    .context("setting up the MoE step on the GPU")?,
+                ),
+            },
+        })
+    }
+
+    /// One synchronous step; returns the first non-finite state it produced, if any.
+    pub fn step(&mut self) -> anyhow::Result<Option<NonFinite>> {
+        match self {
+            Self::Cpu {
+                net,
+                cache,
+                states,
+                next,
+                items,
+            } => {
+                cpu::step(net, cache, states, next, *items);
+                std::mem::swap(states, next);
+                let n = cache.dims().cells_usize();
+                Ok(
+                    cpu::find_non_finite(states, n, net.sh.s as usize).map(|(item, cell, _)| {
+                        NonFinite {
+                            item,
+                            cell: cell as u32,
+                        }
+                    }),
+                )
+            }
+            Self::Gpu { ctx, moe } => {
+                moe.submit_steps(ctx, 1);
+                let bad = moe.non_finite(ctx)?;
+                Ok(bad
+                    .iter()
+                    .enumerate()
+                    .find_map(|(item, c)| c.map(|cell| NonFinite { item, cell })))
+            }
+        }
+    }
+
+    /// `steps` steps without per-step checks, then waits (for benchmarks).
+    pub fn run_unchecked(&mut self, steps: u32) -> anyhow::Result<()> {
+        match self {
+            Self::Cpu { .. } => {
+                for _ in 0..steps {
+                    self.step()?;
+                }
+            }
+            Self::Gpu { ctx, moe } => {
+                moe.submit_steps(ctx, steps);
+                moe.wait(ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn states(&self) -> anyhow::Result<Vec<f32>> {
+        match self {
+            Self::Cpu { states, .. } => Ok(states.clone()),
+            Self::Gpu { ctx, moe } => Ok(moe.states(ctx)?),
+        }
+    }
+}
+
+/// Items per GPU batch so that every binding fits the adapter: states, prep vectors.
+pub fn gpu_batch_limit(
+    ctx: &GpuContext,
+    cells: u32,
+    s: u32,
+    func_hidden: u32,
+) -> anyhow::Result<usize> {
+    let per_item = u64::from(cells) * u64::from(s.max(func_hidden)) * 4;
+    let n = ctx.max_binding() / per_item;
+    if n == 0 {
+        bail!(
+            "one lattice needs {per_item} bytes in one GPU binding, the adapter allows {}; \
+             use a smaller lattice or state_size, or --backend cpu",
+            ctx.max_binding()
+        );
+    }
+    Ok(n as usize)
+}
