@@ -50,6 +50,9 @@ enum Command {
     },
     /// Run the simulation a config describes.
     Run(cmd::run::RunArgs),
+    /// Benchmark matrix (neighbor cache, MoE presets) on the available backends: JSON on
+    /// stdout, a table on stderr. With --backend auto every available backend is measured.
+    Bench(cmd::bench::BenchArgs),
 }
 
 /// Parses the command line, runs the command, prints errors; the process exit code.
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Validate { config, json } => cmd::validate::run(&config, json),
         Command::Inspect { what } => cmd::inspect::run(what),
         Command::Run(args) => cmd::run::run(args, cli.backend, cli.quiet),
+        Command::Bench(args) => cmd::bench::run(args, cli.backend),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

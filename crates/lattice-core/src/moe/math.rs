@@ -53,6 +53,28 @@ pub fn linear(w: &[f32], b: &[f32], stride: usize, parts: &[&[f32]], out: &mut [
     }
 }
 
+/// [`linear`] on a transposed weight (`wt` is `[in, out]`, `n_out` wide). Each output is still
+/// summed over k in ascending order with the bias added last, so the result is bit-identical to
+/// `linear`; the inner loop runs across outputs and vectorises.
+#[inline]
+pub fn linear_t(wt: &[f32], b: &[f32], parts: &[&[f32]], out: &mut [f32]) {
+    let n = out.len();
+    out.fill(0.0);
+    let mut k = 0;
+    for part in parts {
+        for &v in *part {
+            let col = &wt[k * n..(k + 1) * n];
+            for (o, w) in out.iter_mut().zip(col) {
+                *o += w * v;
+            }
+            k += 1;
+        }
+    }
+    for (o, bias) in out.iter_mut().zip(b) {
+        *o += bias;
+    }
+}
+
 /// In-place LayerNorm with affine weights.
 #[inline]
 pub fn layer_norm(v: &mut [f32], weight: &[f32], bias: &[f32]) {

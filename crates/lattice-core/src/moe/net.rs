@@ -9,7 +9,7 @@
 //! 3. **update** (per cell i): the three experts, gating and the combine, from `x_i` and the
 //!    gathered record alone.
 
-use super::math::{OnlineSoftmax, gelu, layer_norm, linear, sigmoid};
+use super::math::{OnlineSoftmax, gelu, layer_norm, linear_t, sigmoid};
 use super::params::{EXTERNAL_INPUT, MoeShape, ParamLayout};
 use crate::config::Combine;
 
@@ -51,6 +51,9 @@ pub fn record_width(sh: &MoeShape) -> usize {
 /// The network with its weights and step settings, ready to evaluate cells.
 pub struct MoeNet<'w> {
     pub w: &'w [f32],
+    /// The same tensors with every linear weight transposed to `[in, out]` (same offsets), so
+    /// layers run column by column (see `math::linear_t`).
+    wt: Vec<f32>,
     pub sh: MoeShape,
     pub combine: Combine,
     pub ode_steps: u32,
@@ -118,8 +121,19 @@ impl<'w> MoeNet<'w> {
             g_fc2: wb("gating.fc2"),
         };
         assert_eq!(w.len(), layout.total() as usize, "weights match the layout");
+        let mut wt = w.to_vec();
+        for t in layout.tensors.iter().filter(|t| t.shape.len() == 2) {
+            let (rows, cols) = (t.shape[0] as usize, t.shape[1] as usize);
+            let base = t.offset as usize;
+            for r in 0..rows {
+                for c in 0..cols {
+                    wt[base + c * rows + r] = w[base + r * cols + c];
+                }
+            }
+        }
         Self {
             w,
+            wt,
             sh: layout.shape,
             combine,
             ode_steps,
@@ -140,9 +154,13 @@ impl<'w> MoeNet<'w> {
         out: &mut [f32],
     ) {
         let n = out.len();
-        let (w, b) = (self.t(wb.0, n * stride), self.t(wb.1, n));
         debug_assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), inputs);
-        linear(w, b, stride, parts, out);
+        linear_t(
+            &self.wt[wb.0..wb.0 + n * stride],
+            self.t(wb.1, n),
+            parts,
+            out,
+        );
     }
 
     fn norm(&self, wb: (usize, usize), v: &mut [f32]) {
@@ -152,15 +170,14 @@ impl<'w> MoeNet<'w> {
 
     /// Stage 1: `P_j = W_n·x_j`, the neighbor columns of `functional.gnn.message1`, no bias.
     pub fn prep(&self, x: &[f32], p: &mut [f32]) {
-        let s = self.sh.s as usize;
-        let w = self.t(self.o.f_msg1.0, p.len() * 2 * s);
-        for (k, out) in p.iter_mut().enumerate() {
-            let row = &w[k * 2 * s..k * 2 * s + s];
-            let mut acc = 0.0f32;
-            for c in 0..s {
-                acc += row[c] * x[c];
+        let n = p.len();
+        // The first S input columns of message1 (transposed: the first S·n entries), no bias.
+        let wt = &self.wt[self.o.f_msg1.0..self.o.f_msg1.0 + x.len() * n];
+        p.fill(0.0);
+        for (c, &v) in x.iter().enumerate() {
+            for (o, w) in p.iter_mut().zip(&wt[c * n..(c + 1) * n]) {
+                *o += w * v;
             }
-            *out = acc;
         }
     }
 }
@@ -208,25 +225,21 @@ impl Gather {
         self.local_sm = OnlineSoftmax::new();
         self.func_sm = OnlineSoftmax::new();
         let (s, hid, msg) = (self.s, self.hid, self.msg);
+        // x columns of message1 and attention1 (transposed: after the first S resp. msg inputs).
         let (w1, b1) = net.o.f_msg1;
-        for k in 0..hid {
-            let row = &net.w[w1 + k * 2 * s + s..w1 + (k + 1) * 2 * s];
-            let mut acc = 0.0f32;
-            for c in 0..s {
-                acc += row[c] * x[c];
-            }
-            self.qx[k] = acc + net.w[b1 + k];
-        }
+        linear_t(
+            &net.wt[w1 + s * hid..w1 + 2 * s * hid],
+            &net.w[b1..b1 + hid],
+            &[x],
+            &mut self.qx,
+        );
         let (wa, ba) = net.o.f_att1;
-        let stride = msg + s;
-        for k in 0..msg {
-            let row = &net.w[wa + k * stride + msg..wa + (k + 1) * stride];
-            let mut acc = 0.0f32;
-            for c in 0..s {
-                acc += row[c] * x[c];
-            }
-            self.ax[k] = acc + net.w[ba + k];
-        }
+        linear_t(
+            &net.wt[wa + msg * msg..wa + (msg + s) * msg],
+            &net.w[ba..ba + msg],
+            &[x],
+            &mut self.ax,
+        );
     }
 
     pub fn local(&mut self, x: &[f32], n: &[f32]) {
@@ -250,22 +263,26 @@ impl Gather {
             self.h[k] = gelu(p[k] + self.qx[k]);
         }
         let (w2, b2) = net.o.f_msg2;
-        linear(
-            &net.w[w2..w2 + msg * hid],
+        linear_t(
+            &net.wt[w2..w2 + msg * hid],
             &net.w[b2..b2 + msg],
-            hid,
             &[&self.h],
             &mut self.m,
         );
+        // The m columns of attention1, plus the x half computed in `begin` (which holds the bias).
         let (wa, _) = net.o.f_att1;
-        let stride = msg + s;
-        for k in 0..msg {
-            let row = &net.w[wa + k * stride..wa + k * stride + msg];
-            let mut acc = 0.0f32;
-            for c in 0..msg {
-                acc += row[c] * self.m[c];
+        self.a.fill(0.0);
+        for (c, &v) in self.m.iter().enumerate() {
+            for (o, w) in self
+                .a
+                .iter_mut()
+                .zip(&net.wt[wa + c * msg..wa + (c + 1) * msg])
+            {
+                *o += w * v;
             }
-            self.a[k] = (acc + self.ax[k]).tanh();
+        }
+        for (a, ax) in self.a.iter_mut().zip(&self.ax) {
+            *a = (*a + ax).tanh();
         }
         let (we, be) = net.o.f_att2;
         let mut e = 0.0f32;

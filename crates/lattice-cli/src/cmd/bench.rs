@@ -1,0 +1,213 @@
+//! `lattice bench`: the standard benchmark matrix, JSON on stdout and a table on stderr.
+
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use lattice_core::config::{self, MoeConfig, Simulation};
+use lattice_core::moe::cost::flops_per_cell;
+use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
+use lattice_core::{NeighborCache, neighbors::Stencil};
+use lattice_gpu::GpuContext;
+use lattice_gpu::gather::GpuNeighbors;
+use serde_json::{Value, json};
+
+use crate::backend::BackendChoice;
+use crate::sim::MoeBatch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum What {
+    /// Neighbor cache build + validation (stencil 15³/40³/100³, CSR 40³).
+    Neighbors,
+    /// MoE step: DEBUG B = 1 and 64, EXPERIMENT B = 1 and 8.
+    Moe,
+    /// Everything.
+    All,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(value_enum, default_value_t = What::All)]
+    pub what: What,
+    /// Timed steps per MoE case (after one untimed warm-up step).
+    #[arg(long, default_value_t = 2)]
+    pub steps: u32,
+    /// Only the cases whose label contains this text (e.g. "debug").
+    #[arg(long)]
+    pub only: Option<String>,
+}
+
+const DEBUG: &str = include_str!("../../../../configs/debug.ron");
+const EXPERIMENT: &str = include_str!("../../../../configs/experiment.ron");
+
+/// FP32 peak (non-tensor) of devices we know, by adapter name.
+fn fp32_peak(name: &str) -> Option<f64> {
+    let known = [("H100", 67.0e12), ("H200", 67.0e12), ("A100", 19.5e12)];
+    known
+        .iter()
+        .find(|(k, _)| name.contains(k))
+        .map(|(_, v)| *v)
+}
+
+pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
+    let mut results = Vec::new();
+    let keep = |label: &str| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| label.contains(o.as_str()))
+    };
+    if matches!(args.what, What::Neighbors | What::All) {
+        results.extend(neighbors(&keep));
+    }
+    if matches!(args.what, What::Moe | What::All) {
+        let gpu = match backend {
+            BackendChoice::Cpu => None,
+            _ => match GpuContext::new() {
+                Ok(ctx) => Some(ctx),
+                Err(e) if backend == BackendChoice::Gpu => return Err(e.into()),
+                Err(e) => {
+                    tracing::warn!("GPU cases skipped: {e}");
+                    None
+                }
+            },
+        };
+        let mut backends: Vec<Option<&GpuContext>> = Vec::new();
+        if backend != BackendChoice::Gpu {
+            backends.push(None);
+        }
+        if let Some(ctx) = &gpu {
+            backends.push(Some(ctx));
+        }
+        for (preset, text, items) in [
+            ("debug", DEBUG, 1),
+            ("debug", DEBUG, 64),
+            ("experiment", EXPERIMENT, 1),
+            ("experiment", EXPERIMENT, 8),
+        ] {
+            for ctx in &backends {
+                let label = format!("moe/{preset}/B={items}/{}", ctx.map_or("cpu", |_| "gpu"));
+                if keep(&label) {
+                    results.push(moe_case(&label, text, items, *ctx, args.steps)?);
+                }
+            }
+        }
+    }
+    let machine = json!({
+        "cpu_threads": crate::backend::rayon_threads(),
+        "gpu": GpuContext::new().ok().map(|c| json!({"name": c.adapter.name, "backend": c.adapter.backend, "type": c.adapter.device_type})),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json!({"machine": machine, "results": results}))?
+    );
+    eprintln!(
+        "{:<34} {:>12} {:>16} {:>14} {:>10}",
+        "case", "ms/step", "cells/s", "GFLOP/s", "% FP32"
+    );
+    for r in &results {
+        eprintln!(
+            "{:<34} {:>12.3} {:>16.0} {:>14.2} {:>10}",
+            r["case"].as_str().unwrap_or(""),
+            r["ms"].as_f64().unwrap_or(f64::NAN),
+            r["cell_updates_per_s"].as_f64().unwrap_or(0.0),
+            r["achieved_flops"].as_f64().unwrap_or(0.0) / 1e9,
+            r["fraction_of_fp32_peak"]
+                .as_f64()
+                .map_or("—".into(), |f| format!("{:.2}", 100.0 * f)),
+        );
+    }
+    Ok(())
+}
+
+fn neighbors(keep: &dyn Fn(&str) -> bool) -> Vec<Value> {
+    let mut out = Vec::new();
+    for n in [15u32, 40, 100] {
+        let label = format!("neighbors/stencil+validate/{n}^3");
+        if !keep(&label) {
+            continue;
+        }
+        let dims = lattice_core::Dims::new(n, n, n).expect("small dims");
+        let radius = lattice_core::Radius::adaptive(n, 0.2, 1.0, 100.0);
+        let t = Instant::now();
+        let cache = NeighborCache::build(dims, lattice_core::Boundary::Bounded, radius, None);
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        out.push(json!({"case": label, "ms": ms, "ok": cache.is_ok(), "stencil_offsets": cache.map(|c| c.stats().stencil_offsets).ok()}));
+    }
+    let label = "neighbors/csr_build/40^3";
+    if keep(label) {
+        let dims = lattice_core::Dims::new(40, 40, 40).expect("small dims");
+        let stencil = Stencil::build(
+            dims,
+            lattice_core::Boundary::Bounded,
+            lattice_core::Radius::adaptive(40, 0.2, 1.0, 100.0),
+        );
+        let t = Instant::now();
+        let csr = lattice_core::neighbors::Csr::build(&stencil, vec![true; dims.cells_usize()]);
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        out.push(json!({"case": label, "ms": ms, "entries": csr.map(|c| c.entries()).ok()}));
+    }
+    out
+}
+
+fn moe_case(
+    label: &str,
+    text: &str,
+    items: usize,
+    gpu: Option<&GpuContext>,
+    steps: u32,
+) -> anyhow::Result<Value> {
+    let cfg = config::parse(text, std::path::Path::new("preset.ron"))?;
+    let Simulation::Moe(moe): &Simulation = &cfg.simulation;
+    let moe: &MoeConfig = moe;
+    let dims = moe.lattice.dims();
+    let cache = NeighborCache::build(dims, moe.lattice.boundary, moe.lattice.radius(), None)?;
+    let shape = MoeShape::from_config(moe);
+    let weights = MoeWeights::seeded(ParamLayout::new(shape), cfg.seed);
+    let n = dims.cells_usize();
+    let s = moe.state_size as usize;
+    let states: Vec<f32> = (0..items)
+        .flat_map(|b| initial_states(cfg.seed, b as u64, n, s, moe.init_scale))
+        .collect();
+    let uploaded = match gpu {
+        Some(ctx) => Some((ctx, GpuNeighbors::upload(ctx, &cache)?)),
+        None => None,
+    };
+    let mut sim = MoeBatch::new(
+        uploaded.as_ref().map(|(c, nb)| (*c, nb)),
+        &cache,
+        moe,
+        &weights,
+        states,
+        items,
+    )?;
+    tracing::info!("{label}: warm-up step");
+    sim.run_unchecked(1)?;
+    tracing::info!("{label}: {steps} timed step(s)");
+    // Poll-bracketed wall time: run_unchecked waits for the GPU before returning.
+    let t = Instant::now();
+    sim.run_unchecked(steps)?;
+    let secs = t.elapsed().as_secs_f64();
+    let ms = secs * 1e3 / f64::from(steps);
+    let updates = (n * items) as f64 * f64::from(steps) / secs;
+    let st = cache.stats();
+    let counts = [
+        st.per_class[0].mean,
+        st.per_class[1].mean,
+        st.per_class[2].mean,
+    ];
+    let flops = flops_per_cell(&shape, counts, moe.ode_steps);
+    let peak = gpu.and_then(|c| fp32_peak(&c.adapter.name));
+    Ok(json!({
+        "case": label,
+        "backend": gpu.map_or("cpu (rayon)".to_string(), |c| format!("gpu ({})", c.adapter.name)),
+        "items": items,
+        "cells": n,
+        "steps": steps,
+        "ms": ms,
+        "ms_per_step": ms,
+        "cell_updates_per_s": updates,
+        "flops_per_cell_update": flops,
+        "achieved_flops": flops * updates,
+        "fp32_peak_flops": peak,
+        "fraction_of_fp32_peak": peak.map(|p| flops * updates / p),
+    }))
+}
