@@ -17,7 +17,7 @@ pub struct NonFinite {
 
 pub enum MoeBatch<'a> {
     Cpu {
-        net: MoeNet<'a>,
+        net: Box<MoeNet<'a>>,
         cache: &'a NeighborCache,
         states: Vec<f32>,
         next: Vec<f32>,
@@ -40,7 +40,12 @@ impl<'a> MoeBatch<'a> {
     ) -> anyhow::Result<Self> {
         Ok(match gpu {
             None => Self::Cpu {
-                net: MoeNet::new(&weights.layout, &weights.data, moe.combine, moe.ode_steps),
+                net: Box::new(MoeNet::new(
+                    &weights.layout,
+                    &weights.data,
+                    moe.combine,
+                    moe.ode_steps,
+                )),
                 cache,
                 next: vec![0.0; states.len()],
                 states,

@@ -55,7 +55,7 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
     let inst = instance();
     pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
         .iter()
-        .map(|a| AdapterSummary::from_adapter(a))
+        .map(AdapterSummary::from_adapter)
         .collect()
 }
 
@@ -96,7 +96,9 @@ impl GpuContext {
 
     /// The largest storage binding this device accepts.
     pub fn max_binding(&self) -> u64 {
-        u64::from(self.limits.max_storage_buffer_binding_size).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Fails with a clear error if one binding of `bytes` would exceed the device's limit.
@@ -164,7 +166,7 @@ pub mod summary {
                 driver: format!("{} {}", info.driver, info.driver_info)
                     .trim()
                     .to_string(),
-                max_storage_binding: u64::from(limits.max_storage_buffer_binding_size),
+                max_storage_binding: limits.max_storage_buffer_binding_size,
                 max_buffer: limits.max_buffer_size,
                 max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
                 max_workgroup_storage: limits.max_compute_workgroup_storage_size,

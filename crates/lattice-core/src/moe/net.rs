@@ -259,8 +259,8 @@ impl Gather {
     /// `p` is the neighbor's prep vector `P_j`.
     pub fn functional(&mut self, net: &MoeNet<'_>, n: &[f32], p: &[f32]) {
         let (s, hid, msg) = (self.s, self.hid, self.msg);
-        for k in 0..hid {
-            self.h[k] = gelu(p[k] + self.qx[k]);
+        for ((h, p), q) in self.h.iter_mut().zip(p).zip(&self.qx) {
+            *h = gelu(p + q);
         }
         let (w2, b2) = net.o.f_msg2;
         linear_t(
@@ -557,8 +557,9 @@ impl MoeNet<'_> {
             }
             self.lin(o.mlp3, h2, h2, &[&b[..h2]], &mut f[..s]);
             if let Some(tw) = o.time {
-                for k in 0..sh.time_width() as usize {
-                    f[k] += self.w[tw + k] * t;
+                let width = sh.time_width() as usize;
+                for (v, w) in f[..width].iter_mut().zip(&self.w[tw..tw + width]) {
+                    *v += w * t;
                 }
             }
             self.norm(o.norm_out, &mut f[..s]);

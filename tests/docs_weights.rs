@@ -1,0 +1,71 @@
+//! docs/weights.md lists every MoE tensor with its shape; this keeps it true.
+
+use std::collections::BTreeMap;
+
+use lattice_core::moe::{MoeShape, ParamLayout};
+
+/// Evaluates a shape term of the doc ("2S", "S+fm+16", "H/2", …) for the given sizes.
+fn eval(expr: &str, sizes: &BTreeMap<&str, u32>) -> u32 {
+    expr.split('+')
+        .map(|term| {
+            let term = term.trim();
+            let (term, div) = term.strip_suffix("/2").map_or((term, 1), |t| (t, 2));
+            let digits: String = term.chars().take_while(|c| c.is_ascii_digit()).collect();
+            let symbol = &term[digits.len()..];
+            let factor = if digits.is_empty() {
+                1
+            } else {
+                digits.parse().unwrap()
+            };
+            let value = if symbol.is_empty() { 1 } else { sizes[symbol] };
+            factor * value / div
+        })
+        .sum()
+}
+
+#[test]
+fn every_tensor_is_documented_with_its_shape() {
+    let sh = MoeShape {
+        s: 24,
+        local_h1: 12,
+        local_h2: 10,
+        local_ph: 14,
+        func_hidden: 12,
+        func_msg: 8,
+        ode_hidden: 48,
+        gate_hidden: 20,
+    };
+    let sizes: BTreeMap<&str, u32> = [
+        ("S", sh.s),
+        ("h1", sh.local_h1),
+        ("h2", sh.local_h2),
+        ("ph", sh.local_ph),
+        ("fh", sh.func_hidden),
+        ("fm", sh.func_msg),
+        ("H", sh.ode_hidden),
+        ("gh", sh.gate_hidden),
+        ("T", sh.time_width()),
+    ]
+    .into();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/weights.md")).unwrap();
+    let documented: BTreeMap<String, Vec<u32>> = doc
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| {
+            let (name, rest) = l.split_once("` | [").unwrap();
+            let dims = rest.split_once(']').unwrap().0;
+            (
+                name.to_string(),
+                dims.split(',').map(|d| eval(d, &sizes)).collect(),
+            )
+        })
+        .collect();
+    let layout = ParamLayout::new(sh);
+    let actual: BTreeMap<String, Vec<u32>> = layout
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    assert_eq!(documented, actual);
+}
