@@ -103,16 +103,18 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
         "{:<34} {:>12} {:>16} {:>14} {:>10}",
         "case", "ms/step", "cells/s", "GFLOP/s", "% FP32"
     );
+    let num = |v: &Value, digits: usize, scale: f64| {
+        v.as_f64()
+            .map_or("—".to_string(), |x| format!("{:.*}", digits, x * scale))
+    };
     for r in &results {
         eprintln!(
-            "{:<34} {:>12.3} {:>16.0} {:>14.2} {:>10}",
+            "{:<34} {:>12} {:>16} {:>14} {:>10}",
             r["case"].as_str().unwrap_or(""),
-            r["ms"].as_f64().unwrap_or(f64::NAN),
-            r["cell_updates_per_s"].as_f64().unwrap_or(0.0),
-            r["achieved_flops"].as_f64().unwrap_or(0.0) / 1e9,
-            r["fraction_of_fp32_peak"]
-                .as_f64()
-                .map_or("—".into(), |f| format!("{:.2}", 100.0 * f)),
+            num(&r["ms"], 3, 1.0),
+            num(&r["cell_updates_per_s"], 0, 1.0),
+            num(&r["achieved_flops"], 2, 1e-9),
+            num(&r["fraction_of_fp32_peak"], 2, 100.0),
         );
     }
     Ok(())
