@@ -19,16 +19,7 @@ fn setup(items: usize) -> (NeighborCache, MoeWeights, Vec<f32>) {
         None,
     )
     .unwrap();
-    let shape = MoeShape {
-        s: 24,
-        local_h1: 12,
-        local_h2: 12,
-        local_ph: 12,
-        func_hidden: 12,
-        func_msg: 8,
-        ode_hidden: 48,
-        gate_hidden: 24,
-    };
+    let shape = MoeShape::DEBUG;
     let weights = MoeWeights::seeded(ParamLayout::new(shape), 42);
     let states = (0..items)
         .flat_map(|b| initial_states(42, b as u64, dims.cells_usize(), 24, 0.1))

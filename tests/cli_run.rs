@@ -16,6 +16,19 @@ fn lattice(args: &[&str], dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
+fn write_npy(path: &Path, shape: &[u64], values: impl IntoIterator<Item = f32>) {
+    use npyz::WriterBuilder;
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut f)
+        .begin_nd()
+        .unwrap();
+    w.extend(values).unwrap();
+    w.finish().unwrap();
+}
+
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("small.ron"), SMALL).unwrap();
@@ -82,18 +95,11 @@ fn init_states_of_the_wrong_shape_or_missing_fail_cleanly() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot open none.npy"));
 
-    let mut f = std::fs::File::create(dir.path().join("wrong.npy")).unwrap();
-    {
-        use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[2, 120, 23])
-            .writer(&mut f)
-            .begin_nd()
-            .unwrap();
-        w.extend(std::iter::repeat_n(0.0f32, 2 * 120 * 23)).unwrap();
-        w.finish().unwrap();
-    }
+    write_npy(
+        &dir.path().join("wrong.npy"),
+        &[2, 120, 23],
+        std::iter::repeat_n(0.0f32, 2 * 120 * 23),
+    );
     let o = lattice(
         &[
             "run",
@@ -122,18 +128,7 @@ fn non_finite_initial_states_are_reported_with_item_and_cell() {
     let dir = setup();
     let mut values = vec![0.01f32; 2 * 120 * 24];
     values[120 * 24 + 7 * 24 + 3] = f32::NAN; // item 1, cell 7
-    let mut f = std::fs::File::create(dir.path().join("nan.npy")).unwrap();
-    {
-        use npyz::WriterBuilder;
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[2, 120, 24])
-            .writer(&mut f)
-            .begin_nd()
-            .unwrap();
-        w.extend(values).unwrap();
-        w.finish().unwrap();
-    }
+    write_npy(&dir.path().join("nan.npy"), &[2, 120, 24], values);
     let o = lattice(
         &[
             "run",

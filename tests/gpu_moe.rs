@@ -14,16 +14,7 @@ use lattice_gpu::moe::GpuMoe;
 const REL_TOL: f32 = 1e-4;
 
 fn debug_shape() -> MoeShape {
-    MoeShape {
-        s: 24,
-        local_h1: 12,
-        local_h2: 12,
-        local_ph: 12,
-        func_hidden: 12,
-        func_msg: 8,
-        ode_hidden: 48,
-        gate_hidden: 24,
-    }
+    MoeShape::DEBUG
 }
 
 fn cpu_run(

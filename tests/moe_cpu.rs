@@ -8,16 +8,7 @@ use lattice_core::moe::{
 use lattice_core::{Boundary, Dims, NeighborCache, Radius};
 
 fn shape() -> MoeShape {
-    MoeShape {
-        s: 24,
-        local_h1: 12,
-        local_h2: 12,
-        local_ph: 12,
-        func_hidden: 12,
-        func_msg: 8,
-        ode_hidden: 48,
-        gate_hidden: 24,
-    }
+    MoeShape::DEBUG
 }
 
 fn cache() -> NeighborCache {

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use bytemuck::{Pod, Zeroable};
 use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
-use lattice_core::moe::net::record_width;
+use lattice_core::moe::net::{record_width, temp_width};
 use lattice_core::moe::params::EXTERNAL_INPUT;
 use lattice_core::moe::{MoeShape, ParamLayout};
 
@@ -37,27 +37,10 @@ pub struct MoeParams {
 const _: () = assert!(std::mem::size_of::<MoeParams>() == 32);
 const _: () = assert!(std::mem::offset_of!(MoeParams, residual) == 16);
 
-/// Width of the update kernel's temporaries (the widest vector any stage builds).
-pub fn wide(sh: &MoeShape) -> u32 {
-    [
-        2 * sh.s,
-        sh.local_h1,
-        sh.local_h2,
-        sh.local_ph,
-        sh.ode_hidden,
-        sh.gate_hidden,
-        sh.func_msg,
-        3,
-    ]
-    .into_iter()
-    .max()
-    .unwrap_or(3)
-}
-
 /// Floats of update-kernel scratch per row; equals `SCRATCH` in `shaders/moe_update.wgsl`
 /// (x, the record, three expert outputs, 13 temporaries).
 pub fn scratch_len(sh: &MoeShape) -> u64 {
-    u64::from(4 * sh.s) + record_width(sh) as u64 + 13 * u64::from(wide(sh))
+    u64::from(4 * sh.s) + record_width(sh) as u64 + 13 * u64::from(temp_width(sh))
 }
 
 /// The WGSL `const` header for one network: sizes, step settings and every tensor offset
@@ -79,7 +62,7 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
         ("EXT", EXTERNAL_INPUT),
         ("ODE_STEPS", ode_steps),
         ("REC", record_width(&sh) as u32),
-        ("WIDE", wide(&sh)),
+        ("WIDE", temp_width(&sh)),
     ];
     for (name, v) in consts {
         let _ = writeln!(h, "const {name}: u32 = {v}u;");

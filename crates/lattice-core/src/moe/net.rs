@@ -329,23 +329,29 @@ pub struct Update {
 
 impl Update {
     pub fn new(sh: &MoeShape) -> Self {
-        let widest = [
-            2 * sh.s,
-            sh.local_h1,
-            sh.local_h2,
-            sh.local_ph,
-            sh.ode_hidden,
-            sh.gate_hidden,
-            sh.func_msg,
-            3,
-        ]
-        .into_iter()
-        .max()
-        .unwrap() as usize;
+        let widest = temp_width(sh) as usize;
         Self {
             v: (0..SCRATCH_VECTORS).map(|_| vec![0.0; widest]).collect(),
         }
     }
+}
+
+/// Width of one stage-3 temporary: the widest vector any expert builds. The WGSL update kernel
+/// uses it too (`WIDE`).
+pub fn temp_width(sh: &MoeShape) -> u32 {
+    [
+        2 * sh.s,
+        sh.local_h1,
+        sh.local_h2,
+        sh.local_ph,
+        sh.ode_hidden,
+        sh.gate_hidden,
+        sh.func_msg,
+        3,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(3)
 }
 
 impl MoeNet<'_> {

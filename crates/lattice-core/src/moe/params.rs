@@ -23,6 +23,18 @@ pub struct MoeShape {
 }
 
 impl MoeShape {
+    /// The reference system's DEBUG preset sizes (reference-system.md A1).
+    pub const DEBUG: Self = Self {
+        s: 24,
+        local_h1: 12,
+        local_h2: 12,
+        local_ph: 12,
+        func_hidden: 12,
+        func_msg: 8,
+        ode_hidden: 48,
+        gate_hidden: 24,
+    };
+
     pub fn from_config(c: &MoeConfig) -> Self {
         Self {
             s: c.state_size,
@@ -214,16 +226,7 @@ mod tests {
     use super::*;
 
     fn debug() -> MoeShape {
-        MoeShape {
-            s: 24,
-            local_h1: 12,
-            local_h2: 12,
-            local_ph: 12,
-            func_hidden: 12,
-            func_msg: 8,
-            ode_hidden: 48,
-            gate_hidden: 24,
-        }
+        MoeShape::DEBUG
     }
 
     #[test]
