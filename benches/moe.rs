@@ -8,7 +8,7 @@ use lattice_core::moe::{MoeNet, MoeShape, MoeWeights, ParamLayout, cpu, initial_
 use lattice_core::{Boundary, Dims, NeighborCache, Radius};
 use lattice_gpu::GpuContext;
 use lattice_gpu::gather::GpuNeighbors;
-use lattice_gpu::moe::GpuMoe;
+use lattice_gpu::moe::{GpuMoe, MoeKernels};
 
 fn setup(items: usize) -> (NeighborCache, MoeWeights, Vec<f32>) {
     let dims = Dims::new(15, 15, 15).unwrap();
@@ -45,6 +45,7 @@ fn moe_step(c: &mut Criterion) {
                 ctx.adapter.name
             );
         } else {
+            let kernels = MoeKernels::new(&ctx, &ParamLayout::new(MoeShape::DEBUG), 3);
             for items in [1usize, 8] {
                 let (cache, w, states) = setup(items);
                 let up = GpuNeighbors::upload(&ctx, &cache).unwrap();
@@ -52,10 +53,9 @@ fn moe_step(c: &mut Criterion) {
                     &ctx,
                     &cache,
                     &up,
-                    &w.layout,
+                    &kernels,
                     &w.data,
                     Combine::Residual,
-                    3,
                     &states,
                     items as u32,
                 )

@@ -2,12 +2,27 @@
 //! 3 steps, plus a masked and a periodic lattice; and GPU run-to-run determinism.
 //! Skips without an adapter unless LATTICE_REQUIRE_GPU=1 (CI sets it).
 
+use std::sync::OnceLock;
+
 use lattice_core::config::Combine;
 use lattice_core::moe::{MoeNet, MoeShape, MoeWeights, ParamLayout, cpu, initial_states};
 use lattice_core::{Boundary, Dims, NeighborCache, Radius};
 use lattice_gpu::GpuContext;
 use lattice_gpu::gather::GpuNeighbors;
-use lattice_gpu::moe::GpuMoe;
+use lattice_gpu::moe::{GpuMoe, MoeKernels};
+
+/// One device and one compiled set of DEBUG-shaped kernels for every test here: on lavapipe
+/// with a cold shader cache a compile takes over a minute, and parallel tests would each pay it.
+fn shared() -> Option<&'static (GpuContext, MoeKernels)> {
+    static SHARED: OnceLock<Option<(GpuContext, MoeKernels)>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let ctx = lattice_gpu::test_context()?;
+            let kernels = MoeKernels::new(&ctx, &ParamLayout::new(MoeShape::DEBUG), 3);
+            Some((ctx, kernels))
+        })
+        .as_ref()
+}
 
 /// Both sides evaluate the same formulas in the same order; the remaining differences are the
 /// driver's exp/tanh/sqrt and FMA contraction, compounded over 3 steps.
@@ -36,7 +51,7 @@ fn cpu_run(
 }
 
 fn gpu_run(
-    ctx: &GpuContext,
+    shared: &(GpuContext, MoeKernels),
     cache: &NeighborCache,
     w: &MoeWeights,
     combine: Combine,
@@ -44,11 +59,9 @@ fn gpu_run(
     items: u32,
     steps: u32,
 ) -> Vec<f32> {
+    let (ctx, kernels) = shared;
     let up = GpuNeighbors::upload(ctx, cache).unwrap();
-    let mut moe = GpuMoe::new(
-        ctx, cache, &up, &w.layout, &w.data, combine, 3, states, items,
-    )
-    .unwrap();
+    let mut moe = GpuMoe::new(ctx, cache, &up, kernels, &w.data, combine, states, items).unwrap();
     moe.submit_steps(ctx, steps);
     moe.wait(ctx).unwrap();
     assert!(moe.non_finite(ctx).unwrap().iter().all(Option::is_none));
@@ -62,13 +75,13 @@ fn states_for(cache: &NeighborCache, items: usize, s: usize) -> Vec<f32> {
 }
 
 fn compare(cache: &NeighborCache, combine: Combine, items: u32, steps: u32) {
-    let Some(ctx) = lattice_gpu::test_context() else {
+    let Some(shared) = shared() else {
         return;
     };
     let w = MoeWeights::seeded(ParamLayout::new(debug_shape()), 7);
     let states = states_for(cache, items as usize, 24);
     let cpu = cpu_run(cache, &w, combine, &states, items as usize, steps);
-    let gpu = gpu_run(&ctx, cache, &w, combine, &states, items, steps);
+    let gpu = gpu_run(shared, cache, &w, combine, &states, items, steps);
     let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let mut worst = 0.0f32;
     for (k, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
@@ -120,31 +133,30 @@ fn masked_lattice() {
 
 #[test]
 fn gpu_runs_are_bit_identical() {
-    let Some(ctx) = lattice_gpu::test_context() else {
+    let Some((ctx, kernels)) = shared() else {
         return;
     };
     let dims = Dims::new(8, 8, 8).unwrap();
     let cache = NeighborCache::build(dims, Boundary::Bounded, Radius::from_r(3.0), None).unwrap();
     let w = MoeWeights::seeded(ParamLayout::new(debug_shape()), 3);
     let states = states_for(&cache, 3, 24);
-    // One pipeline, run twice from the same states (lavapipe compiles a pipeline in seconds).
-    let up = GpuNeighbors::upload(&ctx, &cache).unwrap();
+    // One GpuMoe, run twice from the same states.
+    let up = GpuNeighbors::upload(ctx, &cache).unwrap();
     let mut moe = GpuMoe::new(
-        &ctx,
+        ctx,
         &cache,
         &up,
-        &w.layout,
+        kernels,
         &w.data,
         Combine::Residual,
-        3,
         &states,
         3,
     )
     .unwrap();
     let mut run = || {
-        moe.set_states(&ctx, &states);
-        moe.submit_steps(&ctx, 2);
-        moe.states(&ctx).unwrap()
+        moe.set_states(ctx, &states);
+        moe.submit_steps(ctx, 2);
+        moe.states(ctx).unwrap()
     };
     let (a, b) = (run(), run());
     assert_ne!(a, states);

@@ -6,7 +6,7 @@ use lattice_core::config::MoeConfig;
 use lattice_core::moe::{MoeNet, MoeWeights, cpu};
 use lattice_gpu::GpuContext;
 use lattice_gpu::gather::GpuNeighbors;
-use lattice_gpu::moe::GpuMoe;
+use lattice_gpu::moe::{GpuMoe, MoeKernels};
 
 /// A non-finite state: which item of the batch, which cell, and the step that produced it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub enum MoeBatch<'a> {
 
 impl<'a> MoeBatch<'a> {
     pub fn new(
-        gpu: Option<(&'a GpuContext, &'a GpuNeighbors)>,
+        gpu: Option<(&'a GpuContext, &'a GpuNeighbors, &'a MoeKernels)>,
         cache: &'a NeighborCache,
         moe: &MoeConfig,
         weights: &'a MoeWeights,
@@ -51,17 +51,16 @@ impl<'a> MoeBatch<'a> {
                 states,
                 items,
             },
-            Some((ctx, neighbors)) => Self::Gpu {
+            Some((ctx, neighbors, kernels)) => Self::Gpu {
                 ctx,
                 moe: Box::new(
                     GpuMoe::new(
                         ctx,
                         cache,
                         neighbors,
-                        &weights.layout,
+                        kernels,
                         &weights.data,
                         moe.combine,
-                        moe.ode_steps,
                         &states,
                         items as u32,
                     )
@@ -125,6 +124,33 @@ impl<'a> MoeBatch<'a> {
             Self::Cpu { states, .. } => Ok(states.clone()),
             Self::Gpu { ctx, moe } => Ok(moe.states(ctx)?),
         }
+    }
+}
+
+/// Everything a GPU batch needs that does not depend on the items: the device, the uploaded
+/// neighbor cache, and the compiled kernels.
+pub struct GpuSetup<'a> {
+    pub ctx: &'a GpuContext,
+    pub neighbors: GpuNeighbors,
+    pub kernels: MoeKernels,
+}
+
+impl<'a> GpuSetup<'a> {
+    pub fn new(
+        ctx: &'a GpuContext,
+        cache: &NeighborCache,
+        moe: &MoeConfig,
+        weights: &MoeWeights,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            ctx,
+            neighbors: GpuNeighbors::upload(ctx, cache)?,
+            kernels: MoeKernels::new(ctx, &weights.layout, moe.ode_steps),
+        })
+    }
+
+    pub fn parts(&self) -> (&GpuContext, &GpuNeighbors, &MoeKernels) {
+        (self.ctx, &self.neighbors, &self.kernels)
     }
 }
 

@@ -6,6 +6,8 @@ use wgpu::util::DeviceExt;
 use crate::context::{GpuContext, GpuError};
 
 /// A compute pipeline built from one composed WGSL source, with its auto-derived layout.
+/// Cloning shares the compiled pipeline.
+#[derive(Clone)]
 pub struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,

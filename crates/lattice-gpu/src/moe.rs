@@ -138,6 +138,33 @@ pub fn sources(layout: &ParamLayout, ode_steps: u32) -> [(&'static str, String);
     ]
 }
 
+/// The three compiled MoE pipelines for one network shape and ODE step count. Compiling is the
+/// slow part of setting up (seconds on lavapipe), so one set serves every batch and lattice;
+/// cloning shares the pipelines.
+#[derive(Clone)]
+pub struct MoeKernels {
+    layout: ParamLayout,
+    prep: Kernel,
+    gather: Kernel,
+    update: Kernel,
+}
+
+impl MoeKernels {
+    pub fn new(ctx: &GpuContext, layout: &ParamLayout, ode_steps: u32) -> Self {
+        let [(_, p_src), (_, g_src), (_, u_src)] = sources(layout, ode_steps);
+        Self {
+            layout: layout.clone(),
+            prep: Kernel::new(ctx, "moe_prep", &p_src, &[], 64),
+            gather: Kernel::new(ctx, "moe_gather", &g_src, &[], 64),
+            update: Kernel::new(ctx, "moe_update", &u_src, &[], 64),
+        }
+    }
+
+    pub fn layout(&self) -> &ParamLayout {
+        &self.layout
+    }
+}
+
 /// One chunk of rows with its own uniform and bind groups.
 struct Chunk {
     first_row: u32,
@@ -164,20 +191,24 @@ pub struct GpuMoe {
 }
 
 impl GpuMoe {
-    /// Uploads weights, neighbors and initial `states` (`[items, N, S]`).
+    /// Uploads weights (in `kernels.layout()` order) and initial `states` (`[items, N, S]`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         ctx: &GpuContext,
         cache: &NeighborCache,
         neighbors: &GpuNeighbors,
-        layout: &ParamLayout,
+        kernels: &MoeKernels,
         weights: &[f32],
         combine: Combine,
-        ode_steps: u32,
         states: &[f32],
         items: u32,
     ) -> Result<Self, GpuError> {
-        let sh = layout.shape;
+        let sh = kernels.layout.shape;
+        assert_eq!(
+            weights.len(),
+            kernels.layout.total() as usize,
+            "weights match the kernels' layout"
+        );
         let cells = cache.dims().cells();
         let rows_total = u64::from(items) * u64::from(cells);
         let state_bytes = rows_total * u64::from(sh.s) * 4;
@@ -198,11 +229,13 @@ impl GpuMoe {
         let max_rows = (ctx.max_binding() / per_row).clamp(1, rows_total.max(1));
         let chunk_rows = max_rows.min(u64::from(u32::MAX / 2)) as u32;
 
-        let [(_, p_src), (_, g_src), (_, u_src)] = sources(layout, ode_steps);
         let residual = u32::from(combine == Combine::Residual);
-        let prep = Kernel::new(ctx, "moe_prep", &p_src, &[], 64);
-        let gather = Kernel::new(ctx, "moe_gather", &g_src, &[], 64);
-        let update = Kernel::new(ctx, "moe_update", &u_src, &[], 64);
+        let MoeKernels {
+            prep,
+            gather,
+            update,
+            ..
+        } = kernels.clone();
 
         let wts = storage(ctx, "moe weights", weights);
         let lattice = uniform(ctx, "lattice", &LatticeParams::new(cache, items, sh.s));

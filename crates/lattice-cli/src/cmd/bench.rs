@@ -8,11 +8,10 @@ use lattice_core::moe::cost::flops_per_cell;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
 use lattice_core::{NeighborCache, neighbors::Stencil};
 use lattice_gpu::GpuContext;
-use lattice_gpu::gather::GpuNeighbors;
 use serde_json::{Value, json};
 
 use crate::backend::BackendChoice;
-use crate::sim::MoeBatch;
+use crate::sim::{GpuSetup, MoeBatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum What {
@@ -169,12 +168,12 @@ fn moe_case(
     let states: Vec<f32> = (0..items)
         .flat_map(|b| initial_states(cfg.seed, b as u64, n, s, moe.init_scale))
         .collect();
-    let uploaded = match gpu {
-        Some(ctx) => Some((ctx, GpuNeighbors::upload(ctx, &cache)?)),
+    let setup = match gpu {
+        Some(ctx) => Some(GpuSetup::new(ctx, &cache, moe, &weights)?),
         None => None,
     };
     let mut sim = MoeBatch::new(
-        uploaded.as_ref().map(|(c, nb)| (*c, nb)),
+        setup.as_ref().map(GpuSetup::parts),
         &cache,
         moe,
         &weights,

@@ -11,11 +11,10 @@ use lattice_core::config::{self, BatchSize, LoadedConfig, MoeConfig, Simulation}
 use lattice_core::io::{read_f32, write_atomic, write_f32};
 use lattice_core::lattice::build_cache;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
-use lattice_gpu::gather::GpuNeighbors;
 use serde_json::json;
 
 use crate::backend::{Backend, BackendChoice};
-use crate::sim::{MoeBatch, gpu_batch_limit};
+use crate::sim::{GpuSetup, MoeBatch, gpu_batch_limit};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -103,12 +102,12 @@ fn run_moe(
     }
 
     let gpu = match backend {
-        Backend::Gpu(ctx) => Some((ctx.as_ref(), GpuNeighbors::upload(ctx, cache)?)),
+        Backend::Gpu(ctx) => Some(GpuSetup::new(ctx, cache, moe, &weights)?),
         Backend::Cpu => None,
     };
     let fits = match &gpu {
-        Some((ctx, _)) => gpu_batch_limit(
-            ctx,
+        Some(g) => gpu_batch_limit(
+            g.ctx,
             cache.dims().cells(),
             moe.state_size,
             moe.functional.hidden_dim,
@@ -130,8 +129,14 @@ fn run_moe(
     for (batch_index, first) in (0..items).step_by(batch).enumerate() {
         let count = batch.min(items - first);
         let slice = states[first * n * s..(first + count) * n * s].to_vec();
-        let gpu_ref = gpu.as_ref().map(|(ctx, nb)| (*ctx, nb));
-        let mut sim = MoeBatch::new(gpu_ref, cache, moe, &weights, slice, count)?;
+        let mut sim = MoeBatch::new(
+            gpu.as_ref().map(GpuSetup::parts),
+            cache,
+            moe,
+            &weights,
+            slice,
+            count,
+        )?;
         for step in 1..=steps {
             let t = Instant::now();
             if let Some(bad) = sim.step()? {
