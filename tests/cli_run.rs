@@ -16,6 +16,27 @@ fn lattice(args: &[&str], dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `lattice run small.ron --backend cpu --out OUT --init-states INIT` in `dir`.
+fn run_with_init(dir: &Path, out: &str, init: &str) -> (Option<i32>, String) {
+    let o = lattice(
+        &[
+            "run",
+            "small.ron",
+            "--backend",
+            "cpu",
+            "--out",
+            out,
+            "--init-states",
+            init,
+        ],
+        dir,
+    );
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 fn write_npy(path: &Path, shape: &[u64], values: impl IntoIterator<Item = f32>) {
     use npyz::WriterBuilder;
     let mut f = std::fs::File::create(path).unwrap();
@@ -79,42 +100,17 @@ fn run_writes_states_metrics_and_weights_deterministically() {
 #[test]
 fn init_states_of_the_wrong_shape_or_missing_fail_cleanly() {
     let dir = setup();
-    let o = lattice(
-        &[
-            "run",
-            "small.ron",
-            "--backend",
-            "cpu",
-            "--out",
-            "x",
-            "--init-states",
-            "none.npy",
-        ],
-        dir.path(),
-    );
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot open none.npy"));
+    let (code, err) = run_with_init(dir.path(), "x", "none.npy");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot open none.npy"), "{err}");
 
     write_npy(
         &dir.path().join("wrong.npy"),
         &[2, 120, 23],
         std::iter::repeat_n(0.0f32, 2 * 120 * 23),
     );
-    let o = lattice(
-        &[
-            "run",
-            "small.ron",
-            "--backend",
-            "cpu",
-            "--out",
-            "y",
-            "--init-states",
-            "wrong.npy",
-        ],
-        dir.path(),
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2));
+    let (code, err) = run_with_init(dir.path(), "y", "wrong.npy");
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("[2, 120, 23]") && err.contains("[2, 120, 24]"),
         "{err}"
@@ -129,21 +125,8 @@ fn non_finite_initial_states_are_reported_with_item_and_cell() {
     let mut values = vec![0.01f32; 2 * 120 * 24];
     values[120 * 24 + 7 * 24 + 3] = f32::NAN; // item 1, cell 7
     write_npy(&dir.path().join("nan.npy"), &[2, 120, 24], values);
-    let o = lattice(
-        &[
-            "run",
-            "small.ron",
-            "--backend",
-            "cpu",
-            "--out",
-            "z",
-            "--init-states",
-            "nan.npy",
-        ],
-        dir.path(),
-    );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2));
+    let (code, err) = run_with_init(dir.path(), "z", "nan.npy");
+    assert_eq!(code, Some(2));
     assert!(err.contains("item 1, cell 7"), "{err}");
     assert!(!dir.path().join("z/states.npy").exists());
 }
