@@ -8,7 +8,6 @@ pub const ACT: &str = include_str!("../../../shaders/shared/act.wgsl");
 pub const NN: &str = include_str!("../../../shaders/shared/nn.wgsl");
 pub const MOE: &str = include_str!("../../../shaders/shared/moe.wgsl");
 
-pub const GATHER_BODY: &str = include_str!("../../../shaders/gather.wgsl");
 pub const MOE_PREP: &str = include_str!("../../../shaders/moe_prep.wgsl");
 pub const MOE_GATHER: &str = include_str!("../../../shaders/moe_gather.wgsl");
 pub const MOE_UPDATE: &str = include_str!("../../../shaders/moe_update.wgsl");

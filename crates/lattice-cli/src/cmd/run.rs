@@ -35,7 +35,7 @@ pub struct RunArgs {
     pub steps: Option<u32>,
 }
 
-pub fn run(args: RunArgs, backend: BackendChoice, _quiet: bool) -> anyhow::Result<()> {
+pub fn run(args: RunArgs, backend: BackendChoice) -> anyhow::Result<()> {
     let loaded = config::load(&args.config)?;
     let Simulation::Moe(moe) = &loaded.config.simulation;
     prepare_out(&args.out)?;

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::net::{Gather, MoeNet, Update, record_width};
+use super::net::{Gather, MoeNet, Update};
 use crate::neighbors::{NeighborCache, NeighborClass};
 
 /// Writes the next states of every item into `next` from the pre-step snapshot `states`.
@@ -66,39 +66,6 @@ pub fn gather_cell(
         }
     });
     g.finish();
-}
-
-/// The gathered records of every cell of one item, `[N, record_width]` (for kernel tests).
-pub fn gather_records(
-    net: &MoeNet<'_>,
-    cache: &NeighborCache,
-    item: &[f32],
-) -> (Vec<f32>, Vec<[u32; 3]>) {
-    let n = cache.dims().cells_usize();
-    let s = net.sh.s as usize;
-    let hid = net.sh.func_hidden as usize;
-    let width = record_width(&net.sh);
-    let mut prep = vec![0.0f32; n * hid];
-    prep.par_chunks_mut(hid)
-        .zip(item.par_chunks(s))
-        .for_each(|(p, x)| net.prep(x, p));
-    let mut records = vec![0.0f32; n * width];
-    let mut counts = vec![[0u32; 3]; n];
-    records
-        .par_chunks_mut(width)
-        .zip(counts.par_iter_mut())
-        .enumerate()
-        .for_each_init(
-            || Gather::new(&net.sh),
-            |g, (i, (rec, cnt))| {
-                if cache.is_active(i as u32) {
-                    gather_cell(net, cache, item, &prep, i as u32, g);
-                    rec.copy_from_slice(&g.record);
-                    *cnt = g.counts;
-                }
-            },
-        );
-    (records, counts)
 }
 
 /// The first non-finite value as (item, cell, channel), scanning in memory order.
