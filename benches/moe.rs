@@ -2,27 +2,23 @@
 //! GPU when a hardware adapter exists (software adapters are skipped: they measure the CPU).
 //! `lattice bench moe` covers the full matrix with FLOP/s figures.
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use lattice_core::config::Combine;
 use lattice_core::moe::{MoeNet, MoeShape, MoeWeights, ParamLayout, cpu, initial_states};
-use lattice_core::{Boundary, Dims, NeighborCache, Radius};
+use lattice_core::NeighborCache;
 use lattice_gpu::GpuContext;
 use lattice_gpu::gather::GpuNeighbors;
 use lattice_gpu::moe::{GpuMoe, MoeKernels};
 
 fn setup(items: usize) -> (NeighborCache, MoeWeights, Vec<f32>) {
-    let dims = Dims::new(15, 15, 15).unwrap();
-    let cache = NeighborCache::build(
-        dims,
-        Boundary::Bounded,
-        Radius::adaptive(15, 0.3, 1.0, 100.0),
-        None,
-    )
-    .unwrap();
+    let cache = common::debug_cache();
     let shape = MoeShape::DEBUG;
     let weights = MoeWeights::seeded(ParamLayout::new(shape), 42);
     let states = (0..items)
-        .flat_map(|b| initial_states(42, b as u64, dims.cells_usize(), 24, 0.1))
+        .flat_map(|b| initial_states(42, b as u64, cache.dims().cells_usize(), 24, 0.1))
         .collect();
     (cache, weights, states)
 }

@@ -1,6 +1,8 @@
 //! GPU vs CPU: the batched per-class neighbor gather on lavapipe (or any adapter).
 //! Skips without an adapter unless LATTICE_REQUIRE_GPU=1, which CI sets.
 
+mod common;
+
 use lattice_core::kernels::gather::class_means;
 use lattice_core::{Boundary, Dims, NeighborCache, Radius};
 use lattice_gpu::gather::{GpuGather, GpuNeighbors};
@@ -47,14 +49,7 @@ fn compare(cache: &NeighborCache, items: u32, channels: u32) {
 
 #[test]
 fn gather_matches_cpu_debug_lattice_batch_of_4() {
-    let dims = Dims::new(15, 15, 15).unwrap();
-    let cache = NeighborCache::build(
-        dims,
-        Boundary::Bounded,
-        Radius::adaptive(15, 0.3, 1.0, 100.0),
-        None,
-    )
-    .unwrap();
+    let cache = common::debug_cache();
     compare(&cache, 4, 24);
 }
 

@@ -2,6 +2,8 @@
 //! 3 steps, plus a masked and a periodic lattice; and GPU run-to-run determinism.
 //! Skips without an adapter unless LATTICE_REQUIRE_GPU=1 (CI sets it).
 
+mod common;
+
 use std::sync::OnceLock;
 
 use lattice_core::config::Combine;
@@ -104,14 +106,7 @@ fn compare(cache: &NeighborCache, combine: Combine, items: u32, steps: u32) {
 
 #[test]
 fn debug_preset_two_items_three_steps() {
-    let dims = Dims::new(15, 15, 15).unwrap();
-    let cache = NeighborCache::build(
-        dims,
-        Boundary::Bounded,
-        Radius::adaptive(15, 0.3, 1.0, 100.0),
-        None,
-    )
-    .unwrap();
+    let cache = common::debug_cache();
     compare(&cache, Combine::Residual, 2, 3);
 }
 

@@ -3,6 +3,8 @@
 //! complete before use, and every path (per-cell, batch, CPU gather, GPU gather) sees the same
 //! neighbors for every cell.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use lattice_core::config;
@@ -12,18 +14,13 @@ use lattice_core::neighbors::{NeighborClass, NeighborError};
 use lattice_core::{Boundary, Dims, NeighborCache, Radius};
 use lattice_gpu::gather::{GpuGather, GpuNeighbors};
 
-fn cube(n: u32, ratio: f64, boundary: Boundary) -> NeighborCache {
-    let dims = Dims::new(n, n, n).unwrap();
-    NeighborCache::build(dims, boundary, Radius::adaptive(n, ratio, 1.0, 100.0), None).unwrap()
-}
-
 fn set_of(list: impl IntoIterator<Item = (u32, NeighborClass)>) -> BTreeSet<(u32, NeighborClass)> {
     list.into_iter().collect()
 }
 
 #[test]
 fn debug_lattice_every_cell_has_neighbors_in_every_path() {
-    let cache = cube(15, 0.3, Boundary::Bounded);
+    let cache = common::debug_cache();
     let dims = cache.dims();
     assert_eq!(dims.cells(), 3375);
 
@@ -90,7 +87,7 @@ fn debug_lattice_every_cell_has_neighbors_in_every_path() {
 
 #[test]
 fn experiment_lattice_interior_counts() {
-    let cache = cube(40, 0.2, Boundary::Bounded);
+    let cache = common::cube(40, 0.2);
     let dims = cache.dims();
     assert_eq!(cache.class_counts(dims.index(20, 20, 20)), [146, 898, 1058]);
     assert_eq!(cache.stats().total.max, 2102);
