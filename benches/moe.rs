@@ -6,9 +6,9 @@
 mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
 use lattice_core::moe::{MoeNet, MoeShape, MoeWeights, ParamLayout, cpu, initial_states};
-use lattice_core::NeighborCache;
 use lattice_gpu::GpuContext;
 use lattice_gpu::gather::GpuNeighbors;
 use lattice_gpu::moe::{GpuMoe, MoeKernels};
