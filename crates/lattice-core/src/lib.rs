@@ -6,9 +6,11 @@ pub mod geometry;
 pub mod io;
 pub mod kernels;
 pub mod lattice;
+pub mod math;
 pub mod moe;
 pub mod neighbors;
 pub mod seeds;
+pub mod tensors;
 
 pub use geometry::{Boundary, Dims};
 pub use neighbors::{NeighborCache, NeighborClass, Radius};

@@ -3,7 +3,7 @@
 
 pub mod cost;
 pub mod cpu;
-pub mod math;
+pub use crate::math;
 pub mod net;
 pub mod params;
 pub mod weights;

@@ -2,9 +2,8 @@
 //! f32 buffer that the CPU kernel and the WGSL kernel both index with the same offsets.
 //! docs/weights.md lists every tensor; this file is the source of truth it is checked against.
 
-use std::collections::BTreeMap;
-
 use crate::config::MoeConfig;
+use crate::tensors::{Init, Layout, LayoutBuilder, TensorLayout};
 
 /// Width of the reference system's (always zero) external input to the GNN update.
 pub const EXTERNAL_INPUT: u32 = 16;
@@ -64,97 +63,49 @@ impl MoeConfig {
     }
 }
 
-/// How a tensor is initialised from the seed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Init {
-    /// U(−1/√fan_in, 1/√fan_in): PyTorch's default for Linear weights and biases.
-    Uniform {
-        fan_in: u32,
-    },
-    Const(f32),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorSpec {
-    pub name: String,
-    pub shape: Vec<u32>,
-    pub init: Init,
-    /// Offset of the first element in the flat buffer.
-    pub offset: u32,
-}
-
-impl TensorSpec {
-    pub fn len(&self) -> u32 {
-        self.shape.iter().product()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Every tensor of a MoE network, in buffer order.
+/// Every tensor of a MoE network (in buffer order) and the sizes they come from. Derefs to its
+/// [`TensorLayout`] for lookups.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamLayout {
     pub shape: MoeShape,
-    pub tensors: Vec<TensorSpec>,
-    index: BTreeMap<String, usize>,
+    pub net: TensorLayout,
 }
 
-struct Builder {
-    tensors: Vec<TensorSpec>,
-    next: u32,
+impl std::ops::Deref for ParamLayout {
+    type Target = TensorLayout;
+    fn deref(&self) -> &TensorLayout {
+        &self.net
+    }
 }
 
-impl Builder {
-    fn push(&mut self, name: String, shape: Vec<u32>, init: Init) {
-        let spec = TensorSpec {
-            name,
-            shape,
-            init,
-            offset: self.next,
-        };
-        self.next += spec.len();
-        self.tensors.push(spec);
+impl Layout for ParamLayout {
+    fn tensors(&self) -> &TensorLayout {
+        &self.net
     }
-    /// `{p}.weight [out, in]` and `{p}.bias [out]`, stored as PyTorch stores them.
-    fn linear(&mut self, p: &str, input: u32, out: u32) {
-        let init = Init::Uniform { fan_in: input };
-        self.push(format!("{p}.weight"), vec![out, input], init);
-        self.push(format!("{p}.bias"), vec![out], init);
+}
+
+fn cnf(b: &mut LayoutBuilder, p: &str, sh: &MoeShape) {
+    let (s, h) = (sh.s, sh.ode_hidden);
+    b.norm(&format!("{p}.norm_in"), 2 * s);
+    b.linear(&format!("{p}.mlp1"), 2 * s, h);
+    b.linear(&format!("{p}.mlp2"), h, h / 2);
+    b.linear(&format!("{p}.mlp3"), h / 2, s);
+    if sh.has_time() {
+        b.push(
+            format!("{p}.time.weight"),
+            vec![sh.time_width(), 1],
+            Init::Uniform { fan_in: 1 },
+        );
     }
-    fn norm(&mut self, p: &str, width: u32) {
-        self.push(format!("{p}.weight"), vec![width], Init::Const(1.0));
-        self.push(format!("{p}.bias"), vec![width], Init::Const(0.0));
-    }
-    fn scalar(&mut self, name: &str, v: f32) {
-        self.push(name.into(), vec![1], Init::Const(v));
-    }
-    fn cnf(&mut self, p: &str, sh: &MoeShape) {
-        let (s, h) = (sh.s, sh.ode_hidden);
-        self.norm(&format!("{p}.norm_in"), 2 * s);
-        self.linear(&format!("{p}.mlp1"), 2 * s, h);
-        self.linear(&format!("{p}.mlp2"), h, h / 2);
-        self.linear(&format!("{p}.mlp3"), h / 2, s);
-        if sh.has_time() {
-            self.push(
-                format!("{p}.time.weight"),
-                vec![sh.time_width(), 1],
-                Init::Uniform { fan_in: 1 },
-            );
-        }
-        self.norm(&format!("{p}.norm_out"), s);
-        self.scalar(&format!("{p}.lambda"), 0.1);
-    }
+    b.norm(&format!("{p}.norm_out"), s);
+    b.scalar(&format!("{p}.lambda"), 0.1);
 }
 
 impl ParamLayout {
     pub fn new(shape: MoeShape) -> Self {
         let sh = shape;
         let s = sh.s;
-        let mut b = Builder {
-            tensors: Vec::new(),
-            next: 0,
-        };
+        let mut b = TensorLayout::builder(format!("MoE network (state_size {s})"));
         b.linear("local.agg1", s, sh.local_h1);
         b.linear("local.agg2", sh.local_h1, sh.local_h2);
         b.linear("local.proc1", s + sh.local_h2, sh.local_ph);
@@ -173,51 +124,20 @@ impl ParamLayout {
         b.linear("functional.gnn.update_gate", update_in, s);
         b.linear("functional.gnn.reset_gate", update_in, s);
         b.linear("functional.gnn.candidate", update_in, s);
-        b.cnf("functional.cnf", &sh);
+        cnf(&mut b, "functional.cnf", &sh);
         b.linear("functional.out", 2 * s, s);
         b.norm("functional.out_norm", s);
 
-        b.cnf("distant", &sh);
+        cnf(&mut b, "distant", &sh);
 
         b.norm("gating.norm", s);
         b.linear("gating.fc1", 2 * s, sh.gate_hidden);
         b.linear("gating.fc2", sh.gate_hidden, 3);
 
-        let index = b
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(k, t)| (t.name.clone(), k))
-            .collect();
         Self {
             shape,
-            tensors: b.tensors,
-            index,
+            net: b.build(),
         }
-    }
-
-    pub fn total(&self) -> u32 {
-        self.tensors.iter().map(TensorSpec::len).sum()
-    }
-
-    pub fn get(&self, name: &str) -> Option<&TensorSpec> {
-        self.index.get(name).map(|&k| &self.tensors[k])
-    }
-
-    /// Offset of a tensor that the layout always has.
-    pub fn offset(&self, name: &str) -> u32 {
-        self.get(name)
-            .unwrap_or_else(|| panic!("tensor {name} is part of every MoE layout"))
-            .offset
-    }
-
-    /// Parameter count of the tensors whose names start with `prefix`.
-    pub fn count(&self, prefix: &str) -> u32 {
-        self.tensors
-            .iter()
-            .filter(|t| t.name.starts_with(prefix))
-            .map(TensorSpec::len)
-            .sum()
     }
 }
 

@@ -2,8 +2,9 @@
 
 use super::math::{gelu, layer_norm};
 use super::net::{Gather, MoeNet, Update, record_width};
-use super::params::{Init, MoeShape, ParamLayout};
+use super::params::{MoeShape, ParamLayout};
 use crate::config::Combine;
+use crate::tensors::Init;
 
 const S: usize = 4;
 

@@ -1,4 +1,4 @@
-//! Scalar building blocks of the MoE step. `shaders/shared/nn.wgsl` implements the same
+//! Scalar building blocks of the MoE and flow networks. `shaders/shared/nn.wgsl` implements the same
 //! functions with the same constants and the same order of operations.
 
 /// PyTorch's LayerNorm epsilon.
