@@ -173,7 +173,9 @@ fn a_mask_that_isolates_a_cell_is_an_error_naming_it() {
     )
     .unwrap();
     let loaded = config::load(&cfg).unwrap();
-    let config::Simulation::Moe(moe) = &loaded.config.simulation;
+    let config::Simulation::Moe(moe) = &loaded.config.simulation else {
+        panic!("the lattice configs are Moe configs");
+    };
     let err = build_cache(&loaded, &moe.lattice).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("cell 129 (x 3, y 3, z 3)"), "{text}");

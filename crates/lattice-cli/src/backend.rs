@@ -26,7 +26,8 @@ impl Backend {
                 // far slower than the CPU path: it is for testing the shaders, not for runs.
                 Ok(ctx) if ctx.adapter.device_type == "Cpu" => {
                     tracing::info!(
-                        "only a software GPU adapter ({}) was found; running on the faster CPU                          path (use --backend gpu to run the shaders on it anyway)",
+                        "only a software GPU adapter ({}) was found; running on the faster CPU \
+                         path (use --backend gpu to run the shaders on it anyway)",
                         ctx.adapter.name
                     );
                     Ok(Self::Cpu)

@@ -1,10 +1,13 @@
-//! One batch of MoE lattices on either backend, stepped one step at a time.
+//! One batch of MoE lattices on either backend, stepped one step at a time, and the GPU
+//! set-up of flow batches.
 
 use anyhow::{Context, bail};
 use lattice_core::NeighborCache;
 use lattice_core::config::MoeConfig;
+use lattice_core::flows::{FlowLayout, FlowShape, FlowState, FlowWeights};
 use lattice_core::moe::{MoeNet, MoeWeights, cpu};
 use lattice_gpu::GpuContext;
+use lattice_gpu::flows::{FlowKernels, GpuFlows};
 use lattice_gpu::gather::GpuNeighbors;
 use lattice_gpu::moe::{GpuMoe, MoeKernels};
 
@@ -167,6 +170,50 @@ pub fn gpu_batch_limit(
         bail!(
             "one lattice needs {per_item} bytes in one GPU binding, the adapter allows {}; \
              use a smaller lattice or state_size, or --backend cpu",
+            ctx.max_binding()
+        );
+    }
+    Ok(n as usize)
+}
+
+/// Everything a GPU flow batch needs that does not depend on the items: the device and the
+/// compiled kernels with the uploaded carrier weights.
+pub struct GpuFlowSetup<'a> {
+    pub ctx: &'a GpuContext,
+    pub kernels: FlowKernels,
+}
+
+impl<'a> GpuFlowSetup<'a> {
+    pub fn new(ctx: &'a GpuContext, weights: &FlowWeights, capacity: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            ctx,
+            kernels: FlowKernels::new(ctx, &weights.layout, &weights.data, capacity)
+                .context("setting up the flow kernels")?,
+        })
+    }
+
+    /// Uploads one placed batch.
+    pub fn batch(&self, state: &FlowState, seeds: &[[u32; 2]]) -> anyhow::Result<GpuFlows<'_>> {
+        GpuFlows::new(self.ctx, &self.kernels, state, seeds)
+            .context("setting up a flow batch on the GPU")
+    }
+}
+
+/// Items per GPU flow batch so that the hidden states (and their scratch) fit one binding.
+pub fn flows_batch_limit(
+    ctx: &GpuContext,
+    shape: &FlowShape,
+    capacity: u32,
+) -> anyhow::Result<usize> {
+    let per_item = FlowKernels::bytes_per_item(&FlowLayout::new(*shape), capacity);
+    let n = (ctx.max_binding() / per_item)
+        .min(u64::from(ctx.limits.max_compute_workgroups_per_dimension));
+    if n == 0 {
+        bail!(
+            "the hidden states of one item ({capacity} flow slots × {} floats) need {per_item} bytes \
+             in one GPU binding, the adapter allows {}; lower capacity_per_item or the carrier size, \
+             or use --backend cpu",
+            shape.hidden_len(),
             ctx.max_binding()
         );
     }

@@ -84,6 +84,22 @@ impl Kernel {
     }
 }
 
+impl Kernel {
+    /// Records a dispatch of an explicit workgroup grid.
+    pub fn dispatch_groups(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        group: &wgpu::BindGroup,
+        x: u32,
+        y: u32,
+        z: u32,
+    ) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
 /// Workgroup grid (x, y) covering `invocations` threads; shaders recover the flat index with
 /// `flat_invocation`.
 pub fn grid(invocations: u64, workgroup: u32, max_per_dim: u32) -> (u32, u32) {

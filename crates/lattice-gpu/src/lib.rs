@@ -2,6 +2,7 @@
 //! module per WGSL kernel, each the twin of a CPU kernel in `lattice_core::kernels`.
 
 pub mod context;
+pub mod flows;
 pub mod gather;
 pub mod kernel;
 pub mod layout;

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use lattice_core::config::{self, Simulation};
+use lattice_core::flows::{FlowLayout, FlowShape};
 use lattice_core::moe::{MoeShape, ParamLayout};
 use lattice_gpu::shaders::{FILES, GATHER};
 
@@ -35,9 +36,31 @@ fn moe_kernels_validate_with_naga_for_every_preset() {
         "periodic.ron",
     ] {
         let loaded = config::load(&root.join(preset)).unwrap();
-        let Simulation::Moe(moe) = &loaded.config.simulation;
+        let Simulation::Moe(moe) = &loaded.config.simulation else {
+            panic!("{preset} is a Moe preset");
+        };
         let layout = ParamLayout::new(MoeShape::from_config(moe));
         for (name, source) in lattice_gpu::moe::sources(&layout, moe.ode_steps) {
+            validate(&format!("{name} ({preset})"), &source);
+        }
+    }
+}
+
+/// The flow kernels, specialised for every shipped flows preset.
+#[test]
+fn flow_kernels_validate_with_naga_for_every_preset() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    for preset in [
+        "flows_debug.ron",
+        "flows_experiment.ron",
+        "flows_optimized.ron",
+    ] {
+        let loaded = config::load(&root.join(preset)).unwrap();
+        let Simulation::Flows(f) = &loaded.config.simulation else {
+            panic!("{preset} is a Flows preset");
+        };
+        let layout = FlowLayout::new(FlowShape::from_config(f));
+        for (name, source) in lattice_gpu::flows::sources(&layout, f.capacity()) {
             validate(&format!("{name} ({preset})"), &source);
         }
     }

@@ -157,7 +157,9 @@ fn moe_case(
     steps: u32,
 ) -> anyhow::Result<Value> {
     let cfg = config::parse(text, std::path::Path::new("preset.ron"))?;
-    let Simulation::Moe(moe): &Simulation = &cfg.simulation;
+    let Simulation::Moe(moe) = &cfg.simulation else {
+        unreachable!("the MoE bench presets are Moe configs")
+    };
     let moe: &MoeConfig = moe;
     let dims = moe.lattice.dims();
     let cache = NeighborCache::build(dims, moe.lattice.boundary, moe.lattice.radius(), None)?;

@@ -28,7 +28,12 @@ pub fn run(what: Inspect) -> anyhow::Result<()> {
         json: json_out,
     } = what;
     let loaded = config::load(&path)?;
-    let Simulation::Moe(moe) = &loaded.config.simulation;
+    let Simulation::Moe(moe) = &loaded.config.simulation else {
+        bail!(
+            "{}: a Flows config has no neighbor cache; `inspect neighbors` needs a Moe config",
+            path.display()
+        );
+    };
     let cache = build_cache(&loaded, &moe.lattice)?;
     let dims = cache.dims();
     let [x, y, z] = [cell[0], cell[1], cell[2]];

@@ -3,14 +3,20 @@
 use std::path::Path;
 use std::time::Instant;
 
-use lattice_core::config::{self, Simulation};
+use lattice_core::config::{self, FlowsConfig, Simulation};
+use lattice_core::flows::{FlowLayout, FlowShape};
 use lattice_core::lattice::build_cache;
 use lattice_core::neighbors::NeighborClass;
 use serde_json::json;
 
 pub fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
     let loaded = config::load(path)?;
-    let Simulation::Moe(moe) = &loaded.config.simulation;
+    let moe = match &loaded.config.simulation {
+        Simulation::Moe(m) => m,
+        Simulation::Flows(f) => {
+            return flows(path, f, u64::from(loaded.config.batch.items), json_out);
+        }
+    };
     let start = Instant::now();
     let cache = build_cache(&loaded, &moe.lattice)?;
     let build_s = start.elapsed().as_secs_f64();
@@ -72,5 +78,66 @@ pub fn run(path: &Path, json_out: bool) -> anyhow::Result<()> {
         state_bytes as f64 / 1048576.0
     );
     println!("  built and validated in {:.3} s", build_s);
+    Ok(())
+}
+
+/// Summary of a valid Flows config: sizes, capacities, parameter counts and memory.
+fn flows(path: &Path, f: &FlowsConfig, items: u64, json_out: bool) -> anyhow::Result<()> {
+    let shape = FlowShape::from_config(f);
+    let layout = FlowLayout::new(shape);
+    let params = |p: &str| u64::from(layout.count(p));
+    let slots = items * u64::from(f.capacity());
+    let hidden_bytes = slots * u64::from(shape.hidden_len()) * 4;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "config": path, "simulation": "flows", "dims": [shape.w, shape.h, shape.d],
+                "items": items, "capacity_per_item": f.capacity(), "max_steps": f.steps(),
+                "parameters": {"mapper": params("mapper."), "neuron": params("neuron."),
+                    "carrier": params("carrier."), "collector": params("collector.")},
+                "hidden_state_bytes": hidden_bytes,
+            }))?
+        );
+        return Ok(());
+    }
+    println!("{}: valid", path.display());
+    println!(
+        "  lattice   {}×{}×{}: {} root flows per item on plane z = {}, at most {} steps",
+        shape.w,
+        shape.h,
+        shape.d,
+        shape.surface(),
+        shape.d / 2,
+        f.steps()
+    );
+    println!(
+        "  flows     {} slots per item{}{}",
+        f.capacity(),
+        f.spawn
+            .as_ref()
+            .map_or(String::from(", spawn off"), |s| format!(
+                ", spawn τ = {} (≤ {} per flow and step)",
+                s.threshold, s.max_per_step
+            )),
+        if f.reflection {
+            ", x/y reflection"
+        } else {
+            ", x/y clamped"
+        }
+    );
+    println!(
+        "  networks  mapper {}, neuron {}, carrier {} (GRU {}×{}), collector {} parameters",
+        params("mapper."),
+        params("neuron."),
+        params("carrier."),
+        shape.hidden,
+        shape.layers,
+        params("collector.")
+    );
+    println!(
+        "  memory    hidden states {:.2} MiB for {items} item(s)",
+        hidden_bytes as f64 / 1048576.0
+    );
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Run configs: RON parsing with line, column and field path, then semantic validation that
 //! names the field and the valid range.
 
+mod flows;
 mod schema;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use flows::*;
 pub use schema::*;
 pub use validate::{ConfigIssue, Limits};
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::FlowsConfig;
 use crate::geometry::Boundary;
 
 /// A whole run: what to simulate, how many items, which seed.
@@ -53,6 +54,8 @@ pub enum BatchSize {
 pub enum Simulation {
     /// The MoE cellular lattice (reference-system.md part A).
     Moe(MoeConfig),
+    /// Energy flows from the middle plane to the front and back planes (part B).
+    Flows(FlowsConfig),
 }
 
 /// Geometry shared by everything that walks neighbors.

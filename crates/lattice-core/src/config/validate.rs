@@ -1,6 +1,6 @@
 //! Semantic checks of a parsed config. Each problem names the field and the valid range.
 
-use super::{BatchSize, MoeConfig, RunConfig, Simulation};
+use super::{BatchSize, FlowsConfig, MoeConfig, RunConfig, Simulation};
 use crate::geometry::{Dims, DimsError};
 
 /// One problem with a config: the field path, what is wrong, and how to fix it.
@@ -59,6 +59,7 @@ pub(super) fn check(config: &RunConfig, limits: &Limits) -> Vec<ConfigIssue> {
     }
     match &config.simulation {
         Simulation::Moe(moe) => check_moe(moe, limits, &mut issue),
+        Simulation::Flows(flows) => check_flows(flows, &mut issue),
     }
     out
 }
@@ -157,6 +158,186 @@ fn check_moe(moe: &MoeConfig, limits: &Limits, issue: &mut impl FnMut(&str, Stri
     }
 }
 
+/// Largest move of a flow in one step without noise: ±0.5 per axis.
+const MAX_MOVE: f32 = 0.866_025_4;
+
+fn check_flows(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
+    let (w, h, d) = f.dims;
+    if w < 2 || h < 2 || d < 2 {
+        issue(
+            "simulation.Flows.dims",
+            format!(
+                "({w}, {h}, {d}): every size must be ≥ 2 (positions are normalized by W−1, H−1 and D)"
+            ),
+            "the presets are (20, 20, 10), (28, 28, 40) and (100, 100, 50)".into(),
+        );
+    }
+    if u64::from(w) * u64::from(h) > 1 << 24 {
+        issue(
+            "simulation.Flows.dims",
+            format!("a {w}×{h} surface has more than 2²⁴ cells"),
+            "use a smaller surface".into(),
+        );
+    }
+    let mut size = |field: &str, v: u32, lo: u32, hi: u32, fix: &str| {
+        if v < lo || v > hi {
+            issue(field, format!("{v} is outside {lo}..={hi}"), fix.into());
+        }
+    };
+    size(
+        "simulation.Flows.embedding_dim",
+        f.embedding_dim,
+        1,
+        1 << 16,
+        "768 is DistilBERT's width",
+    );
+    size(
+        "simulation.Flows.carrier.hidden",
+        f.carrier.hidden,
+        2,
+        4096,
+        "the presets use 256, 512 and 1024",
+    );
+    size(
+        "simulation.Flows.carrier.layers",
+        f.carrier.layers,
+        1,
+        8,
+        "the presets use 2 or 3",
+    );
+    size(
+        "simulation.Flows.neuron.hidden",
+        f.neuron.hidden,
+        1,
+        256,
+        "the reference value is 32",
+    );
+    size(
+        "simulation.Flows.neuron.output",
+        f.neuron.output,
+        1,
+        256,
+        "the reference value is 64",
+    );
+    size(
+        "simulation.Flows.max_steps",
+        f.steps(),
+        1,
+        1_000_000,
+        "leave it out for D/2",
+    );
+    if f.carrier.hidden % 2 == 1 {
+        issue(
+            "simulation.Flows.carrier.hidden",
+            format!(
+                "{} is odd; the energy head has Hc/2 units",
+                f.carrier.hidden
+            ),
+            "use an even size".into(),
+        );
+    }
+    if !(f.displacement_scale.is_finite() && f.displacement_scale > 0.0) {
+        issue(
+            "simulation.Flows.displacement_scale",
+            format!("{} is not a positive finite number", f.displacement_scale),
+            "1.0 is the reference value; about 40 makes seeded weights complete flows".into(),
+        );
+    }
+    if !(f.noise.is_finite() && f.noise >= 0.0) {
+        issue(
+            "simulation.Flows.noise",
+            format!("{} is not a finite number ≥ 0", f.noise),
+            "0 turns noise off; the presets use 0.05 or 0.1".into(),
+        );
+    }
+    let surface = w * h;
+    let capacity = f.capacity();
+    if capacity < surface {
+        issue(
+            "simulation.Flows.capacity_per_item",
+            format!("{capacity} slots cannot hold the {surface} root flows of one item (W·H)"),
+            format!(
+                "use at least {surface}, or leave it out for 2·W·H = {}",
+                2 * surface
+            ),
+        );
+    }
+    if let Some(sp) = &f.spawn {
+        if !(sp.threshold.is_finite() && sp.threshold > 0.0) {
+            issue(
+                "simulation.Flows.spawn.threshold",
+                format!("{} is not a positive finite number", sp.threshold),
+                "the presets use 0.1 to 0.5".into(),
+            );
+        } else {
+            // One child needs L ≥ 2τ; noise can add about 4σ per axis.
+            let largest = MAX_MOVE * (1.0 + 8.0 * f.noise);
+            if 2.0 * sp.threshold > largest {
+                issue(
+                    "simulation.Flows.spawn.threshold",
+                    format!(
+                        "τ = {} needs a move of 2τ = {} to spawn a child, but with noise = {} a flow moves at most about {largest:.3} per step (±0.5 per axis)",
+                        sp.threshold,
+                        2.0 * sp.threshold,
+                        f.noise
+                    ),
+                    format!(
+                        "lower spawn.threshold below {:.3}, or remove spawn",
+                        largest / 2.0
+                    ),
+                );
+            }
+        }
+        if sp.max_per_step == 0 {
+            issue(
+                "simulation.Flows.spawn.max_per_step",
+                "0 children per step means spawn never fires".into(),
+                "use 1 or more, or remove spawn".into(),
+            );
+        }
+        if capacity <= surface {
+            issue(
+                "simulation.Flows.spawn",
+                format!(
+                    "spawn is on but capacity_per_item = {capacity} leaves no slot for children after the {surface} roots"
+                ),
+                format!(
+                    "raise simulation.Flows.capacity_per_item above {surface} (default 2·W·H), or remove spawn"
+                ),
+            );
+        }
+    }
+    if let Some(c) = &f.convergence {
+        if !(c.threshold > 0.0 && c.threshold <= 1.0) {
+            issue(
+                "simulation.Flows.convergence.threshold",
+                format!("{} is not a completion rate in (0, 1]", c.threshold),
+                "the presets use 0.8 or 0.95".into(),
+            );
+        }
+        if c.min_steps >= f.steps() {
+            issue(
+                "simulation.Flows.convergence.min_steps",
+                format!(
+                    "{} is not below max_steps = {}, so the convergence test never runs",
+                    c.min_steps,
+                    f.steps()
+                ),
+                "lower convergence.min_steps, raise simulation.Flows.max_steps, or remove convergence".into(),
+            );
+        }
+    }
+    if let Some(t) = &f.trace
+        && t.capacity == 0
+    {
+        issue(
+            "simulation.Flows.trace.capacity",
+            "a ring buffer of 0 events keeps nothing".into(),
+            "use 1 or more (default 100000), or remove trace".into(),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +350,7 @@ mod tests {
         )
         .map(|c| match c.simulation {
             Simulation::Moe(m) => m,
+            Simulation::Flows(_) => unreachable!("parsed a Moe config"),
         })
         .unwrap()
     }

@@ -1,80 +1,37 @@
-//! `lattice run`: build and validate the lattice, then run the configured simulation and write
-//! its outputs.
+//! `lattice run` on a Moe config: neighbor cache, weights, initial states, batches of steps.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, bail};
-use clap::Args;
-use lattice_core::NeighborCache;
-use lattice_core::config::{self, BatchSize, LoadedConfig, MoeConfig, Simulation};
-use lattice_core::io::{read_f32, write_atomic, write_f32};
+use anyhow::bail;
+use lattice_core::config::{BatchSize, LoadedConfig, MoeConfig};
+use lattice_core::io::{read_f32, write_f32};
 use lattice_core::lattice::build_cache;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
 use serde_json::json;
 
-use crate::backend::{Backend, BackendChoice};
+use super::{RunArgs, write_metrics};
+use crate::backend::Backend;
 use crate::sim::{GpuSetup, MoeBatch, gpu_batch_limit};
 
-#[derive(Args)]
-pub struct RunArgs {
-    /// The RON config to run.
-    pub config: PathBuf,
-    /// Output folder (created if missing).
-    #[arg(long, default_value = "out")]
-    pub out: PathBuf,
-    /// Initial states, `.npy` f32 of shape [items, N, S] in cell order x + y·W + z·W·H
-    /// (default: seeded from the config's seed, per item).
-    #[arg(long)]
-    pub init_states: Option<PathBuf>,
-    /// Weights, `.safetensors` with the tensors of docs/weights.md (default: seeded).
-    #[arg(long)]
-    pub weights: Option<PathBuf>,
-    /// Override the config's number of steps.
-    #[arg(long)]
-    pub steps: Option<u32>,
-}
-
-pub fn run(args: RunArgs, backend: BackendChoice) -> anyhow::Result<()> {
-    let loaded = config::load(&args.config)?;
-    let Simulation::Moe(moe) = &loaded.config.simulation;
-    prepare_out(&args.out)?;
-    let backend = Backend::select(backend)?;
-    tracing::info!(backend = %backend.name(), "backend");
-    let start = Instant::now();
-    let cache = build_cache(&loaded, &moe.lattice)?;
-    let s = cache.stats();
-    tracing::info!(
-        "neighbor cache: {} active cells, K = {}, neighbors per cell {}..{} (mean {:.1}), validated in {:.3} s",
-        s.active_cells,
-        s.stencil_offsets,
-        s.total.min,
-        s.total.max,
-        s.total.mean,
-        start.elapsed().as_secs_f64()
-    );
-    run_moe(&args, &loaded, moe, &cache, &backend)
-}
-
-fn prepare_out(out: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create output folder {}", out.display()))?;
-    // Fail now, not after the simulation, if the folder is not writable.
-    let probe = tempfile::Builder::new()
-        .prefix(".lattice-probe-")
-        .tempfile_in(out)
-        .with_context(|| format!("output folder {} is not writable", out.display()))?;
-    drop(probe);
-    Ok(())
-}
-
-fn run_moe(
+pub(super) fn run(
     args: &RunArgs,
     loaded: &LoadedConfig,
     moe: &MoeConfig,
-    cache: &NeighborCache,
     backend: &Backend,
 ) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let cache = build_cache(loaded, &moe.lattice)?;
+    let st = cache.stats();
+    tracing::info!(
+        "neighbor cache: {} active cells, K = {}, neighbors per cell {}..{} (mean {:.1}), validated in {:.3} s",
+        st.active_cells,
+        st.stencil_offsets,
+        st.total.min,
+        st.total.max,
+        st.total.mean,
+        start.elapsed().as_secs_f64()
+    );
+    let cache = &cache;
     let seed = loaded.config.seed;
     let items = loaded.config.batch.items as usize;
     let steps = args.steps.unwrap_or(moe.steps);
@@ -187,9 +144,7 @@ fn run_moe(
         },
         "outputs": {"states": "states.npy", "weights": "weights.safetensors"},
     });
-    write_atomic(&args.out.join("metrics.json"), |w| {
-        serde_json::to_writer_pretty(&mut *w, &metrics).map_err(std::io::Error::other)
-    })?;
+    write_metrics(&args.out, &metrics)?;
     println!(
         "ran {items} item(s) × {steps} step(s) of {} on {} in {total_s:.2} s ({:.0} cell-updates/s); wrote {}",
         cache.dims(),

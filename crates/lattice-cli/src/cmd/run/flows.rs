@@ -1,0 +1,277 @@
+//! `lattice run` on a Flows config: mapper → flows → surfaces, batch by batch.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use lattice_core::config::{BatchSize, FlowsConfig, LoadedConfig};
+use lattice_core::flows::aggregate::aggregate;
+use lattice_core::flows::mapper::{collect_surface, map_embedding, noise_seed, seeded_embedding};
+use lattice_core::flows::run::{BatchOutcome, ItemOutcome, StepRecord};
+use lattice_core::flows::trace::Trace;
+use lattice_core::flows::{
+    CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
+};
+use lattice_core::io::{read_f32, write_atomic, write_f32};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::{RunArgs, write_metrics};
+use crate::backend::Backend;
+use crate::sim::{GpuFlowSetup, flows_batch_limit};
+
+/// Weight files above this are not copied into the output folder (they are reproducible from
+/// the seed); the optimized preset's mapper alone is 2.5 GB.
+const MAX_WEIGHTS_COPY: u64 = 512 << 20;
+
+pub(super) fn run(
+    args: &RunArgs,
+    loaded: &LoadedConfig,
+    cfg: &FlowsConfig,
+    backend: &Backend,
+) -> anyhow::Result<()> {
+    let mut cfg = cfg.clone();
+    if let Some(s) = args.steps {
+        cfg.max_steps = Some(s);
+    }
+    let seed = loaded.config.seed;
+    let items = loaded.config.batch.items as usize;
+    let shape = FlowShape::from_config(&cfg);
+    let layout = FlowLayout::new(shape);
+    let t = Instant::now();
+    let weights = match &args.weights {
+        Some(p) => FlowWeights::load(layout, p)?,
+        None => FlowWeights::seeded(layout, seed),
+    };
+    tracing::info!(
+        "flow networks: {} parameters, ready in {:.2} s",
+        weights.data.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let e = cfg.embedding_dim as usize;
+    let embeddings: Vec<f32> = match &args.embeddings {
+        Some(p) => {
+            let want = [Some(items as u64), Some(e as u64)];
+            read_f32(p, &want, "[batch.items, embedding_dim]")?.0
+        }
+        None => (0..items)
+            .flat_map(|b| seeded_embedding(seed, b as u64, e))
+            .collect(),
+    };
+    if let Some(k) = embeddings.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "the input embeddings are not finite at item {}, element {}",
+            k / e,
+            k % e
+        );
+    }
+
+    let gpu = match backend {
+        Backend::Gpu(ctx) => Some(GpuFlowSetup::new(ctx, &weights, cfg.capacity())?),
+        Backend::Cpu => None,
+    };
+    let fits = match &gpu {
+        Some(g) => flows_batch_limit(g.ctx, &shape, cfg.capacity())?,
+        None => items,
+    };
+    let batch = match loaded.config.batch.max_batch_size {
+        BatchSize::Auto => fits.min(items),
+        BatchSize::Fixed(b) if b as usize > fits => bail!(
+            "batch.max_batch_size Fixed({b}) does not fit this backend: at most {fits} item(s) \
+             of {} flow slots fit one GPU binding; lower it or use Auto",
+            cfg.capacity()
+        ),
+        BatchSize::Fixed(b) => (b as usize).min(items),
+    };
+
+    let mut trace = cfg.trace.as_ref().map(|t| Trace::new(t.capacity));
+    let mut steps: Vec<StepRecord> = Vec::new();
+    let mut outcomes: Vec<ItemOutcome> = Vec::new();
+    let mut planes = Vec::new();
+    let mut merged = Vec::new();
+    let run_start = Instant::now();
+    for (batch_index, first) in (0..items).step_by(batch).enumerate() {
+        let count = batch.min(items - first);
+        let energies: Vec<f32> = (first..first + count)
+            .into_par_iter()
+            .flat_map_iter(|b| {
+                map_embedding(
+                    &weights.layout,
+                    &weights.data,
+                    &embeddings[b * e..(b + 1) * e],
+                )
+            })
+            .collect();
+        let state = FlowState::place(&shape, cfg.capacity(), &energies);
+        let seeds: Vec<[u32; 2]> = (first..first + count)
+            .map(|b| noise_seed(seed, b as u64))
+            .collect();
+        let log = |r: &StepRecord| {
+            tracing::info!(
+                "batch {batch_index} (items {first}..{}), step {}: {} live, {} spawned, {} front, {} back, {} reflected, {} dropped",
+                first + count,
+                r.step + 1,
+                r.live,
+                r.spawned,
+                r.completed_front,
+                r.completed_back,
+                r.reflected,
+                r.dropped_by_capacity
+            )
+        };
+        let outcome: BatchOutcome = match &gpu {
+            None => {
+                let mut engine = CpuFlows {
+                    net: FlowNet::new(&weights.layout, &weights.data),
+                    state,
+                    seeds,
+                };
+                run_batch(
+                    &mut engine,
+                    &cfg,
+                    count as u32,
+                    first as u64,
+                    trace.as_mut(),
+                    log,
+                )
+                .map_err(|e| match e {})?
+            }
+            Some(g) => {
+                let mut engine = g.batch(&state, &seeds)?;
+                run_batch(
+                    &mut engine,
+                    &cfg,
+                    count as u32,
+                    first as u64,
+                    trace.as_mut(),
+                    log,
+                )?
+            }
+        };
+        let s = aggregate(&shape, &outcome.state);
+        planes.extend(s.planes);
+        merged.extend(s.merged);
+        for r in outcome.steps {
+            match steps.get_mut(r.step as usize) {
+                Some(acc) => add_step(acc, &r),
+                None => steps.push(r),
+            }
+        }
+        outcomes.extend(outcome.items);
+    }
+    let total_s = run_start.elapsed().as_secs_f64();
+
+    let (w, h) = (u64::from(shape.w), u64::from(shape.h));
+    let out = &args.out;
+    write_f32(&out.join("surface.npy"), &[items as u64, 2, h, w], &planes)?;
+    write_f32(
+        &out.join("surface_merged.npy"),
+        &[items as u64, h, w],
+        &merged,
+    )?;
+    let mut outputs = json!({"surface": "surface.npy", "surface_merged": "surface_merged.npy"});
+    if cfg.collector {
+        let wh = shape.surface() as usize;
+        let emb: Vec<f32> = (0..items)
+            .flat_map(|b| {
+                collect_surface(
+                    &weights.layout,
+                    &weights.data,
+                    &merged[b * wh..(b + 1) * wh],
+                )
+            })
+            .collect();
+        write_f32(
+            &out.join("embeddings_out.npy"),
+            &[items as u64, e as u64],
+            &emb,
+        )?;
+        outputs["embeddings_out"] = "embeddings_out.npy".into();
+    }
+    if (weights.data.len() as u64) * 4 <= MAX_WEIGHTS_COPY {
+        weights.save(&out.join("weights.safetensors"))?;
+        outputs["weights"] = "weights.safetensors".into();
+    } else {
+        tracing::info!(
+            "weights ({:.1} GB) not copied to the output folder; they are seeded from seed {seed}",
+            weights.data.len() as f64 * 4e-9
+        );
+    }
+    if let Some(t) = &trace {
+        write_events(&out.join("events.jsonl"), t)?;
+        outputs["events"] = "events.jsonl".into();
+    }
+    let flow_steps: u64 = steps.iter().map(|r| u64::from(r.live)).sum();
+    let sum = |f: fn(&ItemOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
+    let metrics = json!({
+        "simulation": "flows",
+        "config": loaded.path,
+        "config_hash": format!("{:016x}", loaded.text_hash),
+        "version": env!("CARGO_PKG_VERSION"),
+        "backend": backend.name(),
+        "seed": seed,
+        "dims": [shape.w, shape.h, shape.d],
+        "items": items,
+        "batch_size": batch,
+        "capacity_per_item": cfg.capacity(),
+        "max_steps": cfg.steps(),
+        "weights": args.weights.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "embeddings": args.embeddings.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "totals": {
+            "created": sum(|o| o.created),
+            "spawned": sum(|o| o.spawned),
+            "completed_front": sum(|o| o.completed_front),
+            "completed_back": sum(|o| o.completed_back),
+            "reflected": sum(|o| o.reflected),
+            "dropped_by_capacity": sum(|o| o.dropped_by_capacity),
+            "unfinished": sum(|o| o.unfinished),
+            "projected": sum(|o| o.projected),
+            "flow_steps": flow_steps,
+        },
+        "steps": steps,
+        "per_item": outcomes,
+        "trace_overwritten": trace.as_ref().map(|t| t.overwritten),
+        "timing": {
+            "total_s": total_s,
+            "flow_steps_per_s": flow_steps as f64 / total_s,
+        },
+        "outputs": outputs,
+    });
+    write_metrics(out, &metrics)?;
+    println!(
+        "ran {items} item(s) of {}×{}×{} flows on {} in {total_s:.2} s: {} completed (front {}, back {}), {} unfinished, {:.0} flow-steps/s; wrote {}",
+        shape.w,
+        shape.h,
+        shape.d,
+        backend.name(),
+        sum(|o| o.completed_front + o.completed_back),
+        sum(|o| o.completed_front),
+        sum(|o| o.completed_back),
+        sum(|o| o.unfinished),
+        flow_steps as f64 / total_s,
+        out.display()
+    );
+    Ok(())
+}
+
+fn add_step(acc: &mut StepRecord, r: &StepRecord) {
+    acc.live += r.live;
+    acc.spawned += r.spawned;
+    acc.completed_front += r.completed_front;
+    acc.completed_back += r.completed_back;
+    acc.reflected += r.reflected;
+    acc.moving += r.moving;
+    acc.dropped_by_capacity += r.dropped_by_capacity;
+}
+
+fn write_events(path: &Path, trace: &Trace) -> anyhow::Result<()> {
+    write_atomic(path, |w| {
+        for e in trace.events() {
+            serde_json::to_writer(&mut *w, e).map_err(std::io::Error::other)?;
+            std::io::Write::write_all(w, b"\n")?;
+        }
+        Ok(())
+    })
+    .context("writing the event trace")?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `lattice run`: load and check the config, prepare the output folder and the backend, then
+//! run the configured simulation ([`moe`] or [`flows`]) and write its outputs.
+
+mod flows;
+mod moe;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use lattice_core::config::{self, Simulation};
+
+use crate::backend::{Backend, BackendChoice};
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The RON config to run.
+    pub config: PathBuf,
+    /// Output folder (created if missing).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// MoE: initial states, `.npy` f32 of shape [items, N, S] in cell order x + y·W + z·W·H
+    /// (default: seeded from the config's seed, per item).
+    #[arg(long)]
+    pub init_states: Option<PathBuf>,
+    /// Flows: input embeddings, `.npy` f32 of shape [items, embedding_dim] (default: seeded).
+    #[arg(long)]
+    pub embeddings: Option<PathBuf>,
+    /// Weights, `.safetensors` with the tensors of docs/weights.md (default: seeded).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Override the config's number of steps (MoE `steps`, flows `max_steps`).
+    #[arg(long)]
+    pub steps: Option<u32>,
+}
+
+pub fn run(args: RunArgs, backend: BackendChoice) -> anyhow::Result<()> {
+    let loaded = config::load(&args.config)?;
+    let wrong = |flag: &str, sim: &str| {
+        anyhow::anyhow!(
+            "{flag} applies to {sim} configs; {} is not one",
+            args.config.display()
+        )
+    };
+    match &loaded.config.simulation {
+        Simulation::Moe(_) if args.embeddings.is_some() => {
+            return Err(wrong("--embeddings", "Flows"));
+        }
+        Simulation::Flows(_) if args.init_states.is_some() => {
+            return Err(wrong("--init-states", "Moe"));
+        }
+        _ => {}
+    }
+    prepare_out(&args.out)?;
+    let backend = Backend::select(backend)?;
+    tracing::info!(backend = %backend.name(), "backend");
+    match &loaded.config.simulation {
+        Simulation::Moe(m) => moe::run(&args, &loaded, m, &backend),
+        Simulation::Flows(f) => flows::run(&args, &loaded, f, &backend),
+    }
+}
+
+fn prepare_out(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output folder {}", out.display()))?;
+    // Fail now, not after the simulation, if the folder is not writable.
+    let probe = tempfile::Builder::new()
+        .prefix(".lattice-probe-")
+        .tempfile_in(out)
+        .with_context(|| format!("output folder {} is not writable", out.display()))?;
+    drop(probe);
+    Ok(())
+}
+
+/// Writes `metrics.json` atomically.
+fn write_metrics(out: &Path, metrics: &serde_json::Value) -> anyhow::Result<()> {
+    lattice_core::io::write_atomic(&out.join("metrics.json"), |w| {
+        serde_json::to_writer_pretty(&mut *w, metrics).map_err(std::io::Error::other)
+    })?;
+    Ok(())
+}

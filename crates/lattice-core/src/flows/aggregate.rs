@@ -1,0 +1,94 @@
+//! Completed flows back onto the W×H surface (reference-system.md B9, engine.md): per item,
+//! plane and cell, a softmax over `w = |e|·1/(1 + dist)·(1 + 0.1·steps)` weights the flows'
+//! energies, in f32. Each cell's flows are sorted by (w, e) before summing, so the surface is
+//! bit-identical whatever order the flows are stored in.
+
+use rayon::prelude::*;
+
+use super::coords::surface_index;
+use super::params::FlowShape;
+use super::state::{FlowState, status};
+
+/// Surfaces of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Surfaces {
+    /// `[items, 2, H, W]`: front (z = −1) then back (z = +1).
+    pub planes: Vec<f32>,
+    /// `[items, H, W]`: both planes' flows in one softmax (the reference system's output).
+    pub merged: Vec<f32>,
+}
+
+/// The aggregation weight of a completed flow.
+pub fn weight(p: [f32; 4], steps: u32) -> f32 {
+    let dist = (p[2] + 1.0).abs().min((p[2] - 1.0).abs());
+    p[3].abs() * (1.0 / (1.0 + dist)) * (1.0 + 0.1 * steps as f32)
+}
+
+/// Softmax-weighted energy of one cell's flows, `(w, e)` pairs in any order.
+pub fn softmax_energy(flows: &mut [(f32, f32)]) -> f32 {
+    if flows.is_empty() {
+        return 0.0;
+    }
+    flows.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let max = flows[flows.len() - 1].0;
+    let (mut num, mut den) = (0.0f32, 0.0f32);
+    for &(w, e) in flows.iter() {
+        let x = (w - max).exp();
+        num += x * e;
+        den += x;
+    }
+    num / (den + 1e-12)
+}
+
+pub fn aggregate(shape: &FlowShape, state: &FlowState) -> Surfaces {
+    let wh = shape.surface() as usize;
+    let cap = state.capacity as usize;
+    let per_item: Vec<(Vec<f32>, Vec<f32>)> = (0..state.items as usize)
+        .into_par_iter()
+        .map(|b| {
+            // groups[plane][cell]; plane 2 is the merged surface.
+            let mut groups: Vec<Vec<Vec<(f32, f32)>>> = vec![vec![Vec::new(); wh]; 3];
+            for s in b * cap..(b + 1) * cap {
+                let plane = match state.status[s] {
+                    status::FRONT => 0,
+                    status::BACK => 1,
+                    _ => continue,
+                };
+                let p = state.pos[s];
+                let cell = surface_index(p[0], p[1], shape.w, shape.h) as usize;
+                let pair = (weight(p, state.steps[s]), p[3]);
+                groups[plane][cell].push(pair);
+                groups[2][cell].push(pair);
+            }
+            let mut out: Vec<Vec<f32>> = groups
+                .into_iter()
+                .map(|g| g.into_iter().map(|mut f| softmax_energy(&mut f)).collect())
+                .collect();
+            let merged = out.pop().expect("three surfaces");
+            (out.concat(), merged)
+        })
+        .collect();
+    let (planes, merged): (Vec<_>, Vec<_>) = per_item.into_iter().unzip();
+    Surfaces {
+        planes: planes.concat(),
+        merged: merged.concat(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_duplicated_and_permuted_flows() {
+        assert_eq!(softmax_energy(&mut [(0.7, -0.3)]), -0.3);
+        assert_eq!(softmax_energy(&mut [(0.7, -0.3), (0.7, -0.3)]), -0.3);
+        let mut a = [(0.2f32, 0.1f32), (0.9, -0.5), (0.4, 0.33), (0.9, 0.2)];
+        let mut b = [a[3], a[1], a[0], a[2]];
+        assert_eq!(
+            softmax_energy(&mut a).to_bits(),
+            softmax_energy(&mut b).to_bits()
+        );
+        assert_eq!(softmax_energy(&mut []), 0.0);
+    }
+}

@@ -1,0 +1,200 @@
+//! One batch of flow items from placement to the final state, on any backend: the step loop,
+//! per-item early stop (so an item's result does not depend on the batch it runs in), step
+//! metrics, the optional trace, and what happens to flows still moving at the end.
+
+use serde::Serialize;
+
+use super::convergence::{Convergence, StopReason};
+use super::net::MoveRule;
+use super::state::{FlowState, ItemCounts, status};
+use super::trace::Trace;
+use crate::config::{FlowsConfig, Unfinished};
+
+/// A backend that steps a batch of flows.
+pub trait FlowEngine {
+    type Error;
+    /// One step of every live flow; the per-item counts after it.
+    fn step(&mut self, rule: &MoveRule) -> Result<Vec<ItemCounts>, Self::Error>;
+    /// Stops moving these items' flows (their live lists become empty).
+    fn freeze(&mut self, items: &[u32]) -> Result<(), Self::Error>;
+    /// The whole state, hidden states included.
+    fn state(&mut self) -> Result<FlowState, Self::Error>;
+}
+
+/// Totals of one step over the batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub step: u32,
+    /// Flows that moved this step.
+    pub live: u32,
+    pub spawned: u32,
+    pub completed_front: u32,
+    pub completed_back: u32,
+    pub reflected: u32,
+    /// Still moving after the step.
+    pub moving: u32,
+    pub dropped_by_capacity: u32,
+}
+
+/// One item's totals over the run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ItemOutcome {
+    pub steps: u32,
+    pub stop: Option<StopReason>,
+    pub created: u64,
+    pub spawned: u64,
+    pub dropped_by_capacity: u64,
+    pub completed_front: u64,
+    pub completed_back: u64,
+    pub reflected: u64,
+    /// Flows still moving when the item ended.
+    pub unfinished: u64,
+    /// Of those, how many were projected onto a plane (`unfinished: Project`).
+    pub projected: u64,
+}
+
+pub struct BatchOutcome {
+    pub state: FlowState,
+    pub steps: Vec<StepRecord>,
+    pub items: Vec<ItemOutcome>,
+}
+
+impl FlowsConfig {
+    /// The move rule of step `step`.
+    pub fn rule(&self, step: u32) -> MoveRule {
+        MoveRule {
+            displacement_scale: self.displacement_scale,
+            noise: self.noise,
+            reflection: self.reflection,
+            spawn_threshold: self.spawn.as_ref().map_or(0.0, |s| s.threshold),
+            spawn_max: self.spawn.as_ref().map_or(0, |s| s.max_per_step),
+            step,
+        }
+    }
+}
+
+/// Runs a placed batch to the end. `first_item` numbers the batch's items in the trace;
+/// `on_step` sees every step's totals as it ends (progress, logs).
+pub fn run_batch<E: FlowEngine>(
+    engine: &mut E,
+    cfg: &FlowsConfig,
+    items: u32,
+    first_item: u64,
+    mut trace: Option<&mut Trace>,
+    mut on_step: impl FnMut(&StepRecord),
+) -> Result<BatchOutcome, E::Error> {
+    let wh = u64::from(cfg.surface());
+    let mut outcomes = vec![
+        ItemOutcome {
+            created: wh,
+            ..Default::default()
+        };
+        items as usize
+    ];
+    let mut conv: Vec<Option<Convergence>> = (0..items)
+        .map(|_| cfg.convergence.clone().map(Convergence::new))
+        .collect();
+    let mut live: Vec<u32> = vec![cfg.surface(); items as usize];
+    let mut stopped = vec![false; items as usize];
+    let mut records = Vec::new();
+    for step in 0..cfg.steps() {
+        let mut freeze = Vec::new();
+        for b in 0..items as usize {
+            if stopped[b] {
+                continue;
+            }
+            let o = &outcomes[b];
+            let reason = conv[b].as_mut().and_then(|c| {
+                c.check(
+                    step,
+                    o.completed_front + o.completed_back,
+                    o.created,
+                    u64::from(live[b]),
+                )
+            });
+            if reason.is_some() || live[b] == 0 {
+                stopped[b] = true;
+                outcomes[b].stop = reason;
+                if live[b] > 0 {
+                    freeze.push(b as u32);
+                }
+            }
+        }
+        if !freeze.is_empty() {
+            engine.freeze(&freeze)?;
+        }
+        if stopped.iter().all(|&s| s) {
+            break;
+        }
+        let before = match trace {
+            Some(_) => Some(engine.state()?),
+            None => None,
+        };
+        let counts = engine.step(&cfg.rule(step))?;
+        let mut rec = StepRecord {
+            step,
+            ..Default::default()
+        };
+        for (b, c) in counts.iter().enumerate() {
+            if stopped[b] {
+                continue;
+            }
+            rec.live += live[b];
+            rec.spawned += c.spawned;
+            rec.completed_front += c.front;
+            rec.completed_back += c.back;
+            rec.reflected += c.reflected;
+            rec.moving += c.moving;
+            rec.dropped_by_capacity += c.dropped;
+            let o = &mut outcomes[b];
+            o.steps = step + 1;
+            o.created += u64::from(c.spawned);
+            o.spawned += u64::from(c.spawned);
+            o.dropped_by_capacity += u64::from(c.dropped);
+            o.completed_front += u64::from(c.front);
+            o.completed_back += u64::from(c.back);
+            o.reflected += u64::from(c.reflected);
+            live[b] = c.moving;
+        }
+        if let (Some(t), Some(before)) = (trace.as_deref_mut(), before) {
+            let after = engine.state()?;
+            let lists: Vec<Vec<u32>> = (0..items)
+                .map(|b| {
+                    let base = before.slot(b, 0);
+                    let n = if stopped[b as usize] {
+                        0
+                    } else {
+                        before.counts[b as usize].moving
+                    };
+                    before.live[base..base + n as usize].to_vec()
+                })
+                .collect();
+            let used: Vec<u32> = before.counts.iter().map(|c| c.used).collect();
+            t.record(step, first_item, &lists, &used, &after);
+        }
+        on_step(&rec);
+        records.push(rec);
+    }
+    let mut state = engine.state()?;
+    for (b, o) in outcomes.iter_mut().enumerate() {
+        let base = state.slot(b as u32, 0);
+        for s in base..base + state.capacity as usize {
+            if state.status[s] != status::MOVING {
+                continue;
+            }
+            o.unfinished += 1;
+            if cfg.unfinished == Unfinished::Project {
+                // z ≤ 0 goes to the front plane.
+                let front = state.pos[s][2] <= 0.0;
+                state.pos[s][2] = if front { -1.0 } else { 1.0 };
+                state.status[s] = if front { status::FRONT } else { status::BACK };
+                o.projected += 1;
+            }
+        }
+    }
+    Ok(BatchOutcome {
+        state,
+        steps: records,
+        items: outcomes,
+    })
+}

@@ -1,0 +1,130 @@
+// Stage 2 of a flow step, once per GRU layer: a tile of TILE flows times 64 hidden units per
+// workgroup. Weights are read transposed ([in, 3*HC], `gru_t`) so neighbouring invocations read
+// neighbouring words; the tile's inputs are staged in workgroup memory, KC columns at a time.
+// The new hidden state goes to the layer's rows of `hs`; flow_commit copies it into `hidden`.
+// Twin of FlowNet::gru in lattice-core/src/flows/net.rs (sums over k ascending, bias last;
+// gate order r, z, n as PyTorch).
+
+struct LayerParams {
+    layer: u32,
+    input: u32,
+    // Offsets of this layer's transposed W_ih and W_hh in `gru_t`.
+    wih: u32,
+    whh: u32,
+    // Offsets of its biases in `wts`.
+    bih: u32,
+    bhh: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: FlowParams;
+@group(0) @binding(1) var<uniform> lp: LayerParams;
+@group(0) @binding(2) var<storage, read> wts: array<f32>;
+@group(0) @binding(3) var<storage, read> gru_t: array<f32>;
+@group(0) @binding(4) var<storage, read> gslot: array<u32>;
+@group(0) @binding(5) var<storage, read> xin: array<f32>;
+@group(0) @binding(6) var<storage, read> hidden: array<f32>;
+@group(0) @binding(7) var<storage, read_write> hs: array<f32>;
+
+const KC: u32 = 64u;
+var<workgroup> tile: array<f32, TILE * KC>;
+
+// Input column k of flow g: the carrier input (layer 0) or the previous layer's new state.
+fn layer_input(g: u32, k: u32) -> f32 {
+    if (lp.layer == 0u) {
+        return xin[g * XIN + k];
+    }
+    return hs[((lp.layer - 1u) * params.nmax + g) * HC + k];
+}
+
+fn hidden_old(g: u32, k: u32) -> f32 {
+    return sane(hidden[gslot[g] * HL + lp.layer * HC + k]);
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let u = wg.x * 64u + lid;
+    let g0 = (wg.y + wg.z * nwg.y) * TILE;
+    let live = params.live_total;
+    var ir: array<f32, TILE>;
+    var iz: array<f32, TILE>;
+    var inn: array<f32, TILE>;
+    var hr: array<f32, TILE>;
+    var hz: array<f32, TILE>;
+    var hn: array<f32, TILE>;
+    let h3 = 3u * HC;
+
+    for (var k0 = 0u; k0 < lp.input; k0 += KC) {
+        for (var t = 0u; t < TILE; t++) {
+            let g = g0 + t;
+            var v = 0.0;
+            if (g < live && k0 + lid < lp.input) {
+                v = layer_input(g, k0 + lid);
+            }
+            tile[t * KC + lid] = v;
+        }
+        workgroupBarrier();
+        if (u < HC) {
+            let n = min(KC, lp.input - k0);
+            for (var kk = 0u; kk < n; kk++) {
+                let row = lp.wih + (k0 + kk) * h3 + u;
+                let wr = gru_t[row];
+                let wz = gru_t[row + HC];
+                let wn = gru_t[row + 2u * HC];
+                for (var t = 0u; t < TILE; t++) {
+                    let x = tile[t * KC + kk];
+                    ir[t] += wr * x;
+                    iz[t] += wz * x;
+                    inn[t] += wn * x;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var k0 = 0u; k0 < HC; k0 += KC) {
+        for (var t = 0u; t < TILE; t++) {
+            let g = g0 + t;
+            var v = 0.0;
+            if (g < live && k0 + lid < HC) {
+                v = hidden_old(g, k0 + lid);
+            }
+            tile[t * KC + lid] = v;
+        }
+        workgroupBarrier();
+        if (u < HC) {
+            let n = min(KC, HC - k0);
+            for (var kk = 0u; kk < n; kk++) {
+                let row = lp.whh + (k0 + kk) * h3 + u;
+                let wr = gru_t[row];
+                let wz = gru_t[row + HC];
+                let wn = gru_t[row + 2u * HC];
+                for (var t = 0u; t < TILE; t++) {
+                    let x = tile[t * KC + kk];
+                    hr[t] += wr * x;
+                    hz[t] += wz * x;
+                    hn[t] += wn * x;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    if (u >= HC) {
+        return;
+    }
+    for (var t = 0u; t < TILE; t++) {
+        let g = g0 + t;
+        if (g >= live) {
+            break;
+        }
+        let r = sigmoid((ir[t] + wts[lp.bih + u]) + (hr[t] + wts[lp.bhh + u]));
+        let z = sigmoid((iz[t] + wts[lp.bih + HC + u]) + (hz[t] + wts[lp.bhh + HC + u]));
+        let n = tanh((inn[t] + wts[lp.bih + 2u * HC + u]) + r * (hn[t] + wts[lp.bhh + 2u * HC + u]));
+        let h = clamp((1.0 - z) * n + z * hidden_old(g, u), -10.0, 10.0);
+        hs[(lp.layer * params.nmax + g) * HC + u] = h;
+    }
+}

@@ -1,0 +1,105 @@
+// Stage 3 of a flow step: the carrier's energy and displacement heads on the new top hidden
+// layer, then the move rule (scale and clamp, seeded noise, x/y reflection, termination at
+// z = -1 / +1, spawn request). Twin of FlowNet::heads and apply_move in
+// lattice-core/src/flows/net.rs.
+
+@group(0) @binding(0) var<uniform> params: FlowParams;
+@group(0) @binding(1) var<storage, read> wts: array<f32>;
+@group(0) @binding(2) var<storage, read> gslot: array<u32>;
+@group(0) @binding(3) var<storage, read> hs: array<f32>;
+@group(0) @binding(4) var<storage, read> seeds: array<vec2<u32>>;
+@group(0) @binding(5) var<storage, read_write> pos: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> prev: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> status: array<u32>;
+@group(0) @binding(8) var<storage, read_write> event: array<u32>;
+@group(0) @binding(9) var<storage, read_write> spawn: array<u32>;
+@group(0) @binding(10) var<storage, read_write> steps: array<u32>;
+
+fn outside(v: f32) -> bool {
+    return v < -1.0 || v > 1.0;
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let g = flat_invocation(gid, nwg, 64u);
+    if (g >= params.live_total) {
+        return;
+    }
+    let slot = gslot[g];
+    let top = ((L - 1u) * params.nmax + g) * HC;
+
+    // Energy: tanh(energy2 . gelu(energy1 . h + b1) + b2), summed over units ascending.
+    var acc_e = 0.0;
+    for (var o = 0u; o < HC / 2u; o++) {
+        let row = W_CARRIER_ENERGY1_WEIGHT + o * HC;
+        var a = 0.0;
+        for (var k = 0u; k < HC; k++) {
+            a += wts[row + k] * hs[top + k];
+        }
+        acc_e += wts[W_CARRIER_ENERGY2_WEIGHT + o] * gelu(a + wts[W_CARRIER_ENERGY1_BIAS + o]);
+    }
+    let energy = tanh(acc_e + wts[W_CARRIER_ENERGY2_BIAS]);
+
+    // Displacement: disp2 . gelu(disp1 . h + b1) + b2.
+    var d = vec3<f32>(0.0);
+    for (var o = 0u; o < DH; o++) {
+        let row = W_CARRIER_DISP1_WEIGHT + o * HC;
+        var a = 0.0;
+        for (var k = 0u; k < HC; k++) {
+            a += wts[row + k] * hs[top + k];
+        }
+        let gv = gelu(a + wts[W_CARRIER_DISP1_BIAS + o]);
+        d.x += wts[W_CARRIER_DISP2_WEIGHT + o] * gv;
+        d.y += wts[W_CARRIER_DISP2_WEIGHT + DH + o] * gv;
+        d.z += wts[W_CARRIER_DISP2_WEIGHT + 2u * DH + o] * gv;
+    }
+    d += vec3<f32>(wts[W_CARRIER_DISP2_BIAS], wts[W_CARRIER_DISP2_BIAS + 1u], wts[W_CARRIER_DISP2_BIAS + 2u]);
+
+    let p = pos[slot];
+    let item = slot / CAP;
+    let local = slot % CAP;
+    var raw = p.xyz + clamp(d * params.scale, vec3<f32>(-0.5), vec3<f32>(0.5));
+    if (params.noise > 0.0) {
+        let seed = seeds[item];
+        raw.x += params.noise * gauss(seed, local, params.step, 0u);
+        raw.y += params.noise * gauss(seed, local, params.step, 1u);
+        raw.z += params.noise * gauss(seed, local, params.step, 2u);
+    }
+    var ev = 0u;
+    var x: f32;
+    var y: f32;
+    if (params.reflection != 0u) {
+        if (outside(raw.x) || outside(raw.y)) {
+            ev |= EV_REFLECTED;
+        }
+        x = reflect1(raw.x);
+        y = reflect1(raw.y);
+    } else {
+        x = clamp(raw.x, -1.0, 1.0);
+        y = clamp(raw.y, -1.0, 1.0);
+    }
+    let z = clamp(raw.z, -1.0, 1.0);
+    var st = MOVING;
+    if (z <= -1.0) {
+        st = FRONT;
+    } else if (z >= 1.0) {
+        st = BACK;
+    }
+    var k = 0u;
+    if (st == MOVING && params.spawn_tau > 0.0) {
+        let dv = raw - p.xyz;
+        let len = sqrt(dv.x * dv.x + dv.y * dv.y + dv.z * dv.z);
+        if (len > params.spawn_tau) {
+            let n = u32(floor(len / params.spawn_tau));
+            k = min(max(n, 1u) - 1u, params.spawn_max);
+        }
+    } else if (st != MOVING) {
+        ev |= EV_TERMINATED;
+    }
+    pos[slot] = vec4<f32>(x, y, z, energy);
+    prev[slot] = vec4<f32>(p.xyz, energy);
+    status[slot] = st;
+    event[slot] = ev;
+    spawn[slot] = k;
+    steps[slot] = steps[slot] + 1u;
+}

@@ -1,0 +1,72 @@
+// Shared by the flow kernels. Twin of lattice-core/src/flows (state.rs, net.rs, noise.rs):
+// same status codes, event bits, constants and order of operations. The generated header
+// (lattice-gpu/src/flows.rs) defines the sizes (W, H, D, CAP, HC, L, NH, NO, XIN, HL, DH) and
+// the tensor offsets W_<NAME> into `wts`.
+
+struct FlowParams {
+    items: u32,
+    live_total: u32,
+    step: u32,
+    // Rows of the per-layer scratch `hs` (items * CAP).
+    nmax: u32,
+    scale: f32,
+    noise: f32,
+    spawn_tau: f32,
+    spawn_max: u32,
+    reflection: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
+}
+
+struct ItemCounts {
+    moving: u32,
+    spawned: u32,
+    dropped: u32,
+    front: u32,
+    back: u32,
+    reflected: u32,
+    used: u32,
+    pad: u32,
+}
+
+const FREE: u32 = 0u;
+const MOVING: u32 = 1u;
+const FRONT: u32 = 2u;
+const BACK: u32 = 3u;
+const EV_REFLECTED: u32 = 1u;
+const EV_TERMINATED: u32 = 2u;
+
+// NaN -> 0, then clamp to +-10 (the carrier's input and hidden-state guard).
+fn sane(v: f32) -> f32 {
+    return select(clamp(v, -10.0, 10.0), 0.0, v != v);
+}
+
+fn pcg(v: u32) -> u32 {
+    let state = v * 747796405u + 2891336453u;
+    let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+    return (word >> 22u) ^ word;
+}
+
+fn unit(h: u32) -> f32 {
+    return f32((h >> 8u) + 1u) * (1.0 / 16777216.0);
+}
+
+// N(0, 1) for one (item seed, item-local slot, step, axis); Box-Muller.
+fn gauss(seed: vec2<u32>, slot: u32, step: u32, axis: u32) -> f32 {
+    let a = pcg(seed.x ^ pcg(seed.y ^ pcg(slot ^ pcg(step * 4u + axis))));
+    let b = pcg(a ^ 0x9e3779b9u);
+    let r = sqrt(-2.0 * log(unit(a)));
+    return r * cos(6.2831855 * unit(b));
+}
+
+// Folds a coordinate back into [-1, 1] once, then clamps.
+fn reflect1(v: f32) -> f32 {
+    var r = v;
+    if (v < -1.0) {
+        r = -2.0 - v;
+    } else if (v > 1.0) {
+        r = 2.0 - v;
+    }
+    return clamp(r, -1.0, 1.0);
+}
