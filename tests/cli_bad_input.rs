@@ -81,6 +81,9 @@ fn shipped_configs_validate() {
         "configs/debug.ron",
         "configs/experiment.ron",
         "configs/periodic.ron",
+        "configs/flows_debug.ron",
+        "configs/flows_experiment.ron",
+        "configs/flows_optimized.ron",
     ] {
         let out = Command::cargo_bin("lattice")
             .unwrap()
@@ -93,4 +96,34 @@ fn shipped_configs_validate() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+#[test]
+fn flow_settings_that_cannot_work_together_name_both_fields() {
+    let flows = |extra: &str| validate(&format!("(simulation: Flows((dims: (6, 5, 8), {extra})))"));
+    let (code, err) = flows("spawn: Some((threshold: 0.1)), capacity_per_item: Some(30)");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("simulation.Flows.spawn") && err.contains("capacity_per_item"),
+        "{err}"
+    );
+    let (code, err) = flows("spawn: Some((threshold: 0.6))");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("simulation.Flows.spawn.threshold") && err.contains("noise"),
+        "{err}"
+    );
+    let (code, err) =
+        flows("max_steps: Some(4), convergence: Some((threshold: 0.9, min_steps: 4))");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("convergence.min_steps") && err.contains("max_steps"),
+        "{err}"
+    );
+    let (code, err) = flows("capacity_per_item: Some(10)");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("capacity_per_item") && err.contains("30 root flows"),
+        "{err}"
+    );
 }

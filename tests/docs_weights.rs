@@ -1,7 +1,8 @@
-//! docs/weights.md lists every MoE tensor with its shape; this keeps it true.
+//! docs/weights.md lists every MoE and flow tensor with its shape; this keeps it true.
 
 use std::collections::BTreeMap;
 
+use lattice_core::flows::{FlowLayout, FlowShape};
 use lattice_core::moe::{MoeShape, ParamLayout};
 
 /// Evaluates a shape term of the doc ("2S", "S+fm+16", "H/2", …) for the given sizes.
@@ -47,22 +48,71 @@ fn every_tensor_is_documented_with_its_shape() {
         ("T", sh.time_width()),
     ]
     .into();
+    let doc = section("# MoE weights");
+    let documented = documented(&doc, &sizes);
+    let layout = ParamLayout::new(sh);
+    let actual: BTreeMap<String, Vec<u32>> = layout
+        .tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone()))
+        .collect();
+    assert_eq!(documented, actual);
+}
+
+/// The lines of docs/weights.md from `heading` to the next top-level heading.
+fn section(heading: &str) -> String {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/weights.md")).unwrap();
-    let documented: BTreeMap<String, Vec<u32>> = doc
-        .lines()
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} in docs/weights.md"));
+    let rest = &doc[start + heading.len()..];
+    let end = rest.find("\n# ").unwrap_or(rest.len());
+    rest[..end].to_string()
+}
+
+/// `name → shape` of every table row of a section.
+fn documented(doc: &str, sizes: &BTreeMap<&str, u32>) -> BTreeMap<String, Vec<u32>> {
+    doc.lines()
         .filter_map(|l| l.strip_prefix("| `"))
         .map(|l| {
             let (name, rest) = l.split_once("` | [").unwrap();
             let dims = rest.split_once(']').unwrap().0;
             (
                 name.to_string(),
-                dims.split(',').map(|d| eval(d, &sizes)).collect(),
+                dims.split(',').map(|d| eval(d, sizes)).collect(),
             )
         })
-        .collect();
-    let layout = ParamLayout::new(sh);
-    let actual: BTreeMap<String, Vec<u32>> = layout
+        .collect()
+}
+
+#[test]
+fn every_flow_tensor_is_documented_with_its_shape() {
+    // Sizes chosen so no two symbols coincide.
+    let sh = FlowShape {
+        w: 5,
+        h: 3,
+        d: 8,
+        embed: 40,
+        hidden: 10,
+        layers: 2,
+        neuron_hidden: 6,
+        neuron_out: 7,
+        collector: true,
+    };
+    let sizes: BTreeMap<&str, u32> = [
+        ("E", sh.embed),
+        ("W", sh.w),
+        ("H", sh.h),
+        ("WH", sh.surface()),
+        ("I", sh.inner()),
+        ("NH", sh.neuron_hidden),
+        ("NO", sh.neuron_out),
+        ("Hc", sh.hidden),
+    ]
+    .into();
+    let documented = documented(&section("# Flow weights"), &sizes);
+    let actual: BTreeMap<String, Vec<u32>> = FlowLayout::new(sh)
         .tensors
         .iter()
         .map(|t| (t.name.clone(), t.shape.clone()))

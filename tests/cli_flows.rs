@@ -1,0 +1,139 @@
+//! `lattice run` on Flows configs through the real binary, CPU path: outputs and their shapes,
+//! per-step metrics, the event trace, determinism, and bad embeddings.
+
+use std::path::Path;
+
+use assert_cmd::Command;
+
+const SMALL: &str = "(seed: 5, batch: (items: 3, max_batch_size: Fixed(2)), simulation: Flows((\
+    dims: (6, 5, 8), embedding_dim: 16, carrier: (hidden: 16, layers: 2), \
+    neuron: (hidden: 8, output: 12), displacement_scale: 40.0, noise: 0.05, \
+    spawn: Some((threshold: 0.15)), collector: true, trace: Some((capacity: 50)))))";
+
+fn run(dir: &Path, extra: &[&str]) -> std::process::Output {
+    Command::cargo_bin("lattice")
+        .unwrap()
+        .current_dir(dir)
+        .args(["run", "flows.ron", "--backend", "cpu"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn shape(path: &Path) -> Vec<u64> {
+    let bytes = std::fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().shape().to_vec()
+}
+
+#[test]
+fn a_flows_run_writes_surfaces_metrics_and_trace_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flows.ron"), SMALL).unwrap();
+    for out in ["a", "b"] {
+        let o = run(dir.path(), &["--out", out]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The weights a run writes load back into the same run.
+    let o = run(
+        dir.path(),
+        &["--out", "c", "--weights", "a/weights.safetensors"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let a = dir.path().join("a");
+    assert!(
+        std::fs::read(a.join("surface.npy")).unwrap()
+            == std::fs::read(dir.path().join("c/surface.npy")).unwrap()
+    );
+    assert_eq!(shape(&a.join("surface.npy")), [3, 2, 5, 6]);
+    assert_eq!(shape(&a.join("surface_merged.npy")), [3, 5, 6]);
+    assert_eq!(shape(&a.join("embeddings_out.npy")), [3, 16]);
+    for f in [
+        "surface.npy",
+        "surface_merged.npy",
+        "embeddings_out.npy",
+        "events.jsonl",
+    ] {
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(dir.path().join("b").join(f)).unwrap(),
+        );
+        assert!(x == y, "{f} differs between two runs");
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["simulation"], "flows");
+    assert_eq!(m["batch_size"], 2);
+    let steps = m["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 4, "D/2 steps");
+    for key in [
+        "live",
+        "spawned",
+        "completed_front",
+        "completed_back",
+        "reflected",
+        "moving",
+        "dropped_by_capacity",
+    ] {
+        assert!(steps[0][key].is_u64(), "{key}");
+    }
+    assert_eq!(steps[0]["live"], 90, "3 items × 30 roots");
+    assert_eq!(m["per_item"].as_array().unwrap().len(), 3);
+    let events = std::fs::read_to_string(a.join("events.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = events
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 50, "the ring keeps the newest 50 events");
+    assert!(m["trace_overwritten"].as_u64().unwrap() > 0);
+    assert!(
+        lines
+            .iter()
+            .all(|e| e["event"].is_string() && e["flow"].is_u64())
+    );
+}
+
+#[test]
+fn items_do_not_depend_on_the_batch_they_run_in() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flows.ron"), SMALL).unwrap();
+    let one = SMALL.replace("max_batch_size: Fixed(2)", "max_batch_size: Fixed(1)");
+    std::fs::write(dir.path().join("one.ron"), one).unwrap();
+    assert!(run(dir.path(), &["--out", "a"]).status.success());
+    let o = Command::cargo_bin("lattice")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["run", "one.ron", "--backend", "cpu", "--out", "b"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let read = |d: &str| std::fs::read(dir.path().join(d).join("surface.npy")).unwrap();
+    assert!(read("a") == read("b"));
+}
+
+#[test]
+fn embeddings_of_the_wrong_shape_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flows.ron"), SMALL).unwrap();
+    let path = dir.path().join("emb.npy");
+    {
+        use npyz::WriterBuilder;
+        let mut f = std::fs::File::create(&path).unwrap();
+        let mut w = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(&[3, 15])
+            .writer(&mut f)
+            .begin_nd()
+            .unwrap();
+        w.extend((0..45).map(|v| v as f32)).unwrap();
+        w.finish().unwrap();
+    }
+    let o = run(dir.path(), &["--out", "out", "--embeddings", "emb.npy"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("[3, 15]") && err.contains("embedding_dim"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"));
+    assert!(!dir.path().join("out/surface.npy").exists());
+}
