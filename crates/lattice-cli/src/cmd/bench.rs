@@ -10,6 +10,7 @@ use lattice_core::{NeighborCache, neighbors::Stencil};
 use lattice_gpu::GpuContext;
 use serde_json::{Value, json};
 
+use super::bench_flows;
 use crate::backend::BackendChoice;
 use crate::sim::{GpuSetup, MoeBatch};
 
@@ -19,6 +20,8 @@ pub enum What {
     Neighbors,
     /// MoE step: DEBUG B = 1 and 64, EXPERIMENT B = 1 and 8.
     Moe,
+    /// Flow step: debug B = 64, experiment B = 16.
+    Flows,
     /// Everything.
     All,
 }
@@ -27,7 +30,7 @@ pub enum What {
 pub struct BenchArgs {
     #[arg(value_enum, default_value_t = What::All)]
     pub what: What,
-    /// Timed steps per MoE case (after one untimed warm-up step).
+    /// Timed steps per MoE or flow case (after one untimed warm-up step).
     #[arg(long, default_value_t = 2)]
     pub steps: u32,
     /// Only the cases whose label contains this text (e.g. "debug").
@@ -57,8 +60,11 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
     if matches!(args.what, What::Neighbors | What::All) {
         results.extend(neighbors(&keep));
     }
-    if matches!(args.what, What::Moe | What::All) {
-        let gpu = match backend {
+    let wants_gpu = matches!(args.what, What::Moe | What::Flows | What::All);
+    let gpu = if !wants_gpu {
+        None
+    } else {
+        match backend {
             BackendChoice::Cpu => None,
             _ => match GpuContext::new() {
                 Ok(ctx) => Some(ctx),
@@ -68,14 +74,16 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
                     None
                 }
             },
-        };
-        let mut backends: Vec<Option<&GpuContext>> = Vec::new();
-        if backend != BackendChoice::Gpu {
-            backends.push(None);
         }
-        if let Some(ctx) = &gpu {
-            backends.push(Some(ctx));
-        }
+    };
+    let mut backends: Vec<Option<&GpuContext>> = Vec::new();
+    if backend != BackendChoice::Gpu {
+        backends.push(None);
+    }
+    if let Some(ctx) = &gpu {
+        backends.push(Some(ctx));
+    }
+    if matches!(args.what, What::Moe | What::All) {
         for (preset, text, items) in [
             ("debug", DEBUG, 1),
             ("debug", DEBUG, 64),
@@ -90,6 +98,19 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
             }
         }
     }
+    if matches!(args.what, What::Flows | What::All) {
+        for (preset, text, items) in bench_flows::CASES {
+            for ctx in &backends {
+                let label = format!("flows/{preset}/B={items}/{}", ctx.map_or("cpu", |_| "gpu"));
+                if keep(&label) {
+                    let peak = ctx.and_then(|c| fp32_peak(&c.adapter.name));
+                    results.push(bench_flows::case(
+                        &label, text, items, *ctx, args.steps, peak,
+                    )?);
+                }
+            }
+        }
+    }
     let machine = json!({
         "cpu_threads": crate::backend::rayon_threads(),
         "gpu": GpuContext::new().ok().map(|c| json!({"name": c.adapter.name, "backend": c.adapter.backend, "type": c.adapter.device_type})),
@@ -100,7 +121,7 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
     );
     eprintln!(
         "{:<34} {:>12} {:>16} {:>14} {:>10}",
-        "case", "ms/step", "cells/s", "GFLOP/s", "% FP32"
+        "case", "ms/step", "cells|flows/s", "GFLOP/s", "% FP32"
     );
     let num = |v: &Value, digits: usize, scale: f64| {
         v.as_f64()
@@ -111,7 +132,12 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
             "{:<34} {:>12} {:>16} {:>14} {:>10}",
             r["case"].as_str().unwrap_or(""),
             num(&r["ms"], 3, 1.0),
-            num(&r["cell_updates_per_s"], 0, 1.0),
+            num(
+                r.get("cell_updates_per_s")
+                    .unwrap_or(r.get("flow_steps_per_s").unwrap_or(&Value::Null)),
+                0,
+                1.0
+            ),
             num(&r["achieved_flops"], 2, 1e-9),
             num(&r["fraction_of_fp32_peak"], 2, 100.0),
         );

@@ -1,0 +1,123 @@
+//! The flow cases of `lattice bench`: debug B = 64 and experiment B = 16, per backend.
+//! Convergence is off so every case runs the same steps; spawning, noise and reflection are on
+//! as in the presets. Time is wall time around whole steps, each of which ends with the
+//! per-item counts read back (poll-bracketed on the GPU).
+
+use std::time::Instant;
+
+use lattice_core::config::{self, FlowsConfig, Simulation};
+use lattice_core::flows::mapper::{map_embedding, noise_seed, seeded_embedding};
+use lattice_core::flows::params::DISP_HIDDEN;
+use lattice_core::flows::run::FlowEngine;
+use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights};
+use lattice_gpu::GpuContext;
+use rayon::prelude::*;
+use serde_json::{Value, json};
+
+use crate::sim::GpuFlowSetup;
+
+const DEBUG: &str = include_str!("../../../../configs/flows_debug.ron");
+const EXPERIMENT: &str = include_str!("../../../../configs/flows_experiment.ron");
+
+/// The cases: (preset, config text, items).
+pub const CASES: [(&str, &str, u32); 2] = [("debug", DEBUG, 64), ("experiment", EXPERIMENT, 16)];
+
+/// FLOPs of one flow-step (multiply-add = 2): SimpleNeuron, every GRU layer, both heads.
+pub fn flops_per_flow_step(sh: &FlowShape) -> f64 {
+    let (nh, no, hc) = (
+        f64::from(sh.neuron_hidden),
+        f64::from(sh.neuron_out),
+        f64::from(sh.hidden),
+    );
+    let neuron = 3.0 * 3.0 + 4.0 * nh + nh * nh + nh * no;
+    let gru: f64 = (0..sh.layers)
+        .map(|l| 3.0 * hc * (f64::from(sh.layer_in(l)) + hc))
+        .sum();
+    let heads =
+        hc * hc / 2.0 + hc / 2.0 + hc * f64::from(DISP_HIDDEN) + f64::from(DISP_HIDDEN) * 3.0;
+    2.0 * (neuron + gru + heads)
+}
+
+pub fn case(
+    label: &str,
+    text: &str,
+    items: u32,
+    gpu: Option<&GpuContext>,
+    steps: u32,
+    peak: Option<f64>,
+) -> anyhow::Result<Value> {
+    let cfg = config::parse(text, std::path::Path::new("preset.ron"))?;
+    let Simulation::Flows(f) = &cfg.simulation else {
+        unreachable!("the flow bench presets are Flows configs")
+    };
+    let f: FlowsConfig = f.clone();
+    let shape = FlowShape::from_config(&f);
+    let weights = FlowWeights::seeded(FlowLayout::new(shape), cfg.seed);
+    let energies: Vec<f32> = (0..items)
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            let e = seeded_embedding(cfg.seed, u64::from(b), f.embedding_dim as usize);
+            map_embedding(&weights.layout, &weights.data, &e)
+        })
+        .collect();
+    let state = FlowState::place(&shape, f.capacity(), &energies);
+    let seeds: Vec<[u32; 2]> = (0..items)
+        .map(|b| noise_seed(cfg.seed, u64::from(b)))
+        .collect();
+    let timed = match gpu {
+        None => {
+            let mut e = CpuFlows {
+                net: FlowNet::new(&weights.layout, &weights.data),
+                state,
+                seeds,
+            };
+            time_steps(&mut e, &f, steps).map_err(|x| match x {})?
+        }
+        Some(ctx) => {
+            let setup = GpuFlowSetup::new(ctx, &weights, f.capacity())?;
+            let mut e = setup.batch(&state, &seeds)?;
+            time_steps(&mut e, &f, steps)?
+        }
+    };
+    let (flow_steps, secs, done) = timed;
+    let ms = secs * 1e3 / f64::from(done.max(1));
+    let rate = flow_steps as f64 / secs;
+    let flops = flops_per_flow_step(&shape);
+    Ok(json!({
+        "case": label,
+        "backend": gpu.map_or("cpu (rayon)".to_string(), |c| format!("gpu ({})", c.adapter.name)),
+        "items": items,
+        "steps": done,
+        "flow_steps": flow_steps,
+        "ms": ms,
+        "ms_per_step": ms,
+        "flow_steps_per_s": rate,
+        "flops_per_flow_step": flops,
+        "achieved_flops": flops * rate,
+        "fp32_peak_flops": peak,
+        "fraction_of_fp32_peak": peak.map(|p| flops * rate / p),
+    }))
+}
+
+/// One untimed warm-up step, then up to `steps` timed ones (fewer if every flow finished):
+/// (flow-steps, seconds, steps timed).
+fn time_steps<E: FlowEngine>(
+    e: &mut E,
+    f: &FlowsConfig,
+    steps: u32,
+) -> Result<(u64, f64, u32), E::Error> {
+    let mut counts = e.step(&f.rule(0))?;
+    let mut flow_steps = 0u64;
+    let mut done = 0;
+    let t = Instant::now();
+    for step in 1..=steps {
+        let live: u64 = counts.iter().map(|c| u64::from(c.moving)).sum();
+        if live == 0 {
+            break;
+        }
+        flow_steps += live;
+        counts = e.step(&f.rule(step))?;
+        done += 1;
+    }
+    Ok((flow_steps, t.elapsed().as_secs_f64(), done))
+}
