@@ -3,6 +3,8 @@
 
 mod backend;
 mod cmd;
+mod progress;
+pub mod runtime;
 pub mod sim;
 
 use std::path::PathBuf;
@@ -77,7 +79,7 @@ pub fn main() -> ExitCode {
         Command::Info { json } => cmd::info::run(json),
         Command::Validate { config, json } => cmd::validate::run(&config, json),
         Command::Inspect { what } => cmd::inspect::run(what),
-        Command::Run(args) => cmd::run::run(args, cli.backend),
+        Command::Run(args) => cmd::run::run(args, cli.backend, cli.quiet),
         Command::Bench(args) => cmd::bench::run(args, cli.backend),
     };
     match result {

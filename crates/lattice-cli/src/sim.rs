@@ -73,8 +73,8 @@ impl<'a> MoeBatch<'a> {
         })
     }
 
-    /// One synchronous step; returns the first non-finite state it produced, if any.
-    pub fn step(&mut self) -> anyhow::Result<Option<NonFinite>> {
+    /// One synchronous step; returns, per item that has one, its first non-finite state.
+    pub fn step(&mut self) -> anyhow::Result<Vec<NonFinite>> {
         match self {
             Self::Cpu {
                 net,
@@ -86,14 +86,18 @@ impl<'a> MoeBatch<'a> {
                 cpu::step(net, cache, states, next, *items);
                 std::mem::swap(states, next);
                 let n = cache.dims().cells_usize();
-                Ok(
-                    cpu::find_non_finite(states, n, net.sh.s as usize).map(|(item, cell, _)| {
-                        NonFinite {
+                let s = net.sh.s as usize;
+                Ok(states
+                    .chunks(n * s)
+                    .take(*items)
+                    .enumerate()
+                    .filter_map(|(item, st)| {
+                        cpu::find_non_finite(st, n, s).map(|(_, cell, _)| NonFinite {
                             item,
                             cell: cell as u32,
-                        }
-                    }),
-                )
+                        })
+                    })
+                    .collect())
             }
             Self::Gpu { ctx, moe } => {
                 moe.submit_steps(ctx, 1);
@@ -101,7 +105,8 @@ impl<'a> MoeBatch<'a> {
                 Ok(bad
                     .iter()
                     .enumerate()
-                    .find_map(|(item, c)| c.map(|cell| NonFinite { item, cell })))
+                    .filter_map(|(item, c)| c.map(|cell| NonFinite { item, cell }))
+                    .collect())
             }
         }
     }

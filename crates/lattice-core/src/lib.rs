@@ -4,6 +4,7 @@
 pub mod config;
 pub mod flows;
 pub mod geometry;
+pub mod images;
 pub mod io;
 pub mod kernels;
 pub mod lattice;

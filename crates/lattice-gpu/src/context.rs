@@ -29,10 +29,19 @@ pub enum GpuError {
         limit: u64,
         fix: &'static str,
     },
+    #[error("the GPU ran out of memory: {0}")]
+    OutOfMemory(String),
     #[error("GPU error: {0}")]
     Wgpu(String),
     #[error("reading back from the GPU failed: {0}")]
     Readback(String),
+}
+
+impl GpuError {
+    /// Whether fewer items per batch could succeed.
+    pub fn is_allocation(&self) -> bool {
+        matches!(self, Self::TooLarge { .. } | Self::OutOfMemory(_))
+    }
 }
 
 /// A device, its queue and what it can do.

@@ -13,7 +13,7 @@ use lattice_core::flows::run::FlowEngine;
 use lattice_core::flows::{FlowLayout, FlowState, ItemCounts, MoveRule};
 
 use crate::context::{GpuContext, GpuError};
-use crate::kernel::{Kernel, read_back, storage, storage_zeroed, uniform};
+use crate::kernel::{Kernel, allocating, read_back, storage, storage_zeroed, uniform};
 use crate::shaders;
 
 /// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl).
@@ -263,8 +263,18 @@ pub struct GpuFlows<'a> {
 }
 
 impl<'a> GpuFlows<'a> {
-    /// Uploads a placed batch and the items' noise seeds.
+    /// Uploads a placed batch and the items' noise seeds. Running out of GPU memory is an
+    /// error ([`GpuError::is_allocation`]), not a panic.
     pub fn new(
+        ctx: &'a GpuContext,
+        k: &'a FlowKernels,
+        state: &FlowState,
+        seeds: &[[u32; 2]],
+    ) -> Result<Self, GpuError> {
+        allocating(ctx, || Self::build(ctx, k, state, seeds))
+    }
+
+    fn build(
         ctx: &'a GpuContext,
         k: &'a FlowKernels,
         state: &FlowState,

@@ -109,6 +109,20 @@ pub fn grid(invocations: u64, workgroup: u32, max_per_dim: u32) -> (u32, u32) {
     (x as u32, y as u32)
 }
 
+/// Runs `alloc` (buffer and bind-group creation) inside an out-of-memory error scope, so a
+/// failed allocation is an error the caller can retry smaller instead of a panic.
+pub fn allocating<T>(
+    ctx: &GpuContext,
+    alloc: impl FnOnce() -> Result<T, GpuError>,
+) -> Result<T, GpuError> {
+    let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let value = alloc();
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(GpuError::OutOfMemory(e.to_string()));
+    }
+    value
+}
+
 pub fn storage<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> wgpu::Buffer {
     // Zero-length bindings are invalid: bind one zero element instead.
     let bytes: &[u8] = bytemuck::cast_slice(data);

@@ -16,7 +16,7 @@ use lattice_core::moe::{MoeShape, ParamLayout};
 
 use crate::context::{GpuContext, GpuError};
 use crate::gather::GpuNeighbors;
-use crate::kernel::{Kernel, read_back, storage, storage_zeroed, uniform};
+use crate::kernel::{Kernel, allocating, read_back, storage, storage_zeroed, uniform};
 use crate::layout::LatticeParams;
 use crate::shaders;
 
@@ -192,8 +192,27 @@ pub struct GpuMoe {
 
 impl GpuMoe {
     /// Uploads weights (in `kernels.layout()` order) and initial `states` (`[items, N, S]`).
+    /// Running out of GPU memory is an error ([`GpuError::is_allocation`]), not a panic.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        ctx: &GpuContext,
+        cache: &NeighborCache,
+        neighbors: &GpuNeighbors,
+        kernels: &MoeKernels,
+        weights: &[f32],
+        combine: Combine,
+        states: &[f32],
+        items: u32,
+    ) -> Result<Self, GpuError> {
+        allocating(ctx, || {
+            Self::build(
+                ctx, cache, neighbors, kernels, weights, combine, states, items,
+            )
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
         ctx: &GpuContext,
         cache: &NeighborCache,
         neighbors: &GpuNeighbors,

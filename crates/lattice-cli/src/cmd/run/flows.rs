@@ -16,7 +16,9 @@ use lattice_core::io::{read_f32, write_atomic, write_f32};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{RunArgs, write_metrics};
+use lattice_core::images::{write_heatmap, write_vtk};
+
+use super::{RunArgs, png_scale, write_metrics};
 use crate::backend::Backend;
 use crate::sim::{GpuFlowSetup, flows_batch_limit};
 
@@ -169,7 +171,9 @@ pub(super) fn run(
         &[items as u64, h, w],
         &merged,
     )?;
-    let mut outputs = json!({"surface": "surface.npy", "surface_merged": "surface_merged.npy"});
+    surface_pictures(out, &shape, &planes[..2 * shape.surface() as usize])?;
+    let mut outputs = json!({"surface": "surface.npy", "surface_merged": "surface_merged.npy",
+        "png": "surface.png", "vtk": "surface.vtk", "png_shows": "item 0: front plane | back plane"});
     if cfg.collector {
         let wh = shape.surface() as usize;
         let emb: Vec<f32> = (0..items)
@@ -273,5 +277,32 @@ fn write_events(path: &Path, trace: &Trace) -> anyhow::Result<()> {
         Ok(())
     })
     .context("writing the event trace")?;
+    Ok(())
+}
+
+/// `surface.png` (item 0: front and back side by side, a dark column between) and
+/// `surface.vtk` (item 0 as a W×H×2 grid: front at z = 0, back at z = 1).
+fn surface_pictures(out: &Path, shape: &FlowShape, item0: &[f32]) -> anyhow::Result<()> {
+    let (w, h) = (shape.w as usize, shape.h as usize);
+    let gap = f32::NAN;
+    let mut rows = Vec::with_capacity(h * (2 * w + 1));
+    for y in (0..h).rev() {
+        rows.extend_from_slice(&item0[y * w..(y + 1) * w]);
+        rows.push(gap);
+        rows.extend_from_slice(&item0[(h + y) * w..(h + y + 1) * w]);
+    }
+    write_heatmap(
+        &out.join("surface.png"),
+        h,
+        2 * w + 1,
+        &rows,
+        png_scale(2 * shape.w + 1),
+    )?;
+    write_vtk(
+        &out.join("surface.vtk"),
+        [shape.w, shape.h, 2],
+        &[("energy", item0)],
+        "lattice flow surfaces, item 0 (z = 0 front, z = 1 back)",
+    )?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `lattice run`: load and check the config, prepare the output folder and the backend, then
 //! run the configured simulation ([`moe`] or [`flows`]) and write its outputs.
 
+mod checkpoint;
 mod flows;
 mod moe;
 
@@ -16,9 +17,19 @@ use crate::backend::{Backend, BackendChoice};
 pub struct RunArgs {
     /// The RON config to run.
     pub config: PathBuf,
-    /// Output folder (created if missing).
+    /// Output folder (created if missing); with --resume, the folder resumed.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
+    /// MoE: write a checkpoint to OUT/checkpoint/ every N steps (0 = never).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: u32,
+    /// MoE: continue the run whose checkpoint is in DIR/checkpoint/ (same config); outputs go
+    /// to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Without a terminal, log a progress line every N steps (0 = about ten per batch).
+    #[arg(long, default_value_t = 0)]
+    pub log_every: u64,
     /// MoE: initial states, `.npy` f32 of shape [items, N, S] in cell order x + y·W + z·W·H
     /// (default: seeded from the config's seed, per item).
     #[arg(long)]
@@ -32,10 +43,24 @@ pub struct RunArgs {
     /// Override the config's number of steps (MoE `steps`, flows `max_steps`).
     #[arg(long)]
     pub steps: Option<u32>,
+    /// MoE: the state channel drawn in `states.png` and `states.vtk`.
+    #[arg(long, default_value_t = 0)]
+    pub channel: u32,
+    /// MoE: the z-slice drawn in `states.png` (default D/2).
+    #[arg(long)]
+    pub slice_z: Option<u32>,
 }
 
-pub fn run(args: RunArgs, backend: BackendChoice) -> anyhow::Result<()> {
+/// Heatmap scale so a picture is about 512 pixels wide.
+fn png_scale(width: u32) -> u32 {
+    (512 / width.max(1)).max(1)
+}
+
+pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Result<()> {
     let loaded = config::load(&args.config)?;
+    if let Some(dir) = &args.resume {
+        args.out = dir.clone();
+    }
     let wrong = |flag: &str, sim: &str| {
         anyhow::anyhow!(
             "{flag} applies to {sim} configs; {} is not one",
@@ -49,13 +74,20 @@ pub fn run(args: RunArgs, backend: BackendChoice) -> anyhow::Result<()> {
         Simulation::Flows(_) if args.init_states.is_some() => {
             return Err(wrong("--init-states", "Moe"));
         }
+        Simulation::Flows(_) if args.checkpoint_every > 0 || args.resume.is_some() => {
+            return Err(anyhow::anyhow!(
+                "checkpoints (--checkpoint-every, --resume) are built for Moe runs only so far; \
+                 a Flows run of {} is one pass of at most max_steps steps",
+                args.config.display()
+            ));
+        }
         _ => {}
     }
     prepare_out(&args.out)?;
     let backend = Backend::select(backend)?;
     tracing::info!(backend = %backend.name(), "backend");
     match &loaded.config.simulation {
-        Simulation::Moe(m) => moe::run(&args, &loaded, m, &backend),
+        Simulation::Moe(m) => moe::run(&args, &loaded, m, &backend, quiet),
         Simulation::Flows(f) => flows::run(&args, &loaded, f, &backend),
     }
 }
