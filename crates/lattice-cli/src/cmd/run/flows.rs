@@ -20,7 +20,12 @@ use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::{RunArgs, png_scale, write_metrics};
 use crate::backend::Backend;
+use crate::progress::Progress;
+use crate::runtime::{
+    BatchRun, classify, host_batch_limit, peak_rss_bytes, print_summary, run_batches,
+};
 use crate::sim::{GpuFlowSetup, flows_batch_limit};
+use lattice_gpu::flows::FlowKernels;
 
 /// Weight files above this are not copied into the output folder (they are reproducible from
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
@@ -31,6 +36,7 @@ pub(super) fn run(
     loaded: &LoadedConfig,
     cfg: &FlowsConfig,
     backend: &Backend,
+    quiet: bool,
 ) -> anyhow::Result<()> {
     let mut cfg = cfg.clone();
     if let Some(s) = args.steps {
@@ -39,6 +45,27 @@ pub(super) fn run(
     let seed = loaded.config.seed;
     let items = loaded.config.batch.items as usize;
     let shape = FlowShape::from_config(&cfg);
+    // Before anything big is allocated: does one batch fit?
+    let per_item = FlowKernels::bytes_per_item(&FlowLayout::new(shape), cfg.capacity());
+    let fits = match backend {
+        Backend::Gpu(ctx) => flows_batch_limit(ctx, &shape, cfg.capacity())?,
+        // Hidden states, a copy for the trace or the final read, and the rest of a slot.
+        Backend::Cpu => host_batch_limit(2 * per_item + u64::from(cfg.capacity()) * 64),
+    };
+    let batch = match loaded.config.batch.max_batch_size {
+        BatchSize::Auto => fits.min(items),
+        BatchSize::Fixed(b) if b as usize > fits => bail!(
+            "batch.max_batch_size Fixed({b}) does not fit this backend: at most {fits} item(s) \
+             of {} flow slots fit {}; lower it or use Auto",
+            cfg.capacity(),
+            if matches!(backend, Backend::Gpu(_)) {
+                "one GPU binding"
+            } else {
+                "80 % of the available host memory"
+            }
+        ),
+        BatchSize::Fixed(b) => (b as usize).min(items),
+    };
     let layout = FlowLayout::new(shape);
     let t = Instant::now();
     let weights = match &args.weights {
@@ -72,28 +99,22 @@ pub(super) fn run(
         Backend::Gpu(ctx) => Some(GpuFlowSetup::new(ctx, &weights, cfg.capacity())?),
         Backend::Cpu => None,
     };
-    let fits = match &gpu {
-        Some(g) => flows_batch_limit(g.ctx, &shape, cfg.capacity())?,
-        None => items,
-    };
-    let batch = match loaded.config.batch.max_batch_size {
-        BatchSize::Auto => fits.min(items),
-        BatchSize::Fixed(b) if b as usize > fits => bail!(
-            "batch.max_batch_size Fixed({b}) does not fit this backend: at most {fits} item(s) \
-             of {} flow slots fit one GPU binding; lower it or use Auto",
-            cfg.capacity()
-        ),
-        BatchSize::Fixed(b) => (b as usize).min(items),
-    };
-
     let mut trace = cfg.trace.as_ref().map(|t| Trace::new(t.capacity));
     let mut steps: Vec<StepRecord> = Vec::new();
     let mut outcomes: Vec<ItemOutcome> = Vec::new();
     let mut planes = Vec::new();
     let mut merged = Vec::new();
     let run_start = Instant::now();
-    for (batch_index, first) in (0..items).step_by(batch).enumerate() {
-        let count = batch.min(items - first);
+    let max_steps = cfg.steps();
+    let mut progress = Progress::new(
+        items as u64 * u64::from(max_steps),
+        max_steps,
+        args.log_every,
+        quiet,
+    );
+    let mut run = BatchRun::default();
+    run_batches(&mut run, 0..items, batch, |batch_index, r| {
+        let (first, count) = (r.start, r.len());
         let energies: Vec<f32> = (first..first + count)
             .into_par_iter()
             .flat_map_iter(|b| {
@@ -109,17 +130,19 @@ pub(super) fn run(
             .map(|b| noise_seed(seed, b as u64))
             .collect();
         let log = |r: &StepRecord| {
-            tracing::info!(
-                "batch {batch_index} (items {first}..{}), step {}: {} live, {} spawned, {} front, {} back, {} reflected, {} dropped",
-                first + count,
-                r.step + 1,
-                r.live,
-                r.spawned,
-                r.completed_front,
-                r.completed_back,
-                r.reflected,
-                r.dropped_by_capacity
-            )
+            progress.step(count as u64, r.step + 1, max_steps, || {
+                format!(
+                    "batch {batch_index} (items {first}..{}), step {}: {} live, {} spawned, {} front, {} back, {} reflected, {} dropped",
+                    first + count,
+                    r.step + 1,
+                    r.live,
+                    r.spawned,
+                    r.completed_front,
+                    r.completed_back,
+                    r.reflected,
+                    r.dropped_by_capacity
+                )
+            })
         };
         let outcome: BatchOutcome = match &gpu {
             None => {
@@ -136,10 +159,10 @@ pub(super) fn run(
                     trace.as_mut(),
                     log,
                 )
-                .map_err(|e| match e {})?
+                .unwrap_or_else(|e| match e {})
             }
             Some(g) => {
-                let mut engine = g.batch(&state, &seeds)?;
+                let mut engine = g.batch(&state, &seeds).map_err(classify)?;
                 run_batch(
                     &mut engine,
                     &cfg,
@@ -147,7 +170,8 @@ pub(super) fn run(
                     first as u64,
                     trace.as_mut(),
                     log,
-                )?
+                )
+                .map_err(anyhow::Error::from)?
             }
         };
         let s = aggregate(&shape, &outcome.state);
@@ -160,7 +184,9 @@ pub(super) fn run(
             }
         }
         outcomes.extend(outcome.items);
-    }
+        Ok(vec![None; count])
+    })?;
+    progress.finish();
     let total_s = run_start.elapsed().as_secs_f64();
 
     let (w, h) = (u64::from(shape.w), u64::from(shape.h));
@@ -217,6 +243,8 @@ pub(super) fn run(
         "dims": [shape.w, shape.h, shape.d],
         "items": items,
         "batch_size": batch,
+        "batch_sizes": run.batch_sizes,
+        "halvings": run.halvings,
         "capacity_per_item": cfg.capacity(),
         "max_steps": cfg.steps(),
         "weights": args.weights.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
@@ -238,22 +266,74 @@ pub(super) fn run(
         "timing": {
             "total_s": total_s,
             "flow_steps_per_s": flow_steps as f64 / total_s,
+            "items_per_s": items as f64 / total_s,
+            "peak_host_memory_bytes": peak_rss_bytes(),
         },
         "outputs": outputs,
     });
     write_metrics(out, &metrics)?;
-    println!(
-        "ran {items} item(s) of {}×{}×{} flows on {} in {total_s:.2} s: {} completed (front {}, back {}), {} unfinished, {:.0} flow-steps/s; wrote {}",
-        shape.w,
-        shape.h,
-        shape.d,
-        backend.name(),
-        sum(|o| o.completed_front + o.completed_back),
-        sum(|o| o.completed_front),
-        sum(|o| o.completed_back),
-        sum(|o| o.unfinished),
-        flow_steps as f64 / total_s,
-        out.display()
+    let peak = peak_rss_bytes();
+    let completed = sum(|o| o.completed_front + o.completed_back);
+    print_summary(
+        &format!(
+            "ran {} ({}×{}×{} flows) on {}",
+            loaded.path.display(),
+            shape.w,
+            shape.h,
+            shape.d,
+            backend.name()
+        ),
+        &[
+            (
+                "items",
+                format!(
+                    "{items} in {} batch(es) of ≤ {batch}{}",
+                    run.batch_sizes.len(),
+                    if run.halvings > 0 {
+                        format!(" ({} halving(s) after allocation failures)", run.halvings)
+                    } else {
+                        String::new()
+                    }
+                ),
+            ),
+            (
+                "flows",
+                format!(
+                    "{} created, {completed} completed (front {}, back {}), {} unfinished, {} dropped by capacity",
+                    sum(|o| o.created),
+                    sum(|o| o.completed_front),
+                    sum(|o| o.completed_back),
+                    sum(|o| o.unfinished),
+                    sum(|o| o.dropped_by_capacity)
+                ),
+            ),
+            (
+                "steps",
+                format!("{} run, at most {}", steps.len(), cfg.steps()),
+            ),
+            ("time", format!("{total_s:.2} s")),
+            (
+                "throughput",
+                format!(
+                    "{:.0} flow-steps/s, {:.2} items/s",
+                    flow_steps as f64 / total_s,
+                    items as f64 / total_s
+                ),
+            ),
+            (
+                "peak memory",
+                peak.map_or("unknown".into(), |b| {
+                    format!("{:.0} MiB (host)", b as f64 / 1048576.0)
+                }),
+            ),
+            (
+                "outputs",
+                format!(
+                    "{} (surface.npy, surface_merged.npy, surface.png, surface.vtk, metrics.json)",
+                    out.display()
+                ),
+            ),
+        ],
     );
     Ok(())
 }

@@ -88,7 +88,7 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
     tracing::info!(backend = %backend.name(), "backend");
     match &loaded.config.simulation {
         Simulation::Moe(m) => moe::run(&args, &loaded, m, &backend, quiet),
-        Simulation::Flows(f) => flows::run(&args, &loaded, f, &backend),
+        Simulation::Flows(f) => flows::run(&args, &loaded, f, &backend, quiet),
     }
 }
 
