@@ -179,3 +179,44 @@ fn a_batch_size_that_cannot_fit_is_refused_before_allocating() {
     );
     assert!(!d.join("o/states.npy").exists());
 }
+
+fn write_npy<T: npyz::Serialize + npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], v: &[T]) {
+    use npyz::WriterBuilder;
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(&mut f)
+        .begin_nd()
+        .unwrap();
+    w.extend(v.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn a_directory_of_precomputed_batches_gives_the_same_run_as_one_file() {
+    let dir = setup();
+    let d = dir.path();
+    let per = 60 * 24;
+    let all: Vec<f32> = (0..3 * per).map(|k| ((k % 97) as f32) * 0.001).collect();
+    write_npy(&d.join("init.npy"), &[3, 60, 24], &all);
+    std::fs::create_dir(d.join("batches")).unwrap();
+    write_npy(&d.join("batches/000.npy"), &[2, 60, 24], &all[..2 * per]);
+    write_npy(&d.join("batches/001.npy"), &[1, 60, 24], &all[2 * per..]);
+    let run = |init: &str, out: &str| {
+        lattice(
+            d,
+            &["run", "all.ron", "--out", out, "--init-states", init],
+            &[],
+        )
+    };
+    assert_eq!(run("init.npy", "file").0, 0);
+    assert_eq!(run("batches", "dir").0, 0);
+    assert_eq!(read(d, "file/states.npy"), read(d, "dir/states.npy"));
+    // A batch of the wrong dtype is named.
+    write_npy(&d.join("batches/002.npy"), &[1, 60, 24], &vec![0.0f64; per]);
+    let (code, err) = run("batches", "bad");
+    assert_eq!(code, 2);
+    assert!(err.contains("002.npy") && err.contains("float32"), "{err}");
+    assert!(!d.join("bad/states.npy").exists());
+}

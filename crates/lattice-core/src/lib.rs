@@ -5,6 +5,7 @@ pub mod config;
 pub mod flows;
 pub mod geometry;
 pub mod images;
+pub mod inputs;
 pub mod io;
 pub mod kernels;
 pub mod lattice;

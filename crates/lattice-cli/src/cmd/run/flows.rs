@@ -12,7 +12,8 @@ use lattice_core::flows::trace::Trace;
 use lattice_core::flows::{
     CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
 };
-use lattice_core::io::{read_f32, write_atomic, write_f32};
+use lattice_core::inputs::read_items;
+use lattice_core::io::{write_atomic, write_f32};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -79,10 +80,13 @@ pub(super) fn run(
     );
     let e = cfg.embedding_dim as usize;
     let embeddings: Vec<f32> = match &args.embeddings {
-        Some(p) => {
-            let want = [Some(items as u64), Some(e as u64)];
-            read_f32(p, &want, "[batch.items, embedding_dim]")?.0
-        }
+        Some(p) => read_items(
+            p,
+            &[e as u64],
+            items,
+            args.input_order.into(),
+            "[batch.items, embedding_dim]",
+        )?,
         None => (0..items)
             .flat_map(|b| seeded_embedding(seed, b as u64, e))
             .collect(),

@@ -30,13 +30,18 @@ pub struct RunArgs {
     /// Without a terminal, log a progress line every N steps (0 = about ten per batch).
     #[arg(long, default_value_t = 0)]
     pub log_every: u64,
-    /// MoE: initial states, `.npy` f32 of shape [items, N, S] in cell order x + y·W + z·W·H
-    /// (default: seeded from the config's seed, per item).
+    /// MoE: initial states, `.npy` f32 of shape [items, N, S] in cell order x + y·W + z·W·H,
+    /// or a directory of such batches `[k, N, S]` (default: seeded from the config's seed, per
+    /// item).
     #[arg(long)]
     pub init_states: Option<PathBuf>,
-    /// Flows: input embeddings, `.npy` f32 of shape [items, embedding_dim] (default: seeded).
+    /// Flows: input embeddings, `.npy` f32 of shape [items, embedding_dim], or a directory of
+    /// such batches (default: seeded).
     #[arg(long)]
     pub embeddings: Option<PathBuf>,
+    /// How a directory of input batches is read.
+    #[arg(long, value_enum, default_value_t = Order::InOrder)]
+    pub input_order: Order,
     /// Weights, `.safetensors` with the tensors of docs/weights.md (default: seeded).
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -49,6 +54,24 @@ pub struct RunArgs {
     /// MoE: the z-slice drawn in `states.png` (default D/2).
     #[arg(long)]
     pub slice_z: Option<u32>,
+}
+
+/// How a directory of precomputed input batches is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Order {
+    /// The files' items one after the other (files in name order).
+    InOrder,
+    /// One item from each file in turn.
+    RoundRobin,
+}
+
+impl From<Order> for lattice_core::inputs::InputOrder {
+    fn from(o: Order) -> Self {
+        match o {
+            Order::InOrder => Self::InOrder,
+            Order::RoundRobin => Self::RoundRobin,
+        }
+    }
 }
 
 /// Heatmap scale so a picture is about 512 pixels wide.

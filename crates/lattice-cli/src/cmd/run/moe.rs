@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use anyhow::bail;
 use lattice_core::config::{BatchSize, LoadedConfig, MoeConfig};
-use lattice_core::io::{read_f32, write_f32};
+use lattice_core::inputs::read_items;
+use lattice_core::io::write_f32;
 use lattice_core::lattice::build_cache;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
 use serde_json::json;
@@ -88,10 +89,13 @@ pub(super) fn run(
         None => MoeWeights::seeded(layout, seed),
     };
     let mut states = match &args.init_states {
-        Some(p) => {
-            let want = [Some(items as u64), Some(n as u64), Some(s as u64)];
-            read_f32(p, &want, "[batch.items, cells, state_size]")?.0
-        }
+        Some(p) => read_items(
+            p,
+            &[n as u64, s as u64],
+            items,
+            args.input_order.into(),
+            "[batch.items, cells, state_size]",
+        )?,
         None => (0..items)
             .flat_map(|b| initial_states(seed, b as u64, n, s, moe.init_scale))
             .collect(),
