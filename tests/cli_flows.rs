@@ -5,6 +5,8 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+mod common;
+
 const SMALL: &str = "(seed: 5, batch: (items: 3, max_batch_size: Fixed(2)), simulation: Flows((\
     dims: (6, 5, 8), embedding_dim: 16, carrier: (hidden: 16, layers: 2), \
     neuron: (hidden: 8, output: 12), displacement_scale: 40.0, noise: 0.05, \
@@ -115,18 +117,7 @@ fn embeddings_of_the_wrong_shape_are_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("flows.ron"), SMALL).unwrap();
     let path = dir.path().join("emb.npy");
-    {
-        use npyz::WriterBuilder;
-        let mut f = std::fs::File::create(&path).unwrap();
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[3, 15])
-            .writer(&mut f)
-            .begin_nd()
-            .unwrap();
-        w.extend((0..45).map(|v| v as f32)).unwrap();
-        w.finish().unwrap();
-    }
+    common::write_npy(&path, &[3, 15], (0..45).map(|v| v as f32));
     let o = run(dir.path(), &["--out", "out", "--embeddings", "emb.npy"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");

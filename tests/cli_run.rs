@@ -5,6 +5,9 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+mod common;
+use common::write_npy;
+
 const SMALL: &str = "(seed: 9, batch: (items: 2), simulation: Moe((lattice: (dims: (6, 5, 4), radius_ratio: 0.5), steps: 2)))";
 
 fn lattice(args: &[&str], dir: &Path) -> std::process::Output {
@@ -35,19 +38,6 @@ fn run_with_init(dir: &Path, out: &str, init: &str) -> (Option<i32>, String) {
         o.status.code(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn write_npy(path: &Path, shape: &[u64], values: impl IntoIterator<Item = f32>) {
-    use npyz::WriterBuilder;
-    let mut f = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(&mut f)
-        .begin_nd()
-        .unwrap();
-    w.extend(values).unwrap();
-    w.finish().unwrap();
 }
 
 fn setup() -> tempfile::TempDir {

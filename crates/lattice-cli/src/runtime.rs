@@ -144,6 +144,23 @@ pub fn classify(e: anyhow::Error) -> BatchError {
     }
 }
 
+/// "N batch(es) of ≤ B", with the halvings if there were any.
+pub fn batches_line(run: &BatchRun, batch: usize) -> String {
+    let halved = if run.halvings > 0 {
+        format!(" ({} halving(s) after allocation failures)", run.halvings)
+    } else {
+        String::new()
+    };
+    format!("{} batch(es) of ≤ {batch}{halved}", run.batch_sizes.len())
+}
+
+/// Peak host memory for a summary line.
+pub fn peak_line(peak: Option<u64>) -> String {
+    peak.map_or("unknown".into(), |b| {
+        format!("{:.0} MiB (host)", b as f64 / 1048576.0)
+    })
+}
+
 /// A compact two-column table of a run's figures, on stdout.
 pub fn print_summary(title: &str, rows: &[(&str, String)]) {
     println!("{title}");

@@ -23,7 +23,8 @@ use super::{RunArgs, png_scale, write_metrics};
 use crate::backend::Backend;
 use crate::progress::Progress;
 use crate::runtime::{
-    BatchRun, classify, host_batch_limit, peak_rss_bytes, print_summary, run_batches,
+    BatchRun, batches_line, classify, host_batch_limit, peak_line, peak_rss_bytes, print_summary,
+    run_batches,
 };
 use crate::sim::{GpuFlowSetup, flows_batch_limit};
 use lattice_gpu::flows::FlowKernels;
@@ -288,18 +289,7 @@ pub(super) fn run(
             backend.name()
         ),
         &[
-            (
-                "items",
-                format!(
-                    "{items} in {} batch(es) of ≤ {batch}{}",
-                    run.batch_sizes.len(),
-                    if run.halvings > 0 {
-                        format!(" ({} halving(s) after allocation failures)", run.halvings)
-                    } else {
-                        String::new()
-                    }
-                ),
-            ),
+            ("items", format!("{items} in {}", batches_line(&run, batch))),
             (
                 "flows",
                 format!(
@@ -324,12 +314,7 @@ pub(super) fn run(
                     items as f64 / total_s
                 ),
             ),
-            (
-                "peak memory",
-                peak.map_or("unknown".into(), |b| {
-                    format!("{:.0} MiB (host)", b as f64 / 1048576.0)
-                }),
-            ),
+            ("peak memory", peak_line(peak)),
             (
                 "outputs",
                 format!(

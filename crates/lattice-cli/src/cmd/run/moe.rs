@@ -17,8 +17,8 @@ use super::{RunArgs, png_scale, write_metrics};
 use crate::backend::Backend;
 use crate::progress::Progress;
 use crate::runtime::{
-    BatchError, BatchRun, ItemResult, classify, host_batch_limit, peak_rss_bytes, print_summary,
-    run_batches,
+    BatchError, BatchRun, ItemResult, batches_line, classify, host_batch_limit, peak_line,
+    peak_rss_bytes, print_summary, run_batches,
 };
 use crate::sim::{GpuSetup, MoeBatch, gpu_batch_limit};
 
@@ -271,15 +271,10 @@ pub(super) fn run(
             (
                 "items",
                 format!(
-                    "{} ok, {} failed, in {} batch(es) of ≤ {batch}{}",
+                    "{} ok, {} failed, in {}",
                     results.len() - failed.len(),
                     failed.len(),
-                    run.batch_sizes.len(),
-                    if run.halvings > 0 {
-                        format!(" ({} halving(s) after allocation failures)", run.halvings)
-                    } else {
-                        String::new()
-                    }
+                    batches_line(&run, batch)
                 ),
             ),
             ("steps", format!("{steps} per item")),
@@ -295,12 +290,7 @@ pub(super) fn run(
                     items as f64 / total_s
                 ),
             ),
-            (
-                "peak memory",
-                peak.map_or("unknown".into(), |b| {
-                    format!("{:.0} MiB (host)", b as f64 / 1048576.0)
-                }),
-            ),
+            ("peak memory", peak_line(peak)),
             (
                 "outputs",
                 format!(
