@@ -1,6 +1,7 @@
 //! The `lattice` command line: run, validate and inspect lattice simulations from RON configs.
 //! The binary (root package, `src/main.rs`) only calls [`main`].
 
+pub mod api;
 mod backend;
 mod cmd;
 mod progress;
