@@ -6,7 +6,7 @@ use super::coords::reflect;
 use super::noise::gauss;
 use super::params::{DISP_HIDDEN, FlowLayout, FlowShape};
 use super::state::{event, status};
-use crate::math::{gelu, layer_norm, linear, linear_t, sigmoid};
+use crate::math::{gelu, layer_norm, linear, linear_t, sigmoid, tanh};
 
 /// Carrier inputs and hidden states are cleaned like this before the GRU (NaN → 0, ±10).
 #[inline]
@@ -185,7 +185,7 @@ impl<'a> FlowNet<'a> {
             for u in 0..hc {
                 let r = sigmoid(gi[u] + gh[u]);
                 let z = sigmoid(gi[hc + u] + gh[hc + u]);
-                let n = (gi[2 * hc + u] + r * gh[2 * hc + u]).tanh();
+                let n = tanh(gi[2 * hc + u] + r * gh[2 * hc + u]);
                 h[u] = ((1.0 - z) * n + z * h[u]).clamp(-10.0, 10.0);
             }
             input.clear();
@@ -208,7 +208,7 @@ impl<'a> FlowNet<'a> {
         for (o, v) in e1.iter().enumerate() {
             acc += self.w[self.energy2.w + o] * gelu(*v);
         }
-        let energy = (acc + self.w[self.energy2.b]).tanh();
+        let energy = tanh(acc + self.w[self.energy2.b]);
         let dh = DISP_HIDDEN as usize;
         let mut d1 = vec![0.0f32; dh];
         linear_t(&self.disp1_t, self.at(self.disp1_b, dh), &[top], &mut d1);

@@ -9,7 +9,7 @@
 //! 3. **update** (per cell i): the three experts, gating and the combine, from `x_i` and the
 //!    gathered record alone.
 
-use super::math::{OnlineSoftmax, gelu, layer_norm, linear_t, sigmoid};
+use super::math::{OnlineSoftmax, exp, gelu, layer_norm, linear_t, sigmoid, tanh};
 use super::params::{EXTERNAL_INPUT, MoeShape, ParamLayout};
 use crate::config::Combine;
 
@@ -282,7 +282,7 @@ impl Gather {
             }
         }
         for (a, ax) in self.a.iter_mut().zip(&self.ax) {
-            *a = (*a + ax).tanh();
+            *a = tanh(*a + ax);
         }
         let (we, be) = net.o.f_att2;
         let mut e = 0.0f32;
@@ -420,7 +420,7 @@ impl MoeNet<'_> {
         }
         self.lin(self.o.g_fc2, gh, gh, &[&hid[..gh]], &mut logits[..3]);
         let mx = logits[0].max(logits[1]).max(logits[2]);
-        let e = [0, 1, 2].map(|k| (logits[k] - mx).exp());
+        let e = [0, 1, 2].map(|k| exp(logits[k] - mx));
         let z = e[0] + e[1] + e[2];
         let w = e.map(|v| v / z);
         for c in 0..s {
@@ -525,7 +525,7 @@ impl MoeNet<'_> {
         }
         self.cnf(&self.o.f_cnf, x, &act[..s], rest, &mut cnf[..s]);
         for c in 0..s {
-            let gnn = (1.0 - z[c]) * x[c] + z[c] * cand[c].tanh();
+            let gnn = (1.0 - z[c]) * x[c] + z[c] * tanh(cand[c]);
             cat[c] = (1.0 - g) * gnn;
             cat[s + c] = g * cnf[c];
         }

@@ -119,6 +119,7 @@ pub(super) fn run(
     );
     let mut run = BatchRun::default();
     run_batches(&mut run, 0..items, batch, |batch_index, r| {
+        let _span = tracing::info_span!("batch", index = batch_index, items = ?r).entered();
         let (first, count) = (r.start, r.len());
         let energies: Vec<f32> = (first..first + count)
             .into_par_iter()

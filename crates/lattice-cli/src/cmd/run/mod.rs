@@ -106,6 +106,7 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
         }
         _ => {}
     }
+    let _span = tracing::info_span!("run", config = %args.config.display()).entered();
     prepare_out(&args.out)?;
     let backend = Backend::select(backend)?;
     tracing::info!(backend = %backend.name(), "backend");

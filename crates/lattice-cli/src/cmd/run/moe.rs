@@ -142,6 +142,7 @@ pub(super) fn run(
     let run_start = Instant::now();
     let mut run_range = |run: &mut BatchRun, range: std::ops::Range<usize>, size: usize| {
         run_batches(run, range, size, |batch_index, r| {
+            let _span = tracing::info_span!("batch", index = batch_index, items = ?r).entered();
             let first = r.start;
             let count = r.len();
             let batch_start = Instant::now();
