@@ -7,6 +7,9 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+mod common;
+use common::write_npy;
+
 fn config(batch: &str) -> String {
     format!(
         "(seed: 3, batch: (items: 3, max_batch_size: {batch}), simulation: Moe((lattice: \
@@ -128,19 +131,11 @@ fn a_failing_item_is_reported_while_the_others_complete() {
     // Item 1 starts near f32::MAX everywhere: its first step overflows.
     let n = 5 * 4 * 3 * 24;
     let path = d.join("init.npy");
-    {
-        use npyz::WriterBuilder;
-        let mut f = std::fs::File::create(&path).unwrap();
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[3, 60, 24])
-            .writer(&mut f)
-            .begin_nd()
-            .unwrap();
-        w.extend((0..3 * n).map(|k| if k / n == 1 { f32::MAX / 2.0 } else { 0.01 }))
-            .unwrap();
-        w.finish().unwrap();
-    }
+    write_npy(
+        &path,
+        &[3, 60, 24],
+        (0..3 * n).map(|k| if k / n == 1 { f32::MAX / 2.0 } else { 0.01 }),
+    );
     let (code, err) = lattice(
         d,
         &["run", "all.ron", "--out", "o", "--init-states", "init.npy"],
@@ -180,29 +175,24 @@ fn a_batch_size_that_cannot_fit_is_refused_before_allocating() {
     assert!(!d.join("o/states.npy").exists());
 }
 
-fn write_npy<T: npyz::Serialize + npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], v: &[T]) {
-    use npyz::WriterBuilder;
-    let mut f = std::fs::File::create(path).unwrap();
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(&mut f)
-        .begin_nd()
-        .unwrap();
-    w.extend(v.iter().copied()).unwrap();
-    w.finish().unwrap();
-}
-
 #[test]
 fn a_directory_of_precomputed_batches_gives_the_same_run_as_one_file() {
     let dir = setup();
     let d = dir.path();
     let per = 60 * 24;
     let all: Vec<f32> = (0..3 * per).map(|k| ((k % 97) as f32) * 0.001).collect();
-    write_npy(&d.join("init.npy"), &[3, 60, 24], &all);
+    write_npy(&d.join("init.npy"), &[3, 60, 24], all.iter().copied());
     std::fs::create_dir(d.join("batches")).unwrap();
-    write_npy(&d.join("batches/000.npy"), &[2, 60, 24], &all[..2 * per]);
-    write_npy(&d.join("batches/001.npy"), &[1, 60, 24], &all[2 * per..]);
+    write_npy(
+        &d.join("batches/000.npy"),
+        &[2, 60, 24],
+        all[..2 * per].iter().copied(),
+    );
+    write_npy(
+        &d.join("batches/001.npy"),
+        &[1, 60, 24],
+        all[2 * per..].iter().copied(),
+    );
     let run = |init: &str, out: &str| {
         lattice(
             d,
@@ -214,7 +204,7 @@ fn a_directory_of_precomputed_batches_gives_the_same_run_as_one_file() {
     assert_eq!(run("batches", "dir").0, 0);
     assert_eq!(read(d, "file/states.npy"), read(d, "dir/states.npy"));
     // A batch of the wrong dtype is named.
-    write_npy(&d.join("batches/002.npy"), &[1, 60, 24], &vec![0.0f64; per]);
+    write_npy(&d.join("batches/002.npy"), &[1, 60, 24], vec![0.0f64; per]);
     let (code, err) = run("batches", "bad");
     assert_eq!(code, 2);
     assert!(err.contains("002.npy") && err.contains("float32"), "{err}");

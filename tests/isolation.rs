@@ -154,18 +154,7 @@ fn a_mask_that_isolates_a_cell_is_an_error_naming_it() {
         mask[n.cell as usize] = 0;
     }
     let mask_path = dir.path().join("mask.npy");
-    {
-        use npyz::WriterBuilder;
-        let mut f = std::fs::File::create(&mask_path).unwrap();
-        let mut w = npyz::WriteOptions::new()
-            .default_dtype()
-            .shape(&[6, 6, 6])
-            .writer(&mut f)
-            .begin_nd()
-            .unwrap();
-        w.extend(mask.iter().copied()).unwrap();
-        w.finish().unwrap();
-    }
+    common::write_npy(&mask_path, &[6, 6, 6], mask.iter().copied());
     let cfg = dir.path().join("masked.ron");
     std::fs::write(
         &cfg,

@@ -23,17 +23,15 @@ use anyhow::{Context, bail};
 use lattice_core::NeighborCache;
 use lattice_core::config::{self, BatchSize, LoadedConfig, RunConfig, Simulation as Sim};
 use lattice_core::flows::aggregate::aggregate;
-use lattice_core::flows::mapper::{map_embedding, noise_seed, seeded_embedding};
+use lattice_core::flows::mapper::seeded_embedding;
 use lattice_core::flows::run::ItemOutcome;
-use lattice_core::flows::{
-    CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
-};
+use lattice_core::flows::{FlowLayout, FlowShape, FlowWeights};
 use lattice_core::lattice::build_cache;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
 
 pub use crate::backend::{Backend, BackendChoice};
 use crate::runtime::{BatchRun, classify, run_batches};
-use crate::sim::{GpuFlowSetup, GpuSetup, MoeBatch};
+use crate::sim::{GpuFlowSetup, GpuSetup, MoeBatch, run_flow_batch};
 
 /// What an item starts from.
 #[derive(Debug, Clone, PartialEq)]
@@ -352,48 +350,17 @@ impl Simulation {
         let wh = shape.surface() as usize;
         run_batches(run, 0..items.len(), size, |_, r| {
             let (first, count) = (r.start, r.len());
-            let energies: Vec<f32> = r
-                .clone()
-                .flat_map(|k| {
-                    map_embedding(
-                        &weights.layout,
-                        &weights.data,
-                        &embeddings[k * e..(k + 1) * e],
-                    )
-                })
-                .collect();
-            let state = FlowState::place(&shape, cfg.capacity(), &energies);
-            let seeds: Vec<[u32; 2]> = r.clone().map(|k| noise_seed(seed, items[k].id)).collect();
-            let outcome = match &gpu {
-                None => {
-                    let mut engine = CpuFlows {
-                        net: FlowNet::new(&weights.layout, &weights.data),
-                        state,
-                        seeds,
-                    };
-                    run_batch(
-                        &mut engine,
-                        cfg,
-                        count as u32,
-                        items[first].id,
-                        None,
-                        |_| {},
-                    )
-                    .unwrap_or_else(|e| match e {})
-                }
-                Some(g) => {
-                    let mut engine = g.batch(&state, &seeds).map_err(classify)?;
-                    run_batch(
-                        &mut engine,
-                        cfg,
-                        count as u32,
-                        items[first].id,
-                        None,
-                        |_| {},
-                    )
-                    .map_err(anyhow::Error::from)?
-                }
-            };
+            let ids: Vec<u64> = r.clone().map(|k| items[k].id).collect();
+            let outcome = run_flow_batch(
+                gpu.as_ref(),
+                &weights,
+                cfg,
+                seed,
+                &ids,
+                &embeddings[first * e..(first + count) * e],
+                None,
+                |_| {},
+            )?;
             let surf = aggregate(&shape, &outcome.state);
             for (k, totals) in outcome.items.into_iter().enumerate() {
                 outputs[first + k] = Some(Ok(Output::Flows {

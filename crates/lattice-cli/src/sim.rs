@@ -3,8 +3,17 @@
 
 use anyhow::{Context, bail};
 use lattice_core::NeighborCache;
+use lattice_core::config::FlowsConfig;
 use lattice_core::config::MoeConfig;
-use lattice_core::flows::{FlowLayout, FlowShape, FlowState, FlowWeights};
+use lattice_core::flows::mapper::{map_embedding, noise_seed};
+use lattice_core::flows::run::{BatchOutcome, StepRecord};
+use lattice_core::flows::trace::Trace;
+use lattice_core::flows::{
+    CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
+};
+use rayon::prelude::*;
+
+use crate::runtime::{BatchError, classify};
 use lattice_core::moe::{MoeNet, MoeWeights, cpu};
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
@@ -223,4 +232,44 @@ pub fn flows_batch_limit(
         );
     }
     Ok(n as usize)
+}
+
+/// One batch of flow items from their embeddings (`[ids.len(), E]`) to the final state: the
+/// mapper places the flows, the noise seeds come from (seed, id), and the batch runs on the GPU
+/// when `gpu` is given, else on the CPU.
+#[allow(clippy::too_many_arguments)]
+pub fn run_flow_batch(
+    gpu: Option<&GpuFlowSetup<'_>>,
+    weights: &FlowWeights,
+    cfg: &FlowsConfig,
+    seed: u64,
+    ids: &[u64],
+    embeddings: &[f32],
+    trace: Option<&mut Trace>,
+    on_step: impl FnMut(&StepRecord),
+) -> Result<BatchOutcome, BatchError> {
+    let shape = weights.layout.shape;
+    let e = cfg.embedding_dim as usize;
+    let energies: Vec<f32> = embeddings
+        .par_chunks(e)
+        .flat_map_iter(|x| map_embedding(&weights.layout, &weights.data, x))
+        .collect();
+    let state = FlowState::place(&shape, cfg.capacity(), &energies);
+    let seeds: Vec<[u32; 2]> = ids.iter().map(|&id| noise_seed(seed, id)).collect();
+    let (count, first) = (ids.len() as u32, ids.first().copied().unwrap_or(0));
+    Ok(match gpu {
+        None => {
+            let mut engine = CpuFlows {
+                net: FlowNet::new(&weights.layout, &weights.data),
+                state,
+                seeds,
+            };
+            run_batch(&mut engine, cfg, count, first, trace, on_step).unwrap_or_else(|e| match e {})
+        }
+        Some(g) => {
+            let mut engine = g.batch(&state, &seeds).map_err(classify)?;
+            run_batch(&mut engine, cfg, count, first, trace, on_step)
+                .map_err(anyhow::Error::from)?
+        }
+    })
 }

@@ -57,8 +57,18 @@ pub fn gpu_range(layout: &FlowLayout) -> std::ops::Range<usize> {
     let mine = |t: &&lattice_core::tensors::TensorSpec| {
         t.name.starts_with("neuron.") || t.name.starts_with("carrier.")
     };
-    let start = layout.tensors.iter().filter(mine).map(|t| t.range().start).min();
-    let end = layout.tensors.iter().filter(mine).map(|t| t.range().end).max();
+    let start = layout
+        .tensors
+        .iter()
+        .filter(mine)
+        .map(|t| t.range().start)
+        .min();
+    let end = layout
+        .tensors
+        .iter()
+        .filter(mine)
+        .map(|t| t.range().end)
+        .max();
     start.expect("neuron tensors")..end.expect("carrier tensors")
 }
 

@@ -6,15 +6,12 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use lattice_core::config::{BatchSize, FlowsConfig, LoadedConfig};
 use lattice_core::flows::aggregate::aggregate;
-use lattice_core::flows::mapper::{collect_surface, map_embedding, noise_seed, seeded_embedding};
-use lattice_core::flows::run::{BatchOutcome, ItemOutcome, StepRecord};
+use lattice_core::flows::mapper::{collect_surface, seeded_embedding};
+use lattice_core::flows::run::{ItemOutcome, StepRecord};
 use lattice_core::flows::trace::Trace;
-use lattice_core::flows::{
-    CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
-};
+use lattice_core::flows::{FlowLayout, FlowShape, FlowWeights};
 use lattice_core::inputs::read_items;
 use lattice_core::io::{write_atomic, write_f32};
-use rayon::prelude::*;
 use serde_json::json;
 
 use lattice_core::images::{write_heatmap, write_vtk};
@@ -23,10 +20,9 @@ use super::{RunArgs, png_scale, write_metrics};
 use crate::backend::Backend;
 use crate::progress::Progress;
 use crate::runtime::{
-    BatchRun, batches_line, classify, host_batch_limit, peak_line, peak_rss_bytes, print_summary,
-    run_batches,
+    BatchRun, batches_line, host_batch_limit, peak_line, peak_rss_bytes, print_summary, run_batches,
 };
-use crate::sim::{GpuFlowSetup, flows_batch_limit};
+use crate::sim::{GpuFlowSetup, flows_batch_limit, run_flow_batch};
 use lattice_gpu::flows::FlowKernels;
 
 /// Weight files above this are not copied into the output folder (they are reproducible from
@@ -121,20 +117,6 @@ pub(super) fn run(
     run_batches(&mut run, 0..items, batch, |batch_index, r| {
         let _span = tracing::info_span!("batch", index = batch_index, items = ?r).entered();
         let (first, count) = (r.start, r.len());
-        let energies: Vec<f32> = (first..first + count)
-            .into_par_iter()
-            .flat_map_iter(|b| {
-                map_embedding(
-                    &weights.layout,
-                    &weights.data,
-                    &embeddings[b * e..(b + 1) * e],
-                )
-            })
-            .collect();
-        let state = FlowState::place(&shape, cfg.capacity(), &energies);
-        let seeds: Vec<[u32; 2]> = (first..first + count)
-            .map(|b| noise_seed(seed, b as u64))
-            .collect();
         let log = |r: &StepRecord| {
             progress.step(count as u64, r.step + 1, max_steps, || {
                 format!(
@@ -150,36 +132,17 @@ pub(super) fn run(
                 )
             })
         };
-        let outcome: BatchOutcome = match &gpu {
-            None => {
-                let mut engine = CpuFlows {
-                    net: FlowNet::new(&weights.layout, &weights.data),
-                    state,
-                    seeds,
-                };
-                run_batch(
-                    &mut engine,
-                    &cfg,
-                    count as u32,
-                    first as u64,
-                    trace.as_mut(),
-                    log,
-                )
-                .unwrap_or_else(|e| match e {})
-            }
-            Some(g) => {
-                let mut engine = g.batch(&state, &seeds).map_err(classify)?;
-                run_batch(
-                    &mut engine,
-                    &cfg,
-                    count as u32,
-                    first as u64,
-                    trace.as_mut(),
-                    log,
-                )
-                .map_err(anyhow::Error::from)?
-            }
-        };
+        let ids: Vec<u64> = (first as u64..(first + count) as u64).collect();
+        let outcome = run_flow_batch(
+            gpu.as_ref(),
+            &weights,
+            &cfg,
+            seed,
+            &ids,
+            &embeddings[first * e..(first + count) * e],
+            trace.as_mut(),
+            log,
+        )?;
         let s = aggregate(&shape, &outcome.state);
         planes.extend(s.planes);
         merged.extend(s.merged);
