@@ -128,3 +128,49 @@ fn embeddings_of_the_wrong_shape_are_refused_before_anything_is_written() {
     assert!(!err.contains("panicked"));
     assert!(!dir.path().join("out/surface.npy").exists());
 }
+
+#[test]
+fn a_resumed_flows_run_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = SMALL
+        .replace("max_batch_size: Fixed(2)", "max_batch_size: Fixed(1)")
+        .replace(", trace: Some((capacity: 50))", "");
+    std::fs::write(d.join("flows.ron"), cfg).unwrap();
+    assert!(run(d, &["--out", "full"]).status.success());
+    let cut = Command::cargo_bin("lattice")
+        .unwrap()
+        .current_dir(d)
+        .env("LATTICE_STOP_AFTER_CHECKPOINT", "1")
+        .args([
+            "run",
+            "flows.ron",
+            "--backend",
+            "cpu",
+            "--out",
+            "cut",
+            "--checkpoint-every",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&cut.stderr);
+    assert_eq!(cut.status.code(), Some(2), "{err}");
+    assert!(err.contains("--resume cut"), "{err}");
+    assert!(!d.join("cut/surface.npy").exists());
+    let o = run(d, &["--resume", "cut", "--checkpoint-every", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["surface.npy", "surface_merged.npy", "embeddings_out.npy"] {
+        assert!(
+            std::fs::read(d.join("full").join(f)).unwrap()
+                == std::fs::read(d.join("cut").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let m = |dir: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(d.join(dir).join("metrics.json")).unwrap()).unwrap()
+    };
+    assert_eq!(m("full")["totals"], m("cut")["totals"]);
+    assert_eq!(m("full")["steps"], m("cut")["steps"]);
+    assert_eq!(m("cut")["per_item_runs"].as_array().unwrap().len(), 3);
+}

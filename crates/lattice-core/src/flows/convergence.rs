@@ -15,7 +15,7 @@ pub struct Convergence {
 }
 
 /// Why a run stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     ThresholdReached,

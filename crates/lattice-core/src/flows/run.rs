@@ -2,7 +2,7 @@
 //! per-item early stop (so an item's result does not depend on the batch it runs in), step
 //! metrics, the optional trace, and what happens to flows still moving at the end.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::convergence::{Convergence, StopReason};
 use super::net::MoveRule;
@@ -22,7 +22,7 @@ pub trait FlowEngine {
 }
 
 /// Totals of one step over the batch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
     pub step: u32,
     /// Flows that moved this step.
@@ -37,7 +37,7 @@ pub struct StepRecord {
 }
 
 /// One item's totals over the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ItemOutcome {
     pub steps: u32,
     pub stop: Option<StopReason>,

@@ -16,11 +16,13 @@ use serde_json::json;
 
 use lattice_core::images::{write_heatmap, write_vtk};
 
+use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, png_scale, write_metrics};
 use crate::backend::Backend;
 use crate::progress::Progress;
 use crate::runtime::{
-    BatchRun, batches_line, host_batch_limit, peak_line, peak_rss_bytes, print_summary, run_batches,
+    BatchError, BatchRun, ItemResult, batches_line, host_batch_limit, peak_line, peak_rss_bytes,
+    print_summary, run_batches,
 };
 use crate::sim::{GpuFlowSetup, flows_batch_limit, run_flow_batch};
 use lattice_gpu::flows::FlowKernels;
@@ -101,22 +103,48 @@ pub(super) fn run(
         Backend::Cpu => None,
     };
     let mut trace = cfg.trace.as_ref().map(|t| Trace::new(t.capacity));
-    let mut steps: Vec<StepRecord> = Vec::new();
-    let mut outcomes: Vec<ItemOutcome> = Vec::new();
-    let mut planes = Vec::new();
-    let mut merged = Vec::new();
+    let weights_id = args
+        .weights
+        .as_ref()
+        .map_or("seeded".into(), |p| p.display().to_string());
+    let header = Header::new("flows", loaded, weights_id, cfg.steps());
+    let hw = [u64::from(shape.h), u64::from(shape.w)];
+    let (mut ck, mut planes, mut merged) = match &args.resume {
+        Some(dir) => {
+            if trace.is_some() {
+                bail!(
+                    "a run with an event trace cannot be resumed (the trace would miss the \
+                     first part); remove trace from the config or run it again from the start"
+                );
+            }
+            let (ck, p, m) = FlowsCheckpoint::load(dir, &header, hw)?;
+            tracing::info!(
+                "resuming from {}: {} of {items} item(s) finished",
+                dir.display(),
+                ck.done_items
+            );
+            (ck, p, m)
+        }
+        None => (FlowsCheckpoint::new(header), Vec::new(), Vec::new()),
+    };
+    let start_item = ck.done_items;
+    let mut steps: Vec<StepRecord> = std::mem::take(&mut ck.step_records);
+    let mut outcomes: Vec<ItemOutcome> = std::mem::take(&mut ck.outcomes);
+    let mut since_checkpoint = 0u32;
     let run_start = Instant::now();
     let max_steps = cfg.steps();
     let mut progress = Progress::new(
-        items as u64 * u64::from(max_steps),
+        (items - start_item) as u64 * u64::from(max_steps),
         max_steps,
         args.log_every,
         quiet,
     );
+    let mut finished: Vec<ItemResult> = std::mem::take(&mut ck.results);
     let mut run = BatchRun::default();
-    run_batches(&mut run, 0..items, batch, |batch_index, r| {
+    run_batches(&mut run, start_item..items, batch, |batch_index, r| {
         let _span = tracing::info_span!("batch", index = batch_index, items = ?r).entered();
         let (first, count) = (r.start, r.len());
+        let batch_start = Instant::now();
         let log = |r: &StepRecord| {
             progress.step(count as u64, r.step + 1, max_steps, || {
                 format!(
@@ -146,6 +174,7 @@ pub(super) fn run(
         let s = aggregate(&shape, &outcome.state);
         planes.extend(s.planes);
         merged.extend(s.merged);
+        let outcome_steps = outcome.steps.len() as u32;
         for r in outcome.steps {
             match steps.get_mut(r.step as usize) {
                 Some(acc) => add_step(acc, &r),
@@ -153,6 +182,35 @@ pub(super) fn run(
             }
         }
         outcomes.extend(outcome.items);
+        let secs = batch_start.elapsed().as_secs_f64();
+        finished.extend(r.map(|item| ItemResult {
+            id: item as u64,
+            batch: batch_index,
+            duration_s: secs,
+            ok: true,
+            error: None,
+        }));
+        since_checkpoint += outcome_steps;
+        if args.checkpoint_every > 0
+            && since_checkpoint >= args.checkpoint_every
+            && first + count < items
+        {
+            since_checkpoint = 0;
+            ck.done_items = first + count;
+            ck.step_records = steps.clone();
+            ck.outcomes = outcomes.clone();
+            ck.results = finished.clone();
+            ck.save(&args.out, hw, &planes, &merged)?;
+            tracing::info!("checkpoint after item {}", first + count);
+            if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
+                return Err(BatchError::Fatal(anyhow::anyhow!(
+                    "stopped after the checkpoint after item {}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
+                     continue with --resume {}",
+                    first + count,
+                    args.out.display()
+                )));
+            }
+        }
         Ok(vec![None; count])
     })?;
     progress.finish();
@@ -231,6 +289,8 @@ pub(super) fn run(
         },
         "steps": steps,
         "per_item": outcomes,
+        "per_item_runs": finished,
+        "resumed_from": args.resume,
         "trace_overwritten": trace.as_ref().map(|t| t.overwritten),
         "timing": {
             "total_s": total_s,

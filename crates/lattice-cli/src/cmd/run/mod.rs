@@ -20,11 +20,11 @@ pub struct RunArgs {
     /// Output folder (created if missing); with --resume, the folder resumed.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
-    /// MoE: write a checkpoint to OUT/checkpoint/ every N steps (0 = never).
+    /// Write a checkpoint to OUT/checkpoint/ every N steps (0 = never); flows checkpoint at
+    /// the end of a batch once N steps have run since the last one.
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: u32,
-    /// MoE: continue the run whose checkpoint is in DIR/checkpoint/ (same config); outputs go
-    /// to DIR.
+    /// Continue the run whose checkpoint is in DIR/checkpoint/ (same config); outputs go to DIR.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Without a terminal, log a progress line every N steps (0 = about ten per batch).
@@ -96,13 +96,6 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
         }
         Simulation::Flows(_) if args.init_states.is_some() => {
             return Err(wrong("--init-states", "Moe"));
-        }
-        Simulation::Flows(_) if args.checkpoint_every > 0 || args.resume.is_some() => {
-            return Err(anyhow::anyhow!(
-                "checkpoints (--checkpoint-every, --resume) are built for Moe runs only so far; \
-                 a Flows run of {} is one pass of at most max_steps steps",
-                args.config.display()
-            ));
         }
         _ => {}
     }

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use lattice_core::images::{write_heatmap, write_vtk};
 
-use super::checkpoint::{Checkpoint, STOP_AFTER_CHECKPOINT_ENV};
+use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, png_scale, write_metrics};
 use crate::backend::Backend;
 use crate::progress::Progress;
@@ -112,9 +112,10 @@ pub(super) fn run(
         .weights
         .as_ref()
         .map_or("seeded".into(), |p| p.display().to_string());
+    let header = Header::new("moe", loaded, weights_id, steps);
     let mut ck = match &args.resume {
         Some(dir) => {
-            let (ck, saved) = Checkpoint::load(dir, loaded, &weights_id, steps, shape)?;
+            let (ck, saved) = Checkpoint::load(dir, &header, shape)?;
             tracing::info!(
                 "resuming from {}: {} of {items} item(s) finished",
                 dir.display(),
@@ -123,7 +124,7 @@ pub(super) fn run(
             states = saved;
             ck
         }
-        None => Checkpoint::new(loaded, weights_id.clone(), steps, items),
+        None => Checkpoint::new(header, items),
     };
 
     let gpu = match backend {
