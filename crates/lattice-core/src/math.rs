@@ -31,33 +31,47 @@ pub fn erf(x: f32) -> f32 {
 /// twins are held to). x is clamped to [−87.3, 88], where 2^n stays a normal f32.
 #[inline]
 pub fn exp(x: f32) -> f32 {
+    let (two_n, q) = exp_parts(x);
+    two_n + two_n * q
+}
+
+/// e^x − 1, accurate near 0 too (where e^x − 1 would cancel): 2^n − 1 + 2^n·(e^y − 1), exact
+/// when n = 0. Same reduction and polynomial as [`exp`].
+#[inline]
+pub fn expm1(x: f32) -> f32 {
+    let (two_n, q) = exp_parts(x);
+    (two_n - 1.0) + two_n * q
+}
+
+/// (2^n, e^y − 1) with x = n·ln2 + y, |y| ≤ ln2/2, for x clamped to [−87.3, 88].
+#[inline]
+fn exp_parts(x: f32) -> (f32, f32) {
     // Adding and subtracting 1.5·2²³ rounds to the nearest integer (ties to even).
     const ROUND: f32 = 12_582_912.0;
+    // 2^n from the bits of n + 127 + 2²³, whose low mantissa bits hold the biased exponent
+    // n + 127 ∈ [1, 254]: shifting them into the exponent field needs no float→int conversion
+    // (Rust's saturating `as` would keep loops from vectorising).
+    const BIAS: f32 = 8_388_735.0; // 2²³ + 127
     let x = x.clamp(-87.3, 88.0);
     let t = x * std::f32::consts::LOG2_E;
     let n = (t + ROUND) - ROUND;
     // y = x − n·ln2 in two parts (Cody–Waite), so y keeps x's precision.
     let y = (x - n * 0.693_359_4) - n * -2.121_944_4e-4;
-    let p = 1.0
-        + y * (1.0
+    let q = y
+        * (1.0
             + y * (0.5
                 + y * (1.0 / 6.0
                     + y * (1.0 / 24.0
                         + y * (1.0 / 120.0 + y * (1.0 / 720.0 + y * (1.0 / 5040.0)))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    (f32::from_bits((n + BIAS).to_bits() << 23), q)
 }
 
-/// tanh without branches: its odd Taylor series below |x| = 0.25 (where 1 − 2/(e^{2x}+1) would
-/// cancel), that formula above.
+/// tanh without branches or selects: tanh|x| = E/(E + 2) with E = e^{2|x|} − 1 from [`expm1`],
+/// which keeps full relative precision near 0; the sign is copied back.
 #[inline]
 pub fn tanh(x: f32) -> f32 {
-    let ax = x.abs();
-    let x2 = x * x;
-    let small = x
-        * (1.0
-            + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (62.0 / 2835.0)))));
-    let large = (1.0 - 2.0 / (exp(2.0 * ax) + 1.0)).copysign(x);
-    if ax < 0.25 { small } else { large }
+    let e = expm1(2.0 * x.abs());
+    (e / (e + 2.0)).copysign(x)
 }
 
 /// Exact (erf) GELU, as `torch.nn.GELU()`.
@@ -92,23 +106,66 @@ pub fn linear(w: &[f32], b: &[f32], stride: usize, parts: &[&[f32]], out: &mut [
 
 /// [`linear`] on a transposed weight (`wt` is `[in, out]`, `n_out` wide). Each output is still
 /// summed over k in ascending order with the bias added last, so the result is bit-identical to
-/// `linear`; the inner loop runs across outputs and vectorises.
+/// `linear`. The inner loops run across outputs and vectorise: narrow layers (the MoE experts)
+/// keep blocks of outputs in registers; wide ones (the flows' GRU) stream the weight matrix
+/// once, in memory order, accumulating into `out`.
 #[inline]
 pub fn linear_t(wt: &[f32], b: &[f32], parts: &[&[f32]], out: &mut [f32]) {
     let n = out.len();
-    out.fill(0.0);
+    if n > 64 {
+        out.fill(0.0);
+        let mut k = 0;
+        for part in parts {
+            for &v in *part {
+                for (o, w) in out.iter_mut().zip(&wt[k * n..(k + 1) * n]) {
+                    *o += w * v;
+                }
+                k += 1;
+            }
+        }
+        for (o, bias) in out.iter_mut().zip(b) {
+            *o += bias;
+        }
+        return;
+    }
+    let mut o = 0;
+    while n - o >= 8 {
+        linear_t_block::<8>(wt, b, parts, out, o);
+        o += 8;
+    }
+    if n - o >= 4 {
+        linear_t_block::<4>(wt, b, parts, out, o);
+        o += 4;
+    }
+    while o < n {
+        linear_t_block::<1>(wt, b, parts, out, o);
+        o += 1;
+    }
+}
+
+/// Outputs `o0..o0 + W` of [`linear_t`], accumulated in registers.
+#[inline(always)]
+fn linear_t_block<const W: usize>(
+    wt: &[f32],
+    b: &[f32],
+    parts: &[&[f32]],
+    out: &mut [f32],
+    o0: usize,
+) {
+    let n = out.len();
+    let mut acc = [0.0f32; W];
     let mut k = 0;
     for part in parts {
         for &v in *part {
-            let col = &wt[k * n..(k + 1) * n];
-            for (o, w) in out.iter_mut().zip(col) {
-                *o += w * v;
+            let col = &wt[k * n + o0..k * n + o0 + W];
+            for l in 0..W {
+                acc[l] += col[l] * v;
             }
             k += 1;
         }
     }
-    for (o, bias) in out.iter_mut().zip(b) {
-        *o += bias;
+    for l in 0..W {
+        out[o0 + l] = acc[l] + b[o0 + l];
     }
 }
 
@@ -208,6 +265,11 @@ mod tests {
                 (e - want).abs() <= 3e-7 * want,
                 "exp({x}) = {e}, libm {want}"
             );
+            let (m, want) = (expm1(x), x.exp_m1());
+            assert!(
+                (m - want).abs() <= 3e-7 * want.abs(),
+                "expm1({x}) = {m}, libm {want}"
+            );
             let (t, want) = (tanh(x), x.tanh());
             assert!(
                 (t - want).abs() <= 3e-7 * want.abs().max(1e-3),
@@ -218,6 +280,17 @@ mod tests {
         assert_eq!(exp(-200.0), exp(-87.3));
         assert!(exp(100.0).is_finite());
         assert_eq!(tanh(0.0), 0.0);
+        for tiny in [1e-3f32, -2.5e-5, 1e-9] {
+            assert!(
+                (expm1(tiny) / tiny.exp_m1() - 1.0).abs() < 3e-7,
+                "expm1({tiny})"
+            );
+            assert!(
+                (tanh(tiny) / tiny.tanh() - 1.0).abs() < 3e-7,
+                "tanh({tiny})"
+            );
+        }
+        assert!(tanh(f32::NAN).is_nan() && exp(f32::NAN).is_nan());
     }
 
     #[test]
@@ -238,6 +311,31 @@ mod tests {
                 .map(|(s, v)| s.exp() / z * v[c])
                 .sum();
             assert!((acc[c] - want).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn linear_t_is_bit_identical_to_linear() {
+        // Every path of linear_t: register blocks of 8, 4 and 1, and the streaming one (> 64).
+        for n in [1usize, 3, 4, 12, 13, 24, 64, 65, 200] {
+            let (a, c) = (5usize, 7usize);
+            let w: Vec<f32> = (0..n * (a + c))
+                .map(|k| ((k * 37) % 101) as f32 / 17.0 - 3.0)
+                .collect();
+            let mut wt = vec![0.0; w.len()];
+            for o in 0..n {
+                for k in 0..a + c {
+                    wt[k * n + o] = w[o * (a + c) + k];
+                }
+            }
+            let b: Vec<f32> = (0..n).map(|o| o as f32 * 0.1 - 1.0).collect();
+            let x: Vec<f32> = (0..a + c).map(|k| (k as f32).sin()).collect();
+            let parts: [&[f32]; 2] = [&x[..a], &x[a..]];
+            let (mut want, mut got) = (vec![0.0; n], vec![0.0; n]);
+            linear(&w, &b, a + c, &parts, &mut want);
+            linear_t(&wt, &b, &parts, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "n = {n}");
         }
     }
 

@@ -2,7 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::net::{Gather, MoeNet, Update};
+use super::gather::Gather;
+use super::net::{MoeNet, Update};
 use crate::neighbors::{NeighborCache, NeighborClass};
 
 /// Writes the next states of every item into `next` from the pre-step snapshot `states`.
@@ -53,7 +54,6 @@ pub fn gather_cell(
     g: &mut Gather,
 ) {
     let s = net.sh.s as usize;
-    let hid = net.sh.func_hidden as usize;
     let x = &item[i as usize * s..(i as usize + 1) * s];
     g.begin(net, x);
     cache.for_each_neighbor(i, |j, class, _| {
@@ -61,11 +61,11 @@ pub fn gather_cell(
         let nj = &item[j * s..(j + 1) * s];
         match class {
             NeighborClass::Local => g.local(x, nj),
-            NeighborClass::Functional => g.functional(net, nj, &prep[j * hid..(j + 1) * hid]),
+            NeighborClass::Functional => g.functional(nj, j as u32),
             NeighborClass::Distant => g.distant(nj),
         }
     });
-    g.finish();
+    g.finish(net, prep);
 }
 
 /// The first non-finite value as (item, cell, channel), scanning in memory order.

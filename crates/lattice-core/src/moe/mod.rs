@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod cpu;
+pub mod gather;
 pub use crate::math;
 pub mod net;
 pub mod params;

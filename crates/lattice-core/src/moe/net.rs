@@ -5,11 +5,13 @@
 //!    computed once per cell and reused by every cell that has j as a neighbor;
 //! 2. **gather** (per cell i): one walk over the neighbors producing the local attention
 //!    aggregate, class sums, |n| sums for the functional activity, and the attention-weighted
-//!    functional message `M` (online softmax);
+//!    functional message `M` (in `gather.rs`, which evaluates the functional neighbors in
+//!    SIMD-lane blocks);
 //! 3. **update** (per cell i): the three experts, gating and the combine, from `x_i` and the
 //!    gathered record alone.
 
-use super::math::{OnlineSoftmax, exp, gelu, layer_norm, linear_t, sigmoid, tanh};
+pub use super::gather::{Gather, record_width};
+use super::math::{exp, gelu, layer_norm, linear_t, sigmoid, tanh};
 use super::params::{EXTERNAL_INPUT, MoeShape, ParamLayout};
 use crate::config::Combine;
 
@@ -43,25 +45,20 @@ impl CnfOffsets {
     }
 }
 
-/// Width of a gathered record: agg_L, sum_L, sum_F, abs_F, sum_D (S each), then M (msg).
-pub fn record_width(sh: &MoeShape) -> usize {
-    5 * sh.s as usize + sh.func_msg as usize
-}
-
 /// The network with its weights and step settings, ready to evaluate cells.
 pub struct MoeNet<'w> {
     pub w: &'w [f32],
     /// The same tensors with every linear weight transposed to `[in, out]` (same offsets), so
     /// layers run column by column (see `math::linear_t`).
-    wt: Vec<f32>,
+    pub(super) wt: Vec<f32>,
     pub sh: MoeShape,
     pub combine: Combine,
     pub ode_steps: u32,
-    o: Offsets,
+    pub(super) o: Offsets,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Offsets {
+pub(super) struct Offsets {
     l_agg1: (usize, usize),
     l_agg2: (usize, usize),
     l_proc1: (usize, usize),
@@ -71,10 +68,10 @@ struct Offsets {
     l_beta: usize,
     f_gate1: (usize, usize),
     f_gate2: (usize, usize),
-    f_msg1: (usize, usize),
-    f_msg2: (usize, usize),
-    f_att1: (usize, usize),
-    f_att2: (usize, usize),
+    pub(super) f_msg1: (usize, usize),
+    pub(super) f_msg2: (usize, usize),
+    pub(super) f_att1: (usize, usize),
+    pub(super) f_att2: (usize, usize),
     f_update: (usize, usize),
     f_reset: (usize, usize),
     f_cand: (usize, usize),
@@ -178,143 +175,6 @@ impl<'w> MoeNet<'w> {
             for (o, w) in p.iter_mut().zip(&wt[c * n..(c + 1) * n]) {
                 *o += w * v;
             }
-        }
-    }
-}
-
-/// Stage 2 state for one cell: call `begin`, then `local` / `functional` / `distant` for each
-/// neighbor in class order, then `finish`.
-pub struct Gather {
-    s: usize,
-    hid: usize,
-    msg: usize,
-    pub record: Vec<f32>,
-    pub counts: [u32; 3],
-    qx: Vec<f32>,
-    ax: Vec<f32>,
-    h: Vec<f32>,
-    m: Vec<f32>,
-    a: Vec<f32>,
-    local_sm: OnlineSoftmax,
-    func_sm: OnlineSoftmax,
-}
-
-impl Gather {
-    pub fn new(sh: &MoeShape) -> Self {
-        let (s, hid, msg) = (sh.s as usize, sh.func_hidden as usize, sh.func_msg as usize);
-        Self {
-            s,
-            hid,
-            msg,
-            record: vec![0.0; record_width(sh)],
-            counts: [0; 3],
-            qx: vec![0.0; hid],
-            ax: vec![0.0; msg],
-            h: vec![0.0; hid],
-            m: vec![0.0; msg],
-            a: vec![0.0; msg],
-            local_sm: OnlineSoftmax::new(),
-            func_sm: OnlineSoftmax::new(),
-        }
-    }
-
-    /// Resets for cell state `x`: the x halves of message1 and attention1 (with their biases).
-    pub fn begin(&mut self, net: &MoeNet<'_>, x: &[f32]) {
-        self.record.fill(0.0);
-        self.counts = [0; 3];
-        self.local_sm = OnlineSoftmax::new();
-        self.func_sm = OnlineSoftmax::new();
-        let (s, hid, msg) = (self.s, self.hid, self.msg);
-        // x columns of message1 and attention1 (transposed: after the first S resp. msg inputs).
-        let (w1, b1) = net.o.f_msg1;
-        linear_t(
-            &net.wt[w1 + s * hid..w1 + 2 * s * hid],
-            &net.w[b1..b1 + hid],
-            &[x],
-            &mut self.qx,
-        );
-        let (wa, ba) = net.o.f_att1;
-        linear_t(
-            &net.wt[wa + msg * msg..wa + (msg + s) * msg],
-            &net.w[ba..ba + msg],
-            &[x],
-            &mut self.ax,
-        );
-    }
-
-    pub fn local(&mut self, x: &[f32], n: &[f32]) {
-        let s = self.s;
-        let mut score = 0.0f32;
-        for c in 0..s {
-            score += n[c] * x[c];
-        }
-        let (agg, rest) = self.record.split_at_mut(s);
-        self.local_sm.push(score, n, agg);
-        for (a, v) in rest[..s].iter_mut().zip(n) {
-            *a += v;
-        }
-        self.counts[0] += 1;
-    }
-
-    /// `p` is the neighbor's prep vector `P_j`.
-    pub fn functional(&mut self, net: &MoeNet<'_>, n: &[f32], p: &[f32]) {
-        let (s, hid, msg) = (self.s, self.hid, self.msg);
-        for ((h, p), q) in self.h.iter_mut().zip(p).zip(&self.qx) {
-            *h = gelu(p + q);
-        }
-        let (w2, b2) = net.o.f_msg2;
-        linear_t(
-            &net.wt[w2..w2 + msg * hid],
-            &net.w[b2..b2 + msg],
-            &[&self.h],
-            &mut self.m,
-        );
-        // The m columns of attention1, plus the x half computed in `begin` (which holds the bias).
-        let (wa, _) = net.o.f_att1;
-        self.a.fill(0.0);
-        for (c, &v) in self.m.iter().enumerate() {
-            for (o, w) in self
-                .a
-                .iter_mut()
-                .zip(&net.wt[wa + c * msg..wa + (c + 1) * msg])
-            {
-                *o += w * v;
-            }
-        }
-        for (a, ax) in self.a.iter_mut().zip(&self.ax) {
-            *a = tanh(*a + ax);
-        }
-        let (we, be) = net.o.f_att2;
-        let mut e = 0.0f32;
-        for k in 0..msg {
-            e += net.w[we + k] * self.a[k];
-        }
-        let e = e + net.w[be];
-        let (sums, macc) = self.record.split_at_mut(5 * s);
-        self.func_sm.push(e, &self.m, &mut macc[..msg]);
-        for c in 0..s {
-            sums[2 * s + c] += n[c];
-            sums[3 * s + c] += n[c].abs();
-        }
-        self.counts[1] += 1;
-    }
-
-    pub fn distant(&mut self, n: &[f32]) {
-        let s = self.s;
-        for (a, v) in self.record[4 * s..5 * s].iter_mut().zip(n) {
-            *a += v;
-        }
-        self.counts[2] += 1;
-    }
-
-    /// Normalises the two softmax accumulators.
-    pub fn finish(&mut self) {
-        let s = self.s;
-        if self.counts[0] > 0 {
-            self.local_sm.finish(&mut self.record[..s]);
-        }
-        if self.counts[1] > 0 {
-            self.func_sm.finish(&mut self.record[5 * s..]);
         }
     }
 }

@@ -118,7 +118,7 @@ fn local_attention_one_and_many_neighbors() {
     // One neighbor: the aggregate is that neighbor (mean of one).
     g.begin(&net, &x);
     g.local(&x, &n1);
-    g.finish();
+    g.finish(&net, &[]);
     close(&g.record[..S], &n1);
     // Three: softmax over the unscaled dot products n_j·x.
     let ns = [
@@ -130,7 +130,7 @@ fn local_attention_one_and_many_neighbors() {
     for n in &ns {
         g.local(&x, n);
     }
-    g.finish();
+    g.finish(&net, &[]);
     let scores: Vec<f32> = ns
         .iter()
         .map(|n| n.iter().zip(&x).map(|(a, b)| a * b).sum())
