@@ -25,13 +25,13 @@ fn main() -> anyhow::Result<()> {
         results.stats.total_s
     );
     for (id, r) in &results.items {
-        match &r.output {
-            Ok(out) => {
-                let s = out.states();
+        match &r.error {
+            None => {
+                let s = r.output.states();
                 let rms = (s.iter().map(|v| v * v).sum::<f32>() / s.len() as f32).sqrt();
                 println!("  item {id}: batch {}, rms state {rms:.4}", r.batch);
             }
-            Err(e) => println!("  item {id}: failed: {e}"),
+            Some(e) => println!("  item {id}: failed: {e}"),
         }
     }
 
@@ -43,7 +43,7 @@ fn main() -> anyhow::Result<()> {
     let flows = Simulation::new(cfg, BackendChoice::Auto)?;
     let results = flows.run(&[Item::seeded(1), Item::seeded(2)])?;
     for (id, r) in &results.items {
-        if let Ok(Output::Flows { totals, .. }) = &r.output {
+        if let Output::Flows { totals, .. } = &r.output {
             println!(
                 "flows item {id}: {} created, {} front, {} back, {} unfinished",
                 totals.created, totals.completed_front, totals.completed_back, totals.unfinished

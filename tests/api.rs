@@ -1,7 +1,9 @@
 //! The library API gives the same results as the CLI, keyed by item id, and refuses bad
 //! submissions with a clear error.
 
-use lattice_cli::api::{BackendChoice, Item, Output, Simulation};
+use lattice_cli::api::{
+    BackendChoice, BatchDone, Item, Observer, Output, Simulation, Snapshot, StepEvent,
+};
 use lattice_core::config;
 
 const MOE: &str = "(seed: 3, batch: (items: 3, max_batch_size: Fixed(2)), simulation: Moe((lattice: \
@@ -32,7 +34,7 @@ fn api_results_match_the_cli_by_id() {
     let cli: Vec<f32> = npy.into_vec().unwrap();
     let per = cli.len() / 3;
     for id in 0..3u64 {
-        let api = results.get(id).unwrap().output.as_ref().unwrap().states();
+        let api = results.get(id).unwrap().output.states();
         assert_eq!(
             api,
             &cli[id as usize * per..(id as usize + 1) * per],
@@ -50,7 +52,7 @@ fn flows_from_a_config_made_in_code() {
     let r = sim
         .run(&[Item::seeded(5), Item::embedding(9, vec![0.5; 16])])
         .unwrap();
-    let Ok(Output::Flows { planes, totals, .. }) = &r.get(9).unwrap().output else {
+    let Output::Flows { planes, totals, .. } = &r.get(9).unwrap().output else {
         panic!("a flows output");
     };
     assert_eq!(planes.len(), 2 * 30);
@@ -58,7 +60,7 @@ fn flows_from_a_config_made_in_code() {
     // Same id, same seed: the same result in another run.
     let again = sim.run(&[Item::seeded(5)]).unwrap();
     let (a, b) = (&r.get(5).unwrap().output, &again.get(5).unwrap().output);
-    assert_eq!(a.as_ref().unwrap(), b.as_ref().unwrap());
+    assert_eq!(a, b);
 }
 
 #[test]
@@ -79,4 +81,75 @@ fn bad_submissions_are_refused() {
     bad.batch.items = 0;
     let e = Simulation::new(bad, BackendChoice::Cpu).err().unwrap();
     assert!(e.to_string().contains("batch.items"), "{e}");
+}
+
+/// Records what it is shown; keeps the states of the step-2 snapshot.
+#[derive(Default)]
+struct Recorder {
+    steps: Vec<(usize, u32)>,
+    snapshot: Vec<(u64, Vec<f32>)>,
+    batches_done: usize,
+}
+
+impl Observer for Recorder {
+    fn step(&mut self, e: &StepEvent<'_>) {
+        self.steps.push((e.batch, e.step));
+    }
+    fn snapshot_every(&self) -> u32 {
+        2
+    }
+    fn snapshot(&mut self, s: &Snapshot<'_>) -> anyhow::Result<()> {
+        let per = s.states.len() / s.items.len();
+        for (k, pos) in s.items.clone().enumerate() {
+            self.snapshot
+                .push((pos as u64, s.states[k * per..(k + 1) * per].to_vec()));
+        }
+        Ok(())
+    }
+    fn batch_done(&mut self, _: &BatchDone<'_>) -> anyhow::Result<()> {
+        self.batches_done += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn an_observer_sees_every_step_and_items_resume_from_its_snapshot() {
+    let cfg = config::parse(MOE, "t.ron".as_ref()).unwrap();
+    let mut sim = Simulation::new(cfg, BackendChoice::Cpu).unwrap();
+    sim.set_steps(4);
+    let items = [Item::seeded(0), Item::seeded(1), Item::seeded(2)];
+    let mut rec = Recorder::default();
+    let whole = sim.run_observed(&items, &mut rec).unwrap();
+    // Batches of 2 and 1, four steps each, a snapshot at step 2 (never at the last step).
+    let want: Vec<(usize, u32)> = [0, 1]
+        .into_iter()
+        .flat_map(|b| (1..=4).map(move |s| (b, s)))
+        .collect();
+    assert_eq!(rec.steps, want);
+    assert_eq!(rec.batches_done, 2);
+    assert_eq!(rec.snapshot.len(), 3);
+    // Resubmitted from the snapshot with done_steps = 2: the same final states, bit for bit.
+    let resumed: Vec<Item> = rec
+        .snapshot
+        .iter()
+        .map(|(id, s)| Item {
+            done_steps: 2,
+            ..Item::states(*id, s.clone())
+        })
+        .collect();
+    let again = sim.run(&resumed).unwrap();
+    for id in 0..3 {
+        assert_eq!(
+            again.get(id).unwrap().output,
+            whole.get(id).unwrap().output,
+            "item {id}"
+        );
+    }
+    let e = sim
+        .run(&[Item {
+            done_steps: 5,
+            ..Item::seeded(0)
+        }])
+        .unwrap_err();
+    assert!(e.to_string().contains("only 4"), "{e}");
 }

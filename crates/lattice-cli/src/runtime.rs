@@ -145,13 +145,17 @@ pub fn classify(e: anyhow::Error) -> BatchError {
 }
 
 /// "N batch(es) of ≤ B", with the halvings if there were any.
-pub fn batches_line(run: &BatchRun, batch: usize) -> String {
-    let halved = if run.halvings > 0 {
-        format!(" ({} halving(s) after allocation failures)", run.halvings)
+pub fn batches_line(st: &crate::api::Stats) -> String {
+    let halved = if st.halvings > 0 {
+        format!(" ({} halving(s) after allocation failures)", st.halvings)
     } else {
         String::new()
     };
-    format!("{} batch(es) of ≤ {batch}{halved}", run.batch_sizes.len())
+    format!(
+        "{} batch(es) of ≤ {}{halved}",
+        st.batch_sizes.len(),
+        st.batch_size
+    )
 }
 
 /// Peak host memory for a summary line.

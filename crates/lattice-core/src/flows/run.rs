@@ -36,6 +36,29 @@ pub struct StepRecord {
     pub dropped_by_capacity: u32,
 }
 
+impl StepRecord {
+    /// Adds the counts of the same step of another batch into this one.
+    pub fn add(&mut self, other: &Self) {
+        self.live += other.live;
+        self.spawned += other.spawned;
+        self.completed_front += other.completed_front;
+        self.completed_back += other.completed_back;
+        self.reflected += other.reflected;
+        self.moving += other.moving;
+        self.dropped_by_capacity += other.dropped_by_capacity;
+    }
+
+    /// Merges a batch's steps into run-wide ones (step k adds into entry k).
+    pub fn merge_into(run: &mut Vec<Self>, batch: &[Self]) {
+        for r in batch {
+            match run.get_mut(r.step as usize) {
+                Some(acc) => acc.add(r),
+                None => run.push(r.clone()),
+            }
+        }
+    }
+}
+
 /// One item's totals over the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ItemOutcome {

@@ -29,7 +29,7 @@ pub enum Event {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Trace {
     capacity: usize,
     events: VecDeque<Event>,

@@ -1,15 +1,14 @@
-//! `lattice run` on a Flows config: mapper → flows → surfaces, batch by batch.
+//! `lattice run` on a Flows config: reads the embeddings, submits every unfinished item to the
+//! library API, checkpoints at batch ends through an observer, writes surfaces and totals.
 
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::{Context, bail};
-use lattice_core::config::{BatchSize, FlowsConfig, LoadedConfig};
-use lattice_core::flows::aggregate::aggregate;
-use lattice_core::flows::mapper::{collect_surface, seeded_embedding};
+use lattice_core::config::LoadedConfig;
+use lattice_core::flows::FlowShape;
+use lattice_core::flows::mapper::collect_surface;
 use lattice_core::flows::run::{ItemOutcome, StepRecord};
 use lattice_core::flows::trace::Trace;
-use lattice_core::flows::{FlowLayout, FlowShape, FlowWeights};
 use lattice_core::inputs::read_items;
 use lattice_core::io::{write_atomic, write_f32};
 use serde_json::json;
@@ -18,14 +17,10 @@ use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, png_scale, write_metrics};
+use crate::api::{BatchDone, Item, Observer, Output, Simulation, StepEvent};
 use crate::backend::Backend;
 use crate::progress::Progress;
-use crate::runtime::{
-    BatchError, BatchRun, ItemResult, batches_line, host_batch_limit, peak_line, peak_rss_bytes,
-    print_summary, run_batches,
-};
-use crate::sim::{GpuFlowSetup, flows_batch_limit, run_flow_batch};
-use lattice_gpu::flows::FlowKernels;
+use crate::runtime::{ItemResult, batches_line, peak_line, print_summary};
 
 /// Weight files above this are not copied into the output folder (they are reproducible from
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
@@ -33,85 +28,38 @@ const MAX_WEIGHTS_COPY: u64 = 512 << 20;
 
 pub(super) fn run(
     args: &RunArgs,
-    loaded: &LoadedConfig,
-    cfg: &FlowsConfig,
-    backend: &Backend,
+    loaded: LoadedConfig,
+    backend: Backend,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let mut cfg = cfg.clone();
-    if let Some(s) = args.steps {
-        cfg.max_steps = Some(s);
+    let mut sim = Simulation::from_loaded(loaded, backend)?;
+    if let Some(p) = &args.weights {
+        sim.load_weights(p)?;
     }
-    let seed = loaded.config.seed;
-    let items = loaded.config.batch.items as usize;
+    if let Some(steps) = args.steps {
+        sim.set_steps(steps);
+    }
+    let cfg = sim.flows_config().expect("a Flows config").clone();
+    let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
     let shape = FlowShape::from_config(&cfg);
     // Before anything big is allocated: does one batch fit?
-    let per_item = FlowKernels::bytes_per_item(&FlowLayout::new(shape), cfg.capacity());
-    let fits = match backend {
-        Backend::Gpu(ctx) => flows_batch_limit(ctx, &shape, cfg.capacity())?,
-        // Hidden states, a copy for the trace or the final read, and the rest of a slot.
-        Backend::Cpu => host_batch_limit(2 * per_item + u64::from(cfg.capacity()) * 64),
-    };
-    let batch = match loaded.config.batch.max_batch_size {
-        BatchSize::Auto => fits.min(items),
-        BatchSize::Fixed(b) if b as usize > fits => bail!(
-            "batch.max_batch_size Fixed({b}) does not fit this backend: at most {fits} item(s) \
-             of {} flow slots fit {}; lower it or use Auto",
-            cfg.capacity(),
-            if matches!(backend, Backend::Gpu(_)) {
-                "one GPU binding"
-            } else {
-                "80 % of the available host memory"
-            }
-        ),
-        BatchSize::Fixed(b) => (b as usize).min(items),
-    };
-    let layout = FlowLayout::new(shape);
-    let t = Instant::now();
-    let weights = match &args.weights {
-        Some(p) => FlowWeights::load(layout, p)?,
-        None => FlowWeights::seeded(layout, seed),
-    };
-    tracing::info!(
-        "flow networks: {} parameters, ready in {:.2} s",
-        weights.data.len(),
-        t.elapsed().as_secs_f64()
-    );
+    let batch = sim.batch_size(items)?;
     let e = cfg.embedding_dim as usize;
-    let embeddings: Vec<f32> = match &args.embeddings {
-        Some(p) => read_items(
+    let embeddings: Option<Vec<f32>> = match &args.embeddings {
+        Some(p) => Some(read_items(
             p,
             &[e as u64],
             items,
             args.input_order.into(),
             "[batch.items, embedding_dim]",
-        )?,
-        None => (0..items)
-            .flat_map(|b| seeded_embedding(seed, b as u64, e))
-            .collect(),
+        )?),
+        None => None,
     };
-    if let Some(k) = embeddings.iter().position(|v| !v.is_finite()) {
-        bail!(
-            "the input embeddings are not finite at item {}, element {}",
-            k / e,
-            k % e
-        );
-    }
-
-    let gpu = match backend {
-        Backend::Gpu(ctx) => Some(GpuFlowSetup::new(ctx, &weights, cfg.capacity())?),
-        Backend::Cpu => None,
-    };
-    let mut trace = cfg.trace.as_ref().map(|t| Trace::new(t.capacity));
-    let weights_id = args
-        .weights
-        .as_ref()
-        .map_or("seeded".into(), |p| p.display().to_string());
-    let header = Header::new("flows", loaded, weights_id, cfg.steps());
+    let header = Header::new("flows", sim.loaded(), weights_id(args), cfg.steps());
     let hw = [u64::from(shape.h), u64::from(shape.w)];
-    let (mut ck, mut planes, mut merged) = match &args.resume {
+    let (ck, planes, merged) = match &args.resume {
         Some(dir) => {
-            if trace.is_some() {
+            if cfg.trace.is_some() {
                 bail!(
                     "a run with an event trace cannot be resumed (the trace would miss the \
                      first part); remove trace from the config or run it again from the start"
@@ -128,93 +76,47 @@ pub(super) fn run(
         None => (FlowsCheckpoint::new(header), Vec::new(), Vec::new()),
     };
     let start_item = ck.done_items;
-    let mut steps: Vec<StepRecord> = std::mem::take(&mut ck.step_records);
-    let mut outcomes: Vec<ItemOutcome> = std::mem::take(&mut ck.outcomes);
-    let mut since_checkpoint = 0u32;
-    let run_start = Instant::now();
+    // Item ids are the items' indices.
+    let submitted: Vec<Item> = (start_item..items)
+        .map(|b| match &embeddings {
+            Some(v) => Item::embedding(b as u64, v[b * e..(b + 1) * e].to_vec()),
+            None => Item::seeded(b as u64),
+        })
+        .collect();
     let max_steps = cfg.steps();
-    let mut progress = Progress::new(
-        (items - start_item) as u64 * u64::from(max_steps),
-        max_steps,
-        args.log_every,
-        quiet,
-    );
-    let mut finished: Vec<ItemResult> = std::mem::take(&mut ck.results);
-    let mut run = BatchRun::default();
-    run_batches(&mut run, start_item..items, batch, |batch_index, r| {
-        let _span = tracing::info_span!("batch", index = batch_index, items = ?r).entered();
-        let (first, count) = (r.start, r.len());
-        let batch_start = Instant::now();
-        let log = |r: &StepRecord| {
-            progress.step(count as u64, r.step + 1, max_steps, || {
-                format!(
-                    "batch {batch_index} (items {first}..{}), step {}: {} live, {} spawned, {} front, {} back, {} reflected, {} dropped",
-                    first + count,
-                    r.step + 1,
-                    r.live,
-                    r.spawned,
-                    r.completed_front,
-                    r.completed_back,
-                    r.reflected,
-                    r.dropped_by_capacity
-                )
-            })
-        };
-        let ids: Vec<u64> = (first as u64..(first + count) as u64).collect();
-        let outcome = run_flow_batch(
-            gpu.as_ref(),
-            &weights,
-            &cfg,
-            seed,
-            &ids,
-            &embeddings[first * e..(first + count) * e],
-            trace.as_mut(),
-            log,
-        )?;
-        let s = aggregate(&shape, &outcome.state);
-        planes.extend(s.planes);
-        merged.extend(s.merged);
-        let outcome_steps = outcome.steps.len() as u32;
-        for r in outcome.steps {
-            match steps.get_mut(r.step as usize) {
-                Some(acc) => add_step(acc, &r),
-                None => steps.push(r),
-            }
-        }
-        outcomes.extend(outcome.items);
-        let secs = batch_start.elapsed().as_secs_f64();
-        finished.extend(r.map(|item| ItemResult {
-            id: item as u64,
-            batch: batch_index,
-            duration_s: secs,
-            ok: true,
-            error: None,
-        }));
-        since_checkpoint += outcome_steps;
-        if args.checkpoint_every > 0
-            && since_checkpoint >= args.checkpoint_every
-            && first + count < items
-        {
-            since_checkpoint = 0;
-            ck.done_items = first + count;
-            ck.step_records = steps.clone();
-            ck.outcomes = outcomes.clone();
-            ck.results = finished.clone();
-            ck.save(&args.out, hw, &planes, &merged)?;
-            tracing::info!("checkpoint after item {}", first + count);
-            if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
-                return Err(BatchError::Fatal(anyhow::anyhow!(
-                    "stopped after the checkpoint after item {}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
-                     continue with --resume {}",
-                    first + count,
-                    args.out.display()
-                )));
-            }
-        }
-        Ok(vec![None; count])
-    })?;
-    progress.finish();
-    let total_s = run_start.elapsed().as_secs_f64();
+    let mut watch = Watch {
+        progress: Progress::new(
+            (items - start_item) as u64 * u64::from(max_steps),
+            max_steps,
+            args.log_every,
+            quiet,
+        ),
+        step_records: ck.step_records.clone(),
+        outcomes: ck.outcomes.clone(),
+        finished: ck.results.clone(),
+        ck,
+        planes,
+        merged,
+        collected: Vec::new(),
+        hw,
+        items,
+        first_item: start_item,
+        since_checkpoint: 0,
+        every: args.checkpoint_every,
+        out: &args.out,
+    };
+    let results = sim.run_observed(&submitted, &mut watch)?;
+    watch.progress.finish();
+    let st = &results.stats;
+    let Watch {
+        planes,
+        merged,
+        step_records: steps,
+        outcomes,
+        finished,
+        collected,
+        ..
+    } = watch;
 
     let (w, h) = (u64::from(shape.w), u64::from(shape.h));
     let out = &args.out;
@@ -228,8 +130,10 @@ pub(super) fn run(
     let mut outputs = json!({"surface": "surface.npy", "surface_merged": "surface_merged.npy",
         "png": "surface.png", "vtk": "surface.vtk", "png_shows": "item 0: front plane | back plane"});
     if cfg.collector {
+        // Items finished before a resume are collected here; the others came with their results.
+        let weights = sim.flow_weights().expect("a flows simulation");
         let wh = shape.surface() as usize;
-        let emb: Vec<f32> = (0..items)
+        let mut emb: Vec<f32> = (0..start_item)
             .flat_map(|b| {
                 collect_surface(
                     &weights.layout,
@@ -238,6 +142,7 @@ pub(super) fn run(
                 )
             })
             .collect();
+        emb.extend(collected);
         write_f32(
             &out.join("embeddings_out.npy"),
             &[items as u64, e as u64],
@@ -245,16 +150,17 @@ pub(super) fn run(
         )?;
         outputs["embeddings_out"] = "embeddings_out.npy".into();
     }
-    if (weights.data.len() as u64) * 4 <= MAX_WEIGHTS_COPY {
-        weights.save(&out.join("weights.safetensors"))?;
+    let parameters = sim.parameters() as u64;
+    if parameters * 4 <= MAX_WEIGHTS_COPY {
+        sim.save_weights(&out.join("weights.safetensors"))?;
         outputs["weights"] = "weights.safetensors".into();
     } else {
         tracing::info!(
             "weights ({:.1} GB) not copied to the output folder; they are seeded from seed {seed}",
-            weights.data.len() as f64 * 4e-9
+            parameters as f64 * 4e-9
         );
     }
-    if let Some(t) = &trace {
+    if let Some(t) = &results.trace {
         write_events(&out.join("events.jsonl"), t)?;
         outputs["events"] = "events.jsonl".into();
     }
@@ -262,19 +168,19 @@ pub(super) fn run(
     let sum = |f: fn(&ItemOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     let metrics = json!({
         "simulation": "flows",
-        "config": loaded.path,
-        "config_hash": format!("{:016x}", loaded.text_hash),
+        "config": sim.loaded().path,
+        "config_hash": format!("{:016x}", sim.loaded().text_hash),
         "version": env!("CARGO_PKG_VERSION"),
-        "backend": backend.name(),
+        "backend": st.backend,
         "seed": seed,
         "dims": [shape.w, shape.h, shape.d],
         "items": items,
         "batch_size": batch,
-        "batch_sizes": run.batch_sizes,
-        "halvings": run.halvings,
+        "batch_sizes": st.batch_sizes,
+        "halvings": st.halvings,
         "capacity_per_item": cfg.capacity(),
-        "max_steps": cfg.steps(),
-        "weights": args.weights.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "max_steps": max_steps,
+        "weights": weights_id(args),
         "embeddings": args.embeddings.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
         "totals": {
             "created": sum(|o| o.created),
@@ -291,29 +197,30 @@ pub(super) fn run(
         "per_item": outcomes,
         "per_item_runs": finished,
         "resumed_from": args.resume,
-        "trace_overwritten": trace.as_ref().map(|t| t.overwritten),
+        "trace_overwritten": results.trace.as_ref().map(|t| t.overwritten),
         "timing": {
-            "total_s": total_s,
-            "flow_steps_per_s": flow_steps as f64 / total_s,
-            "items_per_s": items as f64 / total_s,
-            "peak_host_memory_bytes": peak_rss_bytes(),
+            "total_s": st.total_s,
+            "mean_step_ms": st.mean_step_ms,
+            "max_step_ms": st.max_step_ms,
+            "flow_steps_per_s": st.work_per_s(),
+            "items_per_s": st.items_per_s,
+            "peak_host_memory_bytes": st.peak_host_memory_bytes,
         },
         "outputs": outputs,
     });
     write_metrics(out, &metrics)?;
-    let peak = peak_rss_bytes();
     let completed = sum(|o| o.completed_front + o.completed_back);
     print_summary(
         &format!(
             "ran {} ({}×{}×{} flows) on {}",
-            loaded.path.display(),
+            sim.loaded().path.display(),
             shape.w,
             shape.h,
             shape.d,
-            backend.name()
+            st.backend
         ),
         &[
-            ("items", format!("{items} in {}", batches_line(&run, batch))),
+            ("items", format!("{items} in {}", batches_line(st))),
             (
                 "flows",
                 format!(
@@ -325,20 +232,17 @@ pub(super) fn run(
                     sum(|o| o.dropped_by_capacity)
                 ),
             ),
-            (
-                "steps",
-                format!("{} run, at most {}", steps.len(), cfg.steps()),
-            ),
-            ("time", format!("{total_s:.2} s")),
+            ("steps", format!("{} run, at most {max_steps}", steps.len())),
+            ("time", format!("{:.2} s", st.total_s)),
             (
                 "throughput",
                 format!(
                     "{:.0} flow-steps/s, {:.2} items/s",
-                    flow_steps as f64 / total_s,
-                    items as f64 / total_s
+                    st.work_per_s(),
+                    st.items_per_s
                 ),
             ),
-            ("peak memory", peak_line(peak)),
+            ("peak memory", peak_line(st.peak_host_memory_bytes)),
             (
                 "outputs",
                 format!(
@@ -351,14 +255,93 @@ pub(super) fn run(
     Ok(())
 }
 
-fn add_step(acc: &mut StepRecord, r: &StepRecord) {
-    acc.live += r.live;
-    acc.spawned += r.spawned;
-    acc.completed_front += r.completed_front;
-    acc.completed_back += r.completed_back;
-    acc.reflected += r.reflected;
-    acc.moving += r.moving;
-    acc.dropped_by_capacity += r.dropped_by_capacity;
+fn weights_id(args: &RunArgs) -> String {
+    args.weights
+        .as_ref()
+        .map_or("seeded".into(), |p| p.display().to_string())
+}
+
+/// What `lattice run` does while a flows run goes: progress, and the finished items' surfaces
+/// and totals, checkpointed at a batch end once N steps have run since the last checkpoint.
+struct Watch<'a> {
+    progress: Progress,
+    ck: FlowsCheckpoint,
+    planes: Vec<f32>,
+    merged: Vec<f32>,
+    step_records: Vec<StepRecord>,
+    outcomes: Vec<ItemOutcome>,
+    finished: Vec<ItemResult>,
+    /// Collected embeddings of the items run here, in order.
+    collected: Vec<f32>,
+    hw: [u64; 2],
+    items: usize,
+    /// Items finished before a resume: submitted position k is item first_item + k.
+    first_item: usize,
+    since_checkpoint: u32,
+    every: u32,
+    out: &'a Path,
+}
+
+impl Observer for Watch<'_> {
+    fn step(&mut self, e: &StepEvent<'_>) {
+        let Some(r) = e.flows else { return };
+        let (first, count) = (self.first_item + e.items.start, e.items.len());
+        self.progress.step(e.units, e.step, e.steps, || {
+            format!(
+                "batch {} (items {first}..{}), step {}: {} live, {} spawned, {} front, {} back, {} reflected, {} dropped",
+                e.batch,
+                first + count,
+                e.step,
+                r.live,
+                r.spawned,
+                r.completed_front,
+                r.completed_back,
+                r.reflected,
+                r.dropped_by_capacity
+            )
+        });
+    }
+
+    fn batch_done(&mut self, d: &BatchDone<'_>) -> anyhow::Result<()> {
+        for r in d.results {
+            let Output::Flows {
+                planes,
+                merged,
+                totals,
+                embedding_out,
+            } = &r.output
+            else {
+                unreachable!("a flows run gives flows outputs")
+            };
+            self.planes.extend_from_slice(planes);
+            self.merged.extend_from_slice(merged);
+            self.outcomes.push((**totals).clone());
+            self.collected
+                .extend_from_slice(embedding_out.as_deref().unwrap_or(&[]));
+            self.finished.push(r.record());
+        }
+        StepRecord::merge_into(&mut self.step_records, d.flow_steps);
+        self.since_checkpoint += d.flow_steps.len() as u32;
+        let done = self.finished.len();
+        if self.every > 0 && self.since_checkpoint >= self.every && done < self.items {
+            self.since_checkpoint = 0;
+            self.ck.done_items = done;
+            self.ck.step_records = self.step_records.clone();
+            self.ck.outcomes = self.outcomes.clone();
+            self.ck.results = self.finished.clone();
+            self.ck
+                .save(self.out, self.hw, &self.planes, &self.merged)?;
+            tracing::info!("checkpoint after item {done}");
+            if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
+                bail!(
+                    "stopped after the checkpoint after item {done}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
+                     continue with --resume {}",
+                    self.out.display()
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 fn write_events(path: &Path, trace: &Trace) -> anyhow::Result<()> {

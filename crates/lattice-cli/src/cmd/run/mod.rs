@@ -104,8 +104,8 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
     let backend = Backend::select(backend)?;
     tracing::info!(backend = %backend.name(), "backend");
     match &loaded.config.simulation {
-        Simulation::Moe(m) => moe::run(&args, &loaded, m, &backend, quiet),
-        Simulation::Flows(f) => flows::run(&args, &loaded, f, &backend, quiet),
+        Simulation::Moe(_) => moe::run(&args, loaded, backend, quiet),
+        Simulation::Flows(_) => flows::run(&args, loaded, backend, quiet),
     }
 }
 

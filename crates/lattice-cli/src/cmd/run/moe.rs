@@ -1,93 +1,54 @@
-//! `lattice run` on a Moe config: neighbor cache, weights, initial states, batches of steps.
+//! `lattice run` on a Moe config: reads the initial states, submits every unfinished item to
+//! the library API, keeps the checkpoint current through an observer, writes the outputs.
 
-use std::time::Instant;
+use std::path::Path;
 
 use anyhow::bail;
-use lattice_core::config::{BatchSize, LoadedConfig, MoeConfig};
+use lattice_core::config::LoadedConfig;
 use lattice_core::inputs::read_items;
 use lattice_core::io::write_f32;
-use lattice_core::lattice::build_cache;
-use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
+use lattice_core::moe::initial_states;
 use serde_json::json;
 
 use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, png_scale, write_metrics};
+use crate::api::{BatchDone, Item, Observer, Simulation, Snapshot, StepEvent};
 use crate::backend::Backend;
 use crate::progress::Progress;
-use crate::runtime::{
-    BatchError, BatchRun, ItemResult, batches_line, classify, host_batch_limit, peak_line,
-    peak_rss_bytes, print_summary, run_batches,
-};
-use crate::sim::{GpuSetup, MoeBatch, gpu_batch_limit};
+use crate::runtime::{batches_line, peak_line, print_summary};
 
 pub(super) fn run(
     args: &RunArgs,
-    loaded: &LoadedConfig,
-    moe: &MoeConfig,
-    backend: &Backend,
+    loaded: LoadedConfig,
+    backend: Backend,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let cache = build_cache(loaded, &moe.lattice)?;
-    let st = cache.stats();
-    tracing::info!(
-        "neighbor cache: {} active cells, K = {}, neighbors per cell {}..{} (mean {:.1}), validated in {:.3} s",
-        st.active_cells,
-        st.stencil_offsets,
-        st.total.min,
-        st.total.max,
-        st.total.mean,
-        start.elapsed().as_secs_f64()
-    );
-    let cache = &cache;
-    let seed = loaded.config.seed;
-    let items = loaded.config.batch.items as usize;
-    let steps = args.steps.unwrap_or(moe.steps);
-    let n = cache.dims().cells_usize();
-    let s = moe.state_size as usize;
-    let dims = cache.dims();
+    let mut sim = Simulation::from_loaded(loaded, backend)?;
+    if let Some(p) = &args.weights {
+        sim.load_weights(p)?;
+    }
+    if let Some(steps) = args.steps {
+        sim.set_steps(steps);
+    }
+    let moe = sim.moe_config().expect("a Moe config").clone();
+    let cache = sim.cache().expect("a Moe simulation has a neighbor cache");
+    let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
+    let (steps, dims) = (moe.steps, cache.dims());
+    let (n, s) = (dims.cells_usize(), moe.state_size as usize);
     if args.channel >= moe.state_size {
         bail!(
-            "--channel {} is not a state channel (state_size is {})",
-            args.channel,
-            s
+            "--channel {} is not a state channel (state_size is {s})",
+            args.channel
         );
     }
     if let Some(z) = args.slice_z.filter(|&z| z >= dims.d()) {
         bail!("--slice-z {z} is outside the lattice (D = {})", dims.d());
     }
     // Before anything big is allocated: does one batch fit?
-    let fits = match backend {
-        Backend::Gpu(ctx) => gpu_batch_limit(
-            ctx,
-            cache.dims().cells(),
-            moe.state_size,
-            moe.functional.hidden_dim,
-        )?,
-        // States, the next states and the batch's copy.
-        Backend::Cpu => host_batch_limit(3 * (n * s) as u64 * 4),
-    };
-    let batch = match loaded.config.batch.max_batch_size {
-        BatchSize::Auto => fits.min(items),
-        BatchSize::Fixed(b) if b as usize > fits => bail!(
-            "batch.max_batch_size Fixed({b}) does not fit this backend: at most {fits} item(s) of \
-             this lattice fit ({}); lower it or use Auto",
-            if matches!(backend, Backend::Gpu(_)) {
-                "one GPU binding"
-            } else {
-                "80 % of the available host memory"
-            }
-        ),
-        BatchSize::Fixed(b) => (b as usize).min(items),
-    };
+    let batch = sim.batch_size(items)?;
 
-    let layout = ParamLayout::new(MoeShape::from_config(moe));
-    let weights = match &args.weights {
-        Some(p) => MoeWeights::load(layout, p)?,
-        None => MoeWeights::seeded(layout, seed),
-    };
     let mut states = match &args.init_states {
         Some(p) => read_items(
             p,
@@ -100,20 +61,9 @@ pub(super) fn run(
             .flat_map(|b| initial_states(seed, b as u64, n, s, moe.init_scale))
             .collect(),
     };
-    if let Some((item, cell, _)) = lattice_core::moe::cpu::find_non_finite(&states, n, s) {
-        bail!(
-            "the initial states are not finite at item {item}, cell {cell} {:?}",
-            cache.dims().coord(cell as u32)
-        );
-    }
-
     let shape = [items as u64, n as u64, s as u64];
-    let weights_id = args
-        .weights
-        .as_ref()
-        .map_or("seeded".into(), |p| p.display().to_string());
-    let header = Header::new("moe", loaded, weights_id, steps);
-    let mut ck = match &args.resume {
+    let header = Header::new("moe", sim.loaded(), weights_id(args), steps);
+    let ck = match &args.resume {
         Some(dir) => {
             let (ck, saved) = Checkpoint::load(dir, &header, shape)?;
             tracing::info!(
@@ -127,136 +77,68 @@ pub(super) fn run(
         None => Checkpoint::new(header, items),
     };
 
-    let gpu = match backend {
-        Backend::Gpu(ctx) => Some(GpuSetup::new(ctx, cache, moe, &weights)?),
-        Backend::Cpu => None,
-    };
-    // Items in flight in the checkpoint (same done count) run first, as one group.
-    let partial: Vec<usize> = (0..items)
+    // Unfinished items, the ones in flight in the checkpoint first (they share a step count).
+    // Item ids are the items' indices.
+    let mut order: Vec<usize> = (0..items)
         .filter(|&b| ck.done[b] > 0 && ck.done[b] < steps)
         .collect();
-    let fresh_from = (0..items).find(|&b| ck.done[b] == 0).unwrap_or(items);
-    let remaining: u64 = ck.done.iter().map(|&d| u64::from(steps - d)).sum();
-    let mut progress = Progress::new(remaining * n as u64, steps, args.log_every, quiet);
-    let mut step_ms = Vec::new();
-    let mut run = BatchRun::default();
-    let run_start = Instant::now();
-    let mut run_range = |run: &mut BatchRun, range: std::ops::Range<usize>, size: usize| {
-        run_batches(run, range, size, |batch_index, r| {
-            let _span = tracing::info_span!("batch", index = batch_index, items = ?r).entered();
-            let first = r.start;
-            let count = r.len();
-            let batch_start = Instant::now();
-            let from = ck.done[first];
-            let slice = states[first * n * s..(first + count) * n * s].to_vec();
-            let mut sim = MoeBatch::new(
-                gpu.as_ref().map(GpuSetup::parts),
-                cache,
-                moe,
-                &weights,
-                slice,
-                count,
-            )
-            .map_err(classify)?;
-            for step in from + 1..=steps {
-                let t = Instant::now();
-                for bad in sim.step()? {
-                    let item = first + bad.item;
-                    if ck.errors[item].is_none() {
-                        let msg = format!(
-                            "non-finite state at step {step}, cell {} {:?}",
-                            bad.cell,
-                            cache.dims().coord(bad.cell)
-                        );
-                        tracing::warn!("item {item}: {msg}; the other items go on");
-                        ck.errors[item] = Some(msg);
-                    }
-                }
-                let ms = t.elapsed().as_secs_f64() * 1e3;
-                step_ms.push(ms);
-                progress.step((count * n) as u64, step, steps, || {
-                    format!(
-                        "batch {batch_index} (items {first}..{}), step {step}/{steps}: {ms:.1} ms",
-                        first + count
-                    )
-                });
-                if args.checkpoint_every > 0 && step % args.checkpoint_every == 0 && step < steps {
-                    let now = sim.states()?;
-                    states[first * n * s..(first + count) * n * s].copy_from_slice(&now);
-                    ck.done[first..first + count].fill(step);
-                    ck.save(&args.out, shape, &states)?;
-                    tracing::info!(
-                        "checkpoint at step {step} of items {first}..{}",
-                        first + count
-                    );
-                    if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
-                        return Err(BatchError::Fatal(anyhow::anyhow!(
-                            "stopped after the checkpoint at step {step}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
-                             continue with --resume {}",
-                            args.out.display()
-                        )));
-                    }
-                }
-            }
-            let now = sim.states()?;
-            states[first * n * s..(first + count) * n * s].copy_from_slice(&now);
-            ck.done[first..first + count].fill(steps);
-            let secs = batch_start.elapsed().as_secs_f64();
-            for item in r {
-                ck.results[item] = Some(ItemResult {
-                    id: item as u64,
-                    batch: batch_index,
-                    duration_s: secs,
-                    ok: ck.errors[item].is_none(),
-                    error: ck.errors[item].clone(),
-                });
-            }
-            Ok(ck.errors[first..first + count].to_vec())
+    order.extend((0..items).filter(|&b| ck.done[b] == 0));
+    let submitted: Vec<Item> = order
+        .iter()
+        .map(|&b| Item {
+            done_steps: ck.done[b],
+            ..Item::states(b as u64, states[b * n * s..(b + 1) * n * s].to_vec())
         })
+        .collect();
+    let remaining: u64 = ck.done.iter().map(|&d| u64::from(steps - d)).sum();
+    let mut watch = Watch {
+        progress: Progress::new(remaining * n as u64, steps, args.log_every, quiet),
+        order: &order,
+        ck,
+        states: &mut states,
+        cell_values: n * s,
+        shape,
+        steps,
+        every: args.checkpoint_every,
+        out: &args.out,
     };
-    if let (Some(&a), Some(&b)) = (partial.first(), partial.last()) {
-        run_range(&mut run, a..b + 1, b + 1 - a)?;
-    }
-    run_range(&mut run, fresh_from..items, batch)?;
-    progress.finish();
-    let total_s = run_start.elapsed().as_secs_f64();
+    let results = sim.run_observed(&submitted, &mut watch)?;
+    watch.progress.finish();
+    let ck = watch.ck;
+    let st = &results.stats;
 
     write_f32(&args.out.join("states.npy"), &shape, &states)?;
-    let (slice_z, channel) = pictures(args, cache.dims(), s, &states[..n * s])?;
-    weights.save(&args.out.join("weights.safetensors"))?;
-    let results: Vec<ItemResult> = ck.results.iter().flatten().cloned().collect();
-    let failed: Vec<&ItemResult> = results.iter().filter(|r| !r.ok).collect();
-    let mean_ms = step_ms.iter().sum::<f64>() / step_ms.len().max(1) as f64;
-    let max_ms = step_ms.iter().cloned().fold(0.0, f64::max);
-    let cell_updates = remaining as f64 * n as f64;
-    let peak = peak_rss_bytes();
+    let (slice_z, channel) = pictures(args, dims, s, &states[..n * s])?;
+    sim.save_weights(&args.out.join("weights.safetensors"))?;
+    let per_item: Vec<_> = ck.results.iter().flatten().cloned().collect();
+    let failed: Vec<_> = per_item.iter().filter(|r| !r.ok).collect();
     let metrics = json!({
         "simulation": "moe",
-        "config": loaded.path,
-        "config_hash": format!("{:016x}", loaded.text_hash),
+        "config": sim.loaded().path,
+        "config_hash": format!("{:016x}", sim.loaded().text_hash),
         "version": env!("CARGO_PKG_VERSION"),
-        "backend": backend.name(),
-        "seed": loaded.config.seed,
-        "dims": cache.dims().as_array(),
+        "backend": st.backend,
+        "seed": seed,
+        "dims": dims.as_array(),
         "items": items,
         "batch_size": batch,
-        "batch_sizes": run.batch_sizes,
-        "halvings": run.halvings,
+        "batch_sizes": st.batch_sizes,
+        "halvings": st.halvings,
         "resumed_from": args.resume,
         "steps": steps,
         "state_size": s,
         "neighbors": cache.stats(),
-        "weights": args.weights.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "weights": weights_id(args),
         "init_states": args.init_states.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
         "timing": {
-            "total_s": total_s,
-            "mean_step_ms": mean_ms,
-            "max_step_ms": max_ms,
-            "cell_updates_per_s": cell_updates / total_s,
-            "items_per_s": items as f64 / total_s,
-            "peak_host_memory_bytes": peak,
+            "total_s": st.total_s,
+            "mean_step_ms": st.mean_step_ms,
+            "max_step_ms": st.max_step_ms,
+            "cell_updates_per_s": st.work_per_s(),
+            "items_per_s": st.items_per_s,
+            "peak_host_memory_bytes": st.peak_host_memory_bytes,
         },
-        "per_item": results,
+        "per_item": per_item,
         "outputs": {"states": "states.npy", "weights": "weights.safetensors",
             "png": "states.png", "vtk": "states.vtk",
             "png_shows": format!("item 0, z = {slice_z}, channel {channel}")},
@@ -264,35 +146,37 @@ pub(super) fn run(
     write_metrics(&args.out, &metrics)?;
     print_summary(
         &format!(
-            "ran {} ({}) on {}",
-            loaded.path.display(),
-            cache.dims(),
-            backend.name()
+            "ran {} ({dims}) on {}",
+            sim.loaded().path.display(),
+            st.backend
         ),
         &[
             (
                 "items",
                 format!(
                     "{} ok, {} failed, in {}",
-                    results.len() - failed.len(),
+                    per_item.len() - failed.len(),
                     failed.len(),
-                    batches_line(&run, batch)
+                    batches_line(st)
                 ),
             ),
             ("steps", format!("{steps} per item")),
             (
                 "time",
-                format!("{total_s:.2} s (mean step {mean_ms:.1} ms, max {max_ms:.1} ms)"),
+                format!(
+                    "{:.2} s (mean step {:.1} ms, max {:.1} ms)",
+                    st.total_s, st.mean_step_ms, st.max_step_ms
+                ),
             ),
             (
                 "throughput",
                 format!(
                     "{:.0} cell-updates/s, {:.2} items/s",
-                    cell_updates / total_s,
-                    items as f64 / total_s
+                    st.work_per_s(),
+                    st.items_per_s
                 ),
             ),
-            ("peak memory", peak_line(peak)),
+            ("peak memory", peak_line(st.peak_host_memory_bytes)),
             (
                 "outputs",
                 format!(
@@ -315,6 +199,93 @@ pub(super) fn run(
         );
     }
     Ok(())
+}
+
+fn weights_id(args: &RunArgs) -> String {
+    args.weights
+        .as_ref()
+        .map_or("seeded".into(), |p| p.display().to_string())
+}
+
+/// What `lattice run` does while a MoE run goes: the progress bar or log lines, and the
+/// checkpoint (every item's states and step count) kept current and saved every N steps.
+struct Watch<'a> {
+    progress: Progress,
+    /// Item index of each submitted position.
+    order: &'a [usize],
+    ck: Checkpoint,
+    states: &'a mut [f32],
+    cell_values: usize,
+    shape: [u64; 3],
+    steps: u32,
+    every: u32,
+    out: &'a Path,
+}
+
+impl Watch<'_> {
+    /// Takes in item `b`'s states after `step` steps and its first error so far.
+    fn take(&mut self, b: usize, step: u32, states: &[f32], error: Option<&String>) {
+        let v = self.cell_values;
+        self.states[b * v..(b + 1) * v].copy_from_slice(states);
+        self.ck.done[b] = step;
+        if self.ck.errors[b].is_none() {
+            self.ck.errors[b] = error.cloned();
+        }
+    }
+}
+
+impl Observer for Watch<'_> {
+    fn step(&mut self, e: &StepEvent<'_>) {
+        let (a, b) = (self.order[e.items.start], self.order[e.items.end - 1] + 1);
+        self.progress.step(e.units, e.step, e.steps, || {
+            format!(
+                "batch {} (items {a}..{b}), step {}/{}: {:.1} ms",
+                e.batch, e.step, e.steps, e.ms
+            )
+        });
+    }
+
+    fn snapshot_every(&self) -> u32 {
+        self.every
+    }
+
+    fn snapshot(&mut self, sn: &Snapshot<'_>) -> anyhow::Result<()> {
+        let v = self.cell_values;
+        for (k, pos) in sn.items.clone().enumerate() {
+            let b = self.order[pos];
+            self.take(
+                b,
+                sn.step,
+                &sn.states[k * v..(k + 1) * v],
+                sn.errors[k].as_ref(),
+            );
+        }
+        self.ck.save(self.out, self.shape, self.states)?;
+        let (a, b) = (self.order[sn.items.start], self.order[sn.items.end - 1] + 1);
+        tracing::info!("checkpoint at step {} of items {a}..{b}", sn.step);
+        if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
+            bail!(
+                "stopped after the checkpoint at step {}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
+                 continue with --resume {}",
+                sn.step,
+                self.out.display()
+            );
+        }
+        Ok(())
+    }
+
+    fn batch_done(&mut self, d: &BatchDone<'_>) -> anyhow::Result<()> {
+        for r in d.results {
+            let b = r.id as usize;
+            self.take(b, self.steps, r.output.states(), r.error.as_ref());
+            let mut record = r.record();
+            // An error found before a resume stays the item's error.
+            record.error = self.ck.errors[b].clone();
+            record.ok = record.error.is_none();
+            self.ck.results[b] = Some(record);
+        }
+        Ok(())
+    }
 }
 
 /// `states.png` (item 0, one z-slice of one channel) and `states.vtk` (item 0, that channel and
