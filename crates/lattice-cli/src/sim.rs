@@ -171,23 +171,26 @@ impl<'a> GpuSetup<'a> {
     }
 }
 
-/// Items per GPU batch so that every binding fits the adapter: states, prep vectors.
+/// Items per GPU batch, and the limit that sets it: the states (the largest binding) must fit
+/// one binding, and the ping-pong states with the prep vectors 80 % of the GPU's memory where
+/// the adapter reports it.
 pub fn gpu_batch_limit(
     ctx: &GpuContext,
     cells: u32,
     s: u32,
     func_hidden: u32,
-) -> anyhow::Result<usize> {
-    let per_item = u64::from(cells) * u64::from(s.max(func_hidden)) * 4;
-    let n = ctx.max_binding() / per_item;
+) -> anyhow::Result<(usize, &'static str)> {
+    let cells = u64::from(cells);
+    let binding = cells * u64::from(s.max(func_hidden)) * 4;
+    let total = cells * u64::from(2 * s + func_hidden) * 4;
+    let (n, limit) = ctx.items_that_fit(binding, total);
     if n == 0 {
         bail!(
-            "one lattice needs {per_item} bytes in one GPU binding, the adapter allows {}; \
-             use a smaller lattice or state_size, or --backend cpu",
-            ctx.max_binding()
+            "one lattice needs {binding} bytes in one GPU binding and {total} bytes in all; {limit} \
+             is less. Use a smaller lattice or state_size, or --backend cpu"
         );
     }
-    Ok(n as usize)
+    Ok((n as usize, limit))
 }
 
 /// Everything a GPU flow batch needs that does not depend on the items: the device and the
@@ -213,25 +216,26 @@ impl<'a> GpuFlowSetup<'a> {
     }
 }
 
-/// Items per GPU flow batch so that the hidden states (and their scratch) fit one binding.
+/// Items per GPU flow batch, and the limit that sets it: the hidden states must fit one
+/// binding, and every per-slot buffer 80 % of the GPU's memory where the adapter reports it.
 pub fn flows_batch_limit(
     ctx: &GpuContext,
     shape: &FlowShape,
     capacity: u32,
-) -> anyhow::Result<usize> {
-    let per_item = FlowKernels::bytes_per_item(&FlowLayout::new(*shape), capacity);
-    let n = (ctx.max_binding() / per_item)
-        .min(u64::from(ctx.limits.max_compute_workgroups_per_dimension));
+) -> anyhow::Result<(usize, &'static str)> {
+    let layout = FlowLayout::new(*shape);
+    let binding = FlowKernels::bytes_per_item(&layout, capacity);
+    let total = FlowKernels::device_bytes_per_item(&layout, capacity);
+    let (n, limit) = ctx.items_that_fit(binding, total);
+    let n = n.min(u64::from(ctx.limits.max_compute_workgroups_per_dimension));
     if n == 0 {
         bail!(
-            "the hidden states of one item ({capacity} flow slots × {} floats) need {per_item} bytes \
-             in one GPU binding, the adapter allows {}; lower capacity_per_item or the carrier size, \
-             or use --backend cpu",
-            shape.hidden_len(),
-            ctx.max_binding()
+            "one item's {capacity} flow slots need {binding} bytes of hidden states in one GPU \
+             binding and {total} bytes in all; {limit} is less. Lower capacity_per_item or the \
+             carrier size, or use --backend cpu"
         );
     }
-    Ok(n as usize)
+    Ok((n as usize, limit))
 }
 
 /// One batch of flow items from their embeddings (`[ids.len(), E]`) to the final state: the

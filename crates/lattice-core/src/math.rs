@@ -106,13 +106,14 @@ pub fn linear(w: &[f32], b: &[f32], stride: usize, parts: &[&[f32]], out: &mut [
 
 /// [`linear`] on a transposed weight (`wt` is `[in, out]`, `n_out` wide). Each output is still
 /// summed over k in ascending order with the bias added last, so the result is bit-identical to
-/// `linear`. The inner loops run across outputs and vectorise: narrow layers (the MoE experts)
-/// keep blocks of outputs in registers; wide ones (the flows' GRU) stream the weight matrix
-/// once, in memory order, accumulating into `out`.
+/// `linear`. The inner loops run across outputs and vectorise: small layers (the MoE experts,
+/// whose weights stay in L1) keep blocks of outputs in registers; larger ones (the flows'
+/// networks) stream the weight matrix once, in memory order, accumulating into `out`.
 #[inline]
 pub fn linear_t(wt: &[f32], b: &[f32], parts: &[&[f32]], out: &mut [f32]) {
     let n = out.len();
-    if n > 64 {
+    let inputs: usize = parts.iter().map(|p| p.len()).sum();
+    if n > 64 || inputs * n > 8192 {
         out.fill(0.0);
         let mut k = 0;
         for part in parts {
@@ -316,9 +317,20 @@ mod tests {
 
     #[test]
     fn linear_t_is_bit_identical_to_linear() {
-        // Every path of linear_t: register blocks of 8, 4 and 1, and the streaming one (> 64).
-        for n in [1usize, 3, 4, 12, 13, 24, 64, 65, 200] {
-            let (a, c) = (5usize, 7usize);
+        // Every path of linear_t: register blocks of 8, 4 and 1, and the streaming one (more
+        // than 64 outputs, or more than 8192 weights).
+        for (n, a, c) in [
+            (1usize, 5usize, 7usize),
+            (3, 5, 7),
+            (4, 5, 7),
+            (12, 5, 7),
+            (13, 5, 7),
+            (24, 5, 7),
+            (64, 5, 7),
+            (65, 5, 7),
+            (200, 5, 7),
+            (16, 300, 400),
+        ] {
             let w: Vec<f32> = (0..n * (a + c))
                 .map(|k| ((k * 37) % 101) as f32 / 17.0 - 3.0)
                 .collect();

@@ -110,6 +110,23 @@ impl GpuContext {
             .min(self.limits.max_buffer_size)
     }
 
+    /// The share of the device's memory a run may plan to use: 80 % of it, where known.
+    pub fn memory_budget(&self) -> Option<u64> {
+        self.adapter.device_memory.map(|m| m / 10 * 8)
+    }
+
+    /// Items that fit one batch: each needs `binding` bytes in its largest binding and `total`
+    /// bytes of device memory in all. Returns the count and the limit that set it.
+    pub fn items_that_fit(&self, binding: u64, total: u64) -> (u64, &'static str) {
+        let by_binding = self.max_binding() / binding.max(1);
+        match self.memory_budget() {
+            Some(budget) if budget / total.max(1) < by_binding => {
+                (budget / total.max(1), "80 % of the GPU's memory")
+            }
+            _ => (by_binding, "one GPU binding"),
+        }
+    }
+
     /// Fails with a clear error if one binding of `bytes` would exceed the device's limit.
     pub fn check_binding(
         &self,
@@ -161,6 +178,9 @@ pub mod summary {
         pub timestamps: bool,
         pub f16: bool,
         pub subgroups: bool,
+        /// Device-local memory in bytes, where the backend tells (Vulkan: the largest
+        /// DEVICE_LOCAL heap); `None` elsewhere (wgpu has no portable query).
+        pub device_memory: Option<u64>,
     }
 
     impl AdapterSummary {
@@ -182,7 +202,33 @@ pub mod summary {
                 timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
                 f16: features.contains(wgpu::Features::SHADER_F16),
                 subgroups: features.contains(wgpu::Features::SUBGROUP),
+                device_memory: device_memory(a),
             }
         }
+    }
+
+    /// The largest DEVICE_LOCAL heap of a Vulkan adapter.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn device_memory(a: &wgpu::Adapter) -> Option<u64> {
+        use ash::vk::MemoryHeapFlags;
+        // SAFETY: reads the physical device's memory properties through wgpu's own instance;
+        // no handle is created, kept or destroyed.
+        let hal = unsafe { a.as_hal::<wgpu::hal::api::Vulkan>() }?;
+        let props = unsafe {
+            hal.shared_instance()
+                .raw_instance()
+                .get_physical_device_memory_properties(hal.raw_physical_device())
+        };
+        let count = (props.memory_heap_count as usize).min(props.memory_heaps.len());
+        props.memory_heaps[..count]
+            .iter()
+            .filter(|h| h.flags.contains(MemoryHeapFlags::DEVICE_LOCAL))
+            .map(|h| h.size)
+            .max()
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn device_memory(_: &wgpu::Adapter) -> Option<u64> {
+        None
     }
 }

@@ -236,6 +236,13 @@ impl FlowKernels {
     pub fn bytes_per_item(layout: &FlowLayout, capacity: u32) -> u64 {
         u64::from(capacity) * u64::from(layout.shape.hidden_len()) * 4
     }
+
+    /// Device memory one item's batch buffers take in all: per slot the hidden state and its
+    /// next value, the carrier input, and about 64 bytes of position, status and lists.
+    pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32) -> u64 {
+        let sh = layout.shape;
+        u64::from(capacity) * (u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 64)
+    }
 }
 
 struct Buffers {

@@ -25,10 +25,7 @@ pub(super) fn batch_limit(
     let shape = FlowShape::from_config(cfg);
     let per_item = FlowKernels::bytes_per_item(&FlowLayout::new(shape), cfg.capacity());
     Ok(match backend {
-        Backend::Gpu(ctx) => (
-            flows_batch_limit(ctx, &shape, cfg.capacity())?,
-            "one GPU binding",
-        ),
+        Backend::Gpu(ctx) => flows_batch_limit(ctx, &shape, cfg.capacity())?,
         // Hidden states, a copy for the trace or the final read, and the rest of a slot.
         Backend::Cpu => (
             host_batch_limit(2 * per_item + u64::from(cfg.capacity()) * 64),

@@ -24,15 +24,12 @@ pub(super) fn batch_limit(
 ) -> anyhow::Result<(usize, &'static str)> {
     let (n, s) = (cache.dims().cells_usize(), cfg.state_size as usize);
     Ok(match backend {
-        Backend::Gpu(ctx) => (
-            gpu_batch_limit(
-                ctx,
-                cache.dims().cells(),
-                cfg.state_size,
-                cfg.functional.hidden_dim,
-            )?,
-            "one GPU binding",
-        ),
+        Backend::Gpu(ctx) => gpu_batch_limit(
+            ctx,
+            cache.dims().cells(),
+            cfg.state_size,
+            cfg.functional.hidden_dim,
+        )?,
         // States, the next states and the batch's copy.
         Backend::Cpu => (
             host_batch_limit(3 * (n * s) as u64 * 4),

@@ -14,6 +14,7 @@ pub fn run(json_out: bool) -> anyhow::Result<()> {
             "max_workgroups_per_dimension": a.max_workgroups_per_dim,
             "max_workgroup_storage_bytes": a.max_workgroup_storage,
             "timestamp_query": a.timestamps, "shader_f16": a.f16, "subgroups": a.subgroups,
+            "device_memory_bytes": a.device_memory,
         })
     };
     let report = json!({
@@ -40,6 +41,15 @@ pub fn run(json_out: bool) -> anyhow::Result<()> {
             println!("chosen: {} ({})", a.name, a.backend);
             println!("  max storage binding: {} MiB", a.max_storage_binding >> 20);
             println!("  max buffer:          {} MiB", a.max_buffer >> 20);
+            match a.device_memory {
+                Some(m) => println!(
+                    "  device memory:       {} MiB (batches plan for 80 %)",
+                    m >> 20
+                ),
+                None => println!(
+                    "  device memory:       not reported by this backend (batches are sized by the binding limit)"
+                ),
+            }
             println!("  workgroups per dim:  {}", a.max_workgroups_per_dim);
             println!(
                 "  workgroup storage:   {} KiB",
