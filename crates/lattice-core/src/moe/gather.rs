@@ -334,16 +334,7 @@ mod tests {
             return;
         }
         // EXPERIMENT's sizes (S 64, functional 32/16): messages span several registers.
-        let layout = ParamLayout::new(MoeShape {
-            s: 64,
-            local_h1: 32,
-            local_h2: 16,
-            local_ph: 64,
-            func_hidden: 32,
-            func_msg: 16,
-            ode_hidden: 32,
-            gate_hidden: 64,
-        });
+        let layout = ParamLayout::new(MoeShape::EXPERIMENT);
         let weights = MoeWeights::seeded(layout.clone(), 11);
         let net = MoeNet::new(&layout, &weights.data, Combine::Residual, 3);
         let (states, prep) = cells(&net, 60);

@@ -34,6 +34,18 @@ impl MoeShape {
         gate_hidden: 24,
     };
 
+    /// The reference system's EXPERIMENT preset sizes (40³, S = 64; ODE hidden max(16, S/2)).
+    pub const EXPERIMENT: Self = Self {
+        s: 64,
+        local_h1: 32,
+        local_h2: 16,
+        local_ph: 64,
+        func_hidden: 32,
+        func_msg: 16,
+        ode_hidden: 32,
+        gate_hidden: 64,
+    };
+
     pub fn from_config(c: &MoeConfig) -> Self {
         Self {
             s: c.state_size,
@@ -158,16 +170,7 @@ mod tests {
         assert_eq!(l.count("functional."), 10605 - 2);
         assert_eq!(l.count("distant."), 4287 - 2);
         assert_eq!(l.count("gating."), 1299);
-        let exp = ParamLayout::new(MoeShape {
-            s: 64,
-            local_h1: 32,
-            local_h2: 16,
-            local_ph: 64,
-            func_hidden: 32,
-            func_msg: 16,
-            ode_hidden: 32,
-            gate_hidden: 64,
-        });
+        let exp = ParamLayout::new(MoeShape::EXPERIMENT);
         assert_eq!(exp.count("local."), 12082);
         assert_eq!(exp.count("functional."), 43277 - 2);
         assert_eq!(exp.count("distant."), 6139 - 2);

@@ -16,7 +16,7 @@ use serde_json::json;
 use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
-use super::{RunArgs, png_scale, write_metrics};
+use super::{RunArgs, origin, png_scale, write_metrics};
 use crate::api::{BatchDone, Item, Observer, Output, Simulation, StepEvent};
 use crate::backend::Backend;
 use crate::progress::Progress;
@@ -55,7 +55,7 @@ pub(super) fn run(
         )?),
         None => None,
     };
-    let header = Header::new("flows", sim.loaded(), weights_id(args), cfg.steps());
+    let header = Header::new("flows", sim.loaded(), args.weights_origin(), cfg.steps());
     let hw = [u64::from(shape.h), u64::from(shape.w)];
     let (ck, planes, merged) = match &args.resume {
         Some(dir) => {
@@ -180,8 +180,8 @@ pub(super) fn run(
         "halvings": st.halvings,
         "capacity_per_item": cfg.capacity(),
         "max_steps": max_steps,
-        "weights": weights_id(args),
-        "embeddings": args.embeddings.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "weights": args.weights_origin(),
+        "embeddings": origin(args.embeddings.as_deref()),
         "totals": {
             "created": sum(|o| o.created),
             "spawned": sum(|o| o.spawned),
@@ -253,12 +253,6 @@ pub(super) fn run(
         ],
     );
     Ok(())
-}
-
-fn weights_id(args: &RunArgs) -> String {
-    args.weights
-        .as_ref()
-        .map_or("seeded".into(), |p| p.display().to_string())
 }
 
 /// What `lattice run` does while a flows run goes: progress, and the finished items' surfaces

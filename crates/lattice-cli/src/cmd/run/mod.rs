@@ -56,6 +56,18 @@ pub struct RunArgs {
     pub slice_z: Option<u32>,
 }
 
+impl RunArgs {
+    /// Where the weights come from, as recorded in metrics and checkpoints.
+    fn weights_origin(&self) -> String {
+        origin(self.weights.as_deref())
+    }
+}
+
+/// "seeded" or the file an input came from.
+fn origin(path: Option<&Path>) -> String {
+    path.map_or("seeded".into(), |p| p.display().to_string())
+}
+
 /// How a directory of precomputed input batches is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Order {

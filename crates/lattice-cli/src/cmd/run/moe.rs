@@ -13,7 +13,7 @@ use serde_json::json;
 use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
-use super::{RunArgs, png_scale, write_metrics};
+use super::{RunArgs, origin, png_scale, write_metrics};
 use crate::api::{BatchDone, Item, Observer, Simulation, Snapshot, StepEvent};
 use crate::backend::Backend;
 use crate::progress::Progress;
@@ -62,7 +62,7 @@ pub(super) fn run(
             .collect(),
     };
     let shape = [items as u64, n as u64, s as u64];
-    let header = Header::new("moe", sim.loaded(), weights_id(args), steps);
+    let header = Header::new("moe", sim.loaded(), args.weights_origin(), steps);
     let ck = match &args.resume {
         Some(dir) => {
             let (ck, saved) = Checkpoint::load(dir, &header, shape)?;
@@ -128,8 +128,8 @@ pub(super) fn run(
         "steps": steps,
         "state_size": s,
         "neighbors": cache.stats(),
-        "weights": weights_id(args),
-        "init_states": args.init_states.as_ref().map_or("seeded".into(), |p| p.display().to_string()),
+        "weights": args.weights_origin(),
+        "init_states": origin(args.init_states.as_deref()),
         "timing": {
             "total_s": st.total_s,
             "mean_step_ms": st.mean_step_ms,
@@ -199,12 +199,6 @@ pub(super) fn run(
         );
     }
     Ok(())
-}
-
-fn weights_id(args: &RunArgs) -> String {
-    args.weights
-        .as_ref()
-        .map_or("seeded".into(), |p| p.display().to_string())
 }
 
 /// What `lattice run` does while a MoE run goes: the progress bar or log lines, and the
