@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use lattice_core::config::LoadedConfig;
 use lattice_core::flows::FlowShape;
 use lattice_core::flows::mapper::collect_surface;
 use lattice_core::flows::run::{ItemOutcome, StepRecord};
@@ -18,7 +17,6 @@ use lattice_core::images::{write_heatmap, write_vtk};
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, origin, png_scale, write_metrics};
 use crate::api::{BatchDone, Item, Observer, Output, Simulation, StepEvent};
-use crate::backend::Backend;
 use crate::progress::Progress;
 use crate::runtime::{ItemResult, batches_line, peak_line, print_summary};
 
@@ -26,19 +24,7 @@ use crate::runtime::{ItemResult, batches_line, peak_line, print_summary};
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
 const MAX_WEIGHTS_COPY: u64 = 512 << 20;
 
-pub(super) fn run(
-    args: &RunArgs,
-    loaded: LoadedConfig,
-    backend: Backend,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let mut sim = Simulation::from_loaded(loaded, backend)?;
-    if let Some(p) = &args.weights {
-        sim.load_weights(p)?;
-    }
-    if let Some(steps) = args.steps {
-        sim.set_steps(steps);
-    }
+pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
     let cfg = sim.flows_config().expect("a Flows config").clone();
     let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
     let shape = FlowShape::from_config(&cfg);

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use lattice_core::config::{self, Simulation};
 
+use crate::api;
 use crate::backend::{Backend, BackendChoice};
 
 #[derive(Args)]
@@ -115,9 +116,18 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
     prepare_out(&args.out)?;
     let backend = Backend::select(backend)?;
     tracing::info!(backend = %backend.name(), "backend");
-    match &loaded.config.simulation {
-        Simulation::Moe(_) => moe::run(&args, loaded, backend, quiet),
-        Simulation::Flows(_) => flows::run(&args, loaded, backend, quiet),
+    let is_moe = matches!(loaded.config.simulation, Simulation::Moe(_));
+    let mut sim = api::Simulation::from_loaded(loaded, backend)?;
+    if let Some(p) = &args.weights {
+        sim.load_weights(p)?;
+    }
+    if let Some(steps) = args.steps {
+        sim.set_steps(steps);
+    }
+    if is_moe {
+        moe::run(&args, &sim, quiet)
+    } else {
+        flows::run(&args, &sim, quiet)
     }
 }
 

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use anyhow::bail;
-use lattice_core::config::LoadedConfig;
 use lattice_core::inputs::read_items;
 use lattice_core::io::write_f32;
 use lattice_core::moe::initial_states;
@@ -15,23 +14,10 @@ use lattice_core::images::{write_heatmap, write_vtk};
 use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, origin, png_scale, write_metrics};
 use crate::api::{BatchDone, Item, Observer, Simulation, Snapshot, StepEvent};
-use crate::backend::Backend;
 use crate::progress::Progress;
 use crate::runtime::{batches_line, peak_line, print_summary};
 
-pub(super) fn run(
-    args: &RunArgs,
-    loaded: LoadedConfig,
-    backend: Backend,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let mut sim = Simulation::from_loaded(loaded, backend)?;
-    if let Some(p) = &args.weights {
-        sim.load_weights(p)?;
-    }
-    if let Some(steps) = args.steps {
-        sim.set_steps(steps);
-    }
+pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
     let moe = sim.moe_config().expect("a Moe config").clone();
     let cache = sim.cache().expect("a Moe simulation has a neighbor cache");
     let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
