@@ -46,14 +46,11 @@ pub(super) struct MoeRun<'a> {
 }
 
 impl MoeRun<'_> {
-    /// The items' initial states, `[items, N, S]`, checked.
-    fn inputs(&self, items: &[Item]) -> anyhow::Result<Vec<f32>> {
-        let (n, s) = (
-            self.cache.dims().cells_usize(),
-            self.cfg.state_size as usize,
-        );
-        let seed = self.sim.loaded.config.seed;
-        let mut states = Vec::with_capacity(items.len() * n * s);
+    /// Checks every item before anything runs: step counts, input kinds and sizes, finite
+    /// states.
+    fn check(&self, items: &[Item]) -> anyhow::Result<()> {
+        let dims = self.cache.dims();
+        let (n, s) = (dims.cells_usize(), self.cfg.state_size as usize);
         for item in items {
             if item.done_steps > self.cfg.steps {
                 bail!(
@@ -64,10 +61,17 @@ impl MoeRun<'_> {
                 );
             }
             match &item.input {
-                Input::Seeded => {
-                    states.extend(initial_states(seed, item.id, n, s, self.cfg.init_scale))
+                // Normal samples with a finite, validated scale.
+                Input::Seeded => {}
+                Input::States(v) if v.len() == n * s => {
+                    if let Some((_, cell, _)) = find_non_finite(v, n, s) {
+                        bail!(
+                            "the initial states are not finite at item {}, cell {cell} {:?}",
+                            item.id,
+                            dims.coord(cell as u32)
+                        );
+                    }
                 }
-                Input::States(v) if v.len() == n * s => states.extend_from_slice(v),
                 Input::States(v) => bail!(
                     "item {}: {} initial values, expected N·S = {}",
                     item.id,
@@ -80,14 +84,28 @@ impl MoeRun<'_> {
                 ),
             }
         }
-        if let Some((k, cell, _)) = find_non_finite(&states, n, s) {
-            bail!(
-                "the initial states are not finite at item {}, cell {cell} {:?}",
-                items[k].id,
-                self.cache.dims().coord(cell as u32)
-            );
+        Ok(())
+    }
+
+    /// One batch's initial states, `[items, N, S]`, built when the batch runs (so a run holds
+    /// its inputs once, not twice).
+    fn batch_states(&self, items: &[Item]) -> Vec<f32> {
+        let (n, s) = (
+            self.cache.dims().cells_usize(),
+            self.cfg.state_size as usize,
+        );
+        let seed = self.sim.loaded.config.seed;
+        let mut states = Vec::with_capacity(items.len() * n * s);
+        for item in items {
+            match &item.input {
+                Input::Seeded => {
+                    states.extend(initial_states(seed, item.id, n, s, self.cfg.init_scale))
+                }
+                Input::States(v) => states.extend_from_slice(v),
+                Input::Embedding(_) => unreachable!("refused by check"),
+            }
         }
-        Ok(states)
+        states
     }
 
     pub(super) fn run(
@@ -103,7 +121,7 @@ impl MoeRun<'_> {
             cfg.state_size as usize,
             cfg.steps,
         );
-        let states = self.inputs(items)?;
+        self.check(items)?;
         let gpu = match &self.sim.backend {
             Backend::Gpu(ctx) => Some(GpuSetup::new(ctx, cache, cfg, self.weights)?),
             Backend::Cpu => None,
@@ -130,7 +148,7 @@ impl MoeRun<'_> {
                     cache,
                     cfg,
                     self.weights,
-                    states[first * n * s..(first + count) * n * s].to_vec(),
+                    self.batch_states(&items[r.clone()]),
                     count,
                 )
                 .map_err(classify)?;

@@ -69,11 +69,16 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
         .filter(|&b| ck.done[b] > 0 && ck.done[b] < steps)
         .collect();
     order.extend((0..items).filter(|&b| ck.done[b] == 0));
+    // Fresh seeded items are submitted as seeded (the API draws the same states from the seed
+    // and the id), so only given or checkpointed states are copied.
     let submitted: Vec<Item> = order
         .iter()
-        .map(|&b| Item {
-            done_steps: ck.done[b],
-            ..Item::states(b as u64, states[b * n * s..(b + 1) * n * s].to_vec())
+        .map(|&b| match (&args.init_states, ck.done[b]) {
+            (None, 0) => Item::seeded(b as u64),
+            (_, done) => Item {
+                done_steps: done,
+                ..Item::states(b as u64, states[b * n * s..(b + 1) * n * s].to_vec())
+            },
         })
         .collect();
     let remaining: u64 = ck.done.iter().map(|&d| u64::from(steps - d)).sum();
