@@ -4,9 +4,9 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use lattice_core::config::{self, Simulation};
-use lattice_core::flows::mapper::{map_embedding, noise_seed, seeded_embedding};
+use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::run::FlowEngine;
-use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights};
+use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights};
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
 
@@ -19,14 +19,9 @@ fn flow_step(c: &mut Criterion) {
         panic!("flows_debug.ron is a Flows config")
     };
     let w = FlowWeights::seeded(FlowLayout::new(FlowShape::from_config(&f)), 42);
-    let energies: Vec<f32> = (0..ITEMS)
-        .flat_map(|b| {
-            let e = seeded_embedding(42, u64::from(b), f.embedding_dim as usize);
-            map_embedding(&w.layout, &w.data, &e)
-        })
-        .collect();
-    let state = FlowState::place(&w.layout.shape, f.capacity(), &energies);
-    let seeds: Vec<[u32; 2]> = (0..ITEMS).map(|b| noise_seed(42, u64::from(b))).collect();
+    let ids: Vec<u64> = (0..u64::from(ITEMS)).collect();
+    let embeddings = seeded_embeddings(42, &ids, f.embedding_dim as usize);
+    let (state, seeds) = place_batch(&w, f.capacity(), 42, &ids, &embeddings);
     let rule = f.rule(0);
     let mut g = c.benchmark_group("flow_step_debug");
     g.sample_size(10);

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use lattice_core::config::{self, FlowsConfig, Simulation};
 use lattice_core::flows::aggregate::aggregate;
 use lattice_core::flows::coords::quantize;
-use lattice_core::flows::mapper::{map_embedding, noise_seed, seeded_embedding};
+use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::run::BatchOutcome;
 use lattice_core::flows::state::status;
 use lattice_core::flows::{
@@ -54,17 +54,9 @@ fn setup() -> Option<&'static Setup> {
 }
 
 fn placed(s: &Setup) -> (FlowState, Vec<[u32; 2]>) {
-    let e: Vec<f32> = (0..ITEMS)
-        .flat_map(|b| {
-            let emb = seeded_embedding(SEED, u64::from(b), s.cfg.embedding_dim as usize);
-            map_embedding(&s.weights.layout, &s.weights.data, &emb)
-        })
-        .collect();
-    let seeds = (0..ITEMS).map(|b| noise_seed(SEED, u64::from(b))).collect();
-    (
-        FlowState::place(&s.weights.layout.shape, s.cfg.capacity(), &e),
-        seeds,
-    )
+    let ids: Vec<u64> = (0..u64::from(ITEMS)).collect();
+    let embeddings = seeded_embeddings(SEED, &ids, s.cfg.embedding_dim as usize);
+    place_batch(&s.weights, s.cfg.capacity(), SEED, &ids, &embeddings)
 }
 
 fn gpu_run(s: &Setup) -> BatchOutcome {

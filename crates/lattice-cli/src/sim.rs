@@ -5,13 +5,12 @@ use anyhow::{Context, bail};
 use lattice_core::NeighborCache;
 use lattice_core::config::FlowsConfig;
 use lattice_core::config::MoeConfig;
-use lattice_core::flows::mapper::{map_embedding, noise_seed};
+use lattice_core::flows::mapper::place_batch;
 use lattice_core::flows::run::{BatchOutcome, StepRecord};
 use lattice_core::flows::trace::Trace;
 use lattice_core::flows::{
     CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
 };
-use rayon::prelude::*;
 
 use crate::runtime::{BatchError, classify};
 use lattice_core::moe::{MoeNet, MoeWeights, cpu};
@@ -252,14 +251,7 @@ pub fn run_flow_batch(
     trace: Option<&mut Trace>,
     on_step: impl FnMut(&StepRecord),
 ) -> Result<BatchOutcome, BatchError> {
-    let shape = weights.layout.shape;
-    let e = cfg.embedding_dim as usize;
-    let energies: Vec<f32> = embeddings
-        .par_chunks(e)
-        .flat_map_iter(|x| map_embedding(&weights.layout, &weights.data, x))
-        .collect();
-    let state = FlowState::place(&shape, cfg.capacity(), &energies);
-    let seeds: Vec<[u32; 2]> = ids.iter().map(|&id| noise_seed(seed, id)).collect();
+    let (state, seeds) = place_batch(weights, cfg.capacity(), seed, ids, embeddings);
     let (count, first) = (ids.len() as u32, ids.first().copied().unwrap_or(0));
     Ok(match gpu {
         None => {

@@ -6,12 +6,11 @@
 use std::time::Instant;
 
 use lattice_core::config::{self, FlowsConfig, Simulation};
-use lattice_core::flows::mapper::{map_embedding, noise_seed, seeded_embedding};
+use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::params::DISP_HIDDEN;
 use lattice_core::flows::run::FlowEngine;
-use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights};
+use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights};
 use lattice_gpu::GpuContext;
-use rayon::prelude::*;
 use serde_json::{Value, json};
 
 use crate::sim::GpuFlowSetup;
@@ -53,17 +52,9 @@ pub fn case(
     let f: FlowsConfig = f.clone();
     let shape = FlowShape::from_config(&f);
     let weights = FlowWeights::seeded(FlowLayout::new(shape), cfg.seed);
-    let energies: Vec<f32> = (0..items)
-        .into_par_iter()
-        .flat_map_iter(|b| {
-            let e = seeded_embedding(cfg.seed, u64::from(b), f.embedding_dim as usize);
-            map_embedding(&weights.layout, &weights.data, &e)
-        })
-        .collect();
-    let state = FlowState::place(&shape, f.capacity(), &energies);
-    let seeds: Vec<[u32; 2]> = (0..items)
-        .map(|b| noise_seed(cfg.seed, u64::from(b)))
-        .collect();
+    let ids: Vec<u64> = (0..u64::from(items)).collect();
+    let embeddings = seeded_embeddings(cfg.seed, &ids, f.embedding_dim as usize);
+    let (state, seeds) = place_batch(&weights, f.capacity(), cfg.seed, &ids, &embeddings);
     let timed = match gpu {
         None => {
             let mut e = CpuFlows {

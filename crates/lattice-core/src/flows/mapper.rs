@@ -8,6 +8,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::params::FlowLayout;
+use super::{FlowState, FlowWeights};
 use crate::math::{gelu, layer_norm};
 use crate::seeds::derive_seed;
 
@@ -39,24 +40,29 @@ fn gelu_norm(layout: &FlowLayout, w: &[f32], norm: &str, mut v: Vec<f32>) -> Vec
     v
 }
 
-/// One item's surface energies `[H·W]` (row y, column x) from its embedding.
-pub fn map_embedding(layout: &FlowLayout, w: &[f32], embedding: &[f32]) -> Vec<f32> {
+/// `fc3(norm2(gelu(fc2(norm1(gelu(fc1(x)))))))`: the mapper's and the collector's shared form.
+fn three_layers(layout: &FlowLayout, w: &[f32], p: &str, x: &[f32]) -> Vec<f32> {
     let a = gelu_norm(
         layout,
         w,
-        "mapper.norm1",
-        dense(layout, w, "mapper.fc1", embedding),
+        &format!("{p}.norm1"),
+        dense(layout, w, &format!("{p}.fc1"), x),
     );
     let c = gelu_norm(
         layout,
         w,
-        "mapper.norm2",
-        dense(layout, w, "mapper.fc2", &a),
+        &format!("{p}.norm2"),
+        dense(layout, w, &format!("{p}.fc2"), &a),
     );
+    dense(layout, w, &format!("{p}.fc3"), &c)
+}
+
+/// One item's surface energies `[H·W]` (row y, column x) from its embedding.
+pub fn map_embedding(layout: &FlowLayout, w: &[f32], embedding: &[f32]) -> Vec<f32> {
     let scale = w[layout.offset("mapper.energy_scale") as usize];
     let bias = w[layout.offset("mapper.energy_bias") as usize];
     let pos = &w[layout.get("mapper.positional").expect("mapper").range()];
-    dense(layout, w, "mapper.fc3", &c)
+    three_layers(layout, w, "mapper", embedding)
         .into_iter()
         .zip(pos)
         .map(|(v, p)| v.tanh() * scale + bias + p)
@@ -65,19 +71,34 @@ pub fn map_embedding(layout: &FlowLayout, w: &[f32], embedding: &[f32]) -> Vec<f
 
 /// One item's output embedding from its merged surface; the layout must have the collector.
 pub fn collect_surface(layout: &FlowLayout, w: &[f32], surface: &[f32]) -> Vec<f32> {
-    let a = gelu_norm(
-        layout,
-        w,
-        "collector.norm1",
-        dense(layout, w, "collector.fc1", surface),
-    );
-    let c = gelu_norm(
-        layout,
-        w,
-        "collector.norm2",
-        dense(layout, w, "collector.fc2", &a),
-    );
-    dense(layout, w, "collector.fc3", &c)
+    three_layers(layout, w, "collector", surface)
+}
+
+/// A batch ready to run from its items' embeddings (`[ids.len(), E]`): the mapper's energies
+/// placed as flows on the middle plane, and each item's noise seed keyed by (seed, id).
+pub fn place_batch(
+    weights: &FlowWeights,
+    capacity: u32,
+    seed: u64,
+    ids: &[u64],
+    embeddings: &[f32],
+) -> (FlowState, Vec<[u32; 2]>) {
+    let e = weights.layout.shape.embed as usize;
+    assert_eq!(embeddings.len(), ids.len() * e, "embeddings are [items, E]");
+    let energies: Vec<f32> = embeddings
+        .par_chunks(e)
+        .flat_map_iter(|x| map_embedding(&weights.layout, &weights.data, x))
+        .collect();
+    let state = FlowState::place(&weights.layout.shape, capacity, &energies);
+    let seeds = ids.iter().map(|&id| noise_seed(seed, id)).collect();
+    (state, seeds)
+}
+
+/// Seeded embeddings of the items `ids`, `[ids.len(), dim]`.
+pub fn seeded_embeddings(seed: u64, ids: &[u64], dim: usize) -> Vec<f32> {
+    ids.iter()
+        .flat_map(|&id| seeded_embedding(seed, id, dim))
+        .collect()
 }
 
 /// Seeded input embedding of one item, N(0, 1), from its own stream keyed by (seed, item id).

@@ -1,7 +1,7 @@
 //! Whole-step tests of the CPU flow reference on small lattices.
 
 use super::aggregate::aggregate;
-use super::mapper::{map_embedding, noise_seed, seeded_embedding};
+use super::mapper::{noise_seed, place_batch, seeded_embeddings};
 use super::run::run_batch;
 use super::state::{FlowState, status};
 use super::*;
@@ -20,13 +20,9 @@ pub(crate) fn config(text: &str) -> FlowsConfig {
 }
 
 pub(crate) fn place(cfg: &FlowsConfig, w: &FlowWeights, seed: u64, items: u32) -> FlowState {
-    let e: Vec<f32> = (0..items)
-        .flat_map(|b| {
-            let emb = seeded_embedding(seed, u64::from(b), cfg.embedding_dim as usize);
-            map_embedding(&w.layout, &w.data, &emb)
-        })
-        .collect();
-    FlowState::place(&w.layout.shape, cfg.capacity(), &e)
+    let ids: Vec<u64> = (0..u64::from(items)).collect();
+    let embeddings = seeded_embeddings(seed, &ids, cfg.embedding_dim as usize);
+    place_batch(w, cfg.capacity(), seed, &ids, &embeddings).0
 }
 
 fn run(cfg: &FlowsConfig, items: u32) -> (run::BatchOutcome, FlowWeights) {
