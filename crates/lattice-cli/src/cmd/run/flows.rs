@@ -154,19 +154,9 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
     let sum = |f: fn(&ItemOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
     let metrics = json!({
         "simulation": "flows",
-        "config": sim.loaded().path,
-        "config_hash": format!("{:016x}", sim.loaded().text_hash),
-        "version": env!("CARGO_PKG_VERSION"),
-        "backend": st.backend,
-        "seed": seed,
         "dims": [shape.w, shape.h, shape.d],
-        "items": items,
-        "batch_size": batch,
-        "batch_sizes": st.batch_sizes,
-        "halvings": st.halvings,
         "capacity_per_item": cfg.capacity(),
         "max_steps": max_steps,
-        "weights": args.weights_origin(),
         "embeddings": origin(args.embeddings.as_deref()),
         "totals": {
             "created": sum(|o| o.created),
@@ -182,19 +172,10 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
         "steps": steps,
         "per_item": outcomes,
         "per_item_runs": finished,
-        "resumed_from": args.resume,
         "trace_overwritten": results.trace.as_ref().map(|t| t.overwritten),
-        "timing": {
-            "total_s": st.total_s,
-            "mean_step_ms": st.mean_step_ms,
-            "max_step_ms": st.max_step_ms,
-            "flow_steps_per_s": st.work_per_s(),
-            "items_per_s": st.items_per_s,
-            "peak_host_memory_bytes": st.peak_host_memory_bytes,
-        },
         "outputs": outputs,
     });
-    write_metrics(out, &metrics)?;
+    write_metrics(args, sim, st, batch, "flow_steps_per_s", metrics)?;
     let completed = sum(|o| o.completed_front + o.completed_back);
     print_summary(
         &format!(

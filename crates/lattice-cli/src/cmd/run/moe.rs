@@ -105,36 +105,17 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
     let failed: Vec<_> = per_item.iter().filter(|r| !r.ok).collect();
     let metrics = json!({
         "simulation": "moe",
-        "config": sim.loaded().path,
-        "config_hash": format!("{:016x}", sim.loaded().text_hash),
-        "version": env!("CARGO_PKG_VERSION"),
-        "backend": st.backend,
-        "seed": seed,
         "dims": dims.as_array(),
-        "items": items,
-        "batch_size": batch,
-        "batch_sizes": st.batch_sizes,
-        "halvings": st.halvings,
-        "resumed_from": args.resume,
         "steps": steps,
         "state_size": s,
         "neighbors": cache.stats(),
-        "weights": args.weights_origin(),
         "init_states": origin(args.init_states.as_deref()),
-        "timing": {
-            "total_s": st.total_s,
-            "mean_step_ms": st.mean_step_ms,
-            "max_step_ms": st.max_step_ms,
-            "cell_updates_per_s": st.work_per_s(),
-            "items_per_s": st.items_per_s,
-            "peak_host_memory_bytes": st.peak_host_memory_bytes,
-        },
         "per_item": per_item,
         "outputs": {"states": "states.npy", "weights": "weights.safetensors",
             "png": "states.png", "vtk": "states.vtk",
             "png_shows": format!("item 0, z = {slice_z}, channel {channel}")},
     });
-    write_metrics(&args.out, &metrics)?;
+    write_metrics(args, sim, st, batch, "cell_updates_per_s", metrics)?;
     print_summary(
         &format!(
             "ran {} ({dims}) on {}",
