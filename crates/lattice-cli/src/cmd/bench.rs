@@ -111,9 +111,12 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
             }
         }
     }
+    // The device the cases ran on; a neighbors-only run (or --backend cpu) still names the
+    // adapter the machine has.
+    let describe = |c: &GpuContext| json!({"name": c.adapter.name, "backend": c.adapter.backend, "type": c.adapter.device_type});
     let machine = json!({
         "cpu_threads": crate::backend::rayon_threads(),
-        "gpu": GpuContext::new().ok().map(|c| json!({"name": c.adapter.name, "backend": c.adapter.backend, "type": c.adapter.device_type})),
+        "gpu": gpu.as_ref().map(describe).or_else(|| GpuContext::new().ok().as_ref().map(describe)),
     });
     println!(
         "{}",
