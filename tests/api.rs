@@ -153,3 +153,25 @@ fn an_observer_sees_every_step_and_items_resume_from_its_snapshot() {
         .unwrap_err();
     assert!(e.to_string().contains("only 4"), "{e}");
 }
+
+#[test]
+fn a_failing_item_fails_alone_with_its_step_and_batch() {
+    let cfg = config::parse(MOE, "t.ron".as_ref()).unwrap();
+    let sim = Simulation::new(cfg, BackendChoice::Cpu).unwrap();
+    // Item 11 starts near f32::MAX everywhere: its first step overflows.
+    let n = 5 * 4 * 3 * 24;
+    let r = sim
+        .run(&[
+            Item::seeded(10),
+            Item::states(11, vec![f32::MAX / 2.0; n]),
+            Item::seeded(12),
+        ])
+        .unwrap();
+    let failed: Vec<u64> = r.failed().map(|i| i.id).collect();
+    assert_eq!(failed, [11]);
+    let e = r.get(11).unwrap().error.as_deref().unwrap();
+    assert!(e.contains("non-finite") && e.contains("step 1"), "{e}");
+    assert_eq!(r.succeeded(), 2);
+    // Batches of 2 then 1 (Fixed(2)): the third item ran in the second batch.
+    assert_eq!(r.get(12).unwrap().batch, 1);
+}

@@ -1,10 +1,9 @@
-//! The batch runtime shared by both simulations: items (with ids) grouped into batches of at
-//! most the chosen size; a batch that fails to allocate is retried at half the size (logged),
-//! down to 1 before the run fails; every item's result carries its id, batch, duration and
-//! success or error, so one bad item never loses the others.
+//! The batch runtime shared by both simulations: items grouped into batches of at most the
+//! chosen size; a batch that fails to allocate is retried at half the size (logged), down to 1
+//! before the run fails. Per-item results (id, batch, duration, success or error, so one bad
+//! item never loses the others) are kept by the runners in `api`.
 
 use std::ops::Range;
-use std::time::Instant;
 
 use serde::Serialize;
 
@@ -37,28 +36,22 @@ pub struct ItemResult {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Default, Clone, Serialize, serde::Deserialize)]
+/// How a run's batches went. Per-item results are the caller's (`api::ItemResult`).
+#[derive(Debug, Default, Clone)]
 pub struct BatchRun {
-    pub items: Vec<ItemResult>,
     /// Items per batch, in run order.
     pub batch_sizes: Vec<usize>,
     /// Batches that failed to allocate and were retried at half size.
     pub halvings: u32,
 }
 
-impl BatchRun {
-    pub fn failed(&self) -> impl Iterator<Item = &ItemResult> {
-        self.items.iter().filter(|r| !r.ok)
-    }
-}
-
 /// Runs the items `range` in batches of at most `size`, appending to `out`.
-/// `run(batch_index, items)` runs one batch and returns each item's error, if any.
+/// `run(batch_index, items)` runs one batch.
 pub fn run_batches(
     out: &mut BatchRun,
     range: Range<usize>,
     size: usize,
-    mut run: impl FnMut(usize, Range<usize>) -> Result<Vec<Option<String>>, BatchError>,
+    mut run: impl FnMut(usize, Range<usize>) -> Result<(), BatchError>,
 ) -> anyhow::Result<()> {
     let mut size = size.max(1);
     let mut forced = out.batch_sizes.is_empty() && std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some();
@@ -66,7 +59,6 @@ pub fn run_batches(
     while first < items {
         let count = size.min(items - first);
         let batch = out.batch_sizes.len();
-        let t = Instant::now();
         let result = if forced {
             forced = false;
             Err(BatchError::Alloc(anyhow::anyhow!(
@@ -76,17 +68,7 @@ pub fn run_batches(
             run(batch, first..first + count)
         };
         match result {
-            Ok(errors) => {
-                let secs = t.elapsed().as_secs_f64();
-                for (k, error) in errors.into_iter().enumerate() {
-                    out.items.push(ItemResult {
-                        id: (first + k) as u64,
-                        batch,
-                        duration_s: secs,
-                        ok: error.is_none(),
-                        error,
-                    });
-                }
+            Ok(()) => {
                 out.batch_sizes.push(count);
                 first += count;
             }
@@ -186,25 +168,13 @@ mod tests {
             if r.len() > 1 {
                 Err(BatchError::Alloc(anyhow::anyhow!("too big")))
             } else {
-                Ok(vec![None])
+                Ok(())
             }
         })
         .unwrap();
         assert_eq!(run.batch_sizes, [1, 1, 1, 1, 1]);
         assert_eq!(run.halvings, 2);
         assert_eq!(calls[..3], [0..4, 0..2, 0..1]);
-        assert_eq!(run.items.len(), 5);
-    }
-
-    #[test]
-    fn item_errors_are_kept_per_item() {
-        let mut run = BatchRun::default();
-        run_batches(&mut run, 0..3, 2, |_, r| {
-            Ok(r.map(|i| (i == 1).then(|| "bad".to_string())).collect())
-        })
-        .unwrap();
-        let failed: Vec<u64> = run.failed().map(|r| r.id).collect();
-        assert_eq!(failed, [1]);
-        assert_eq!(run.items[2].batch, 1);
+        assert_eq!(calls.len(), 3 + 4, "every item ran once after the halvings");
     }
 }

@@ -169,7 +169,7 @@ impl FlowsRun<'_> {
                 flow_steps: &outcome.steps,
             })?;
             results.extend(done);
-            Ok(vec![None; count])
+            Ok(())
         })?;
         Ok((run_steps, trace))
     }
