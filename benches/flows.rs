@@ -21,7 +21,7 @@ fn flow_step(c: &mut Criterion) {
     let w = FlowWeights::seeded(FlowLayout::new(FlowShape::from_config(&f)), 42);
     let ids: Vec<u64> = (0..u64::from(ITEMS)).collect();
     let embeddings = seeded_embeddings(42, &ids, f.embedding_dim as usize);
-    let (state, seeds) = place_batch(&w, f.capacity(), 42, &ids, &embeddings);
+    let (state, seeds) = place_batch(&w, &f, 42, &ids, &embeddings);
     let rule = f.rule(0);
     let mut g = c.benchmark_group("flow_step_debug");
     g.sample_size(10);

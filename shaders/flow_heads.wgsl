@@ -14,6 +14,8 @@
 @group(0) @binding(8) var<storage, read_write> event: array<u32>;
 @group(0) @binding(9) var<storage, read_write> spawn: array<u32>;
 @group(0) @binding(10) var<storage, read_write> steps: array<u32>;
+// Item-local flow ids: the noise stream follows the flow, not its (reused) slot.
+@group(0) @binding(11) var<storage, read> ids: array<u32>;
 
 fn outside(v: f32) -> bool {
     return v < -1.0 || v > 1.0;
@@ -57,13 +59,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 
     let p = pos[slot];
     let item = slot / CAP;
-    let local = slot % CAP;
+    let flow = ids[slot];
     var raw = p.xyz + clamp(d * params.scale, vec3<f32>(-0.5), vec3<f32>(0.5));
     if (params.noise > 0.0) {
         let seed = seeds[item];
-        raw.x += params.noise * gauss(seed, local, params.step, 0u);
-        raw.y += params.noise * gauss(seed, local, params.step, 1u);
-        raw.z += params.noise * gauss(seed, local, params.step, 2u);
+        raw.x += params.noise * gauss(seed, flow, params.step, 0u);
+        raw.y += params.noise * gauss(seed, flow, params.step, 1u);
+        raw.z += params.noise * gauss(seed, flow, params.step, 2u);
     }
     var ev = 0u;
     var x: f32;
@@ -87,7 +89,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     var k = 0u;
     if (st == MOVING && params.spawn_tau > 0.0) {
-        let dv = raw - p.xyz;
+        // B7: L is measured on the move clamped to the lattice, before reflection.
+        let dv = clamp(raw, vec3<f32>(-1.0), vec3<f32>(1.0)) - p.xyz;
         let len = sqrt(dv.x * dv.x + dv.y * dv.y + dv.z * dv.z);
         if (len > params.spawn_tau) {
             let n = u32(floor(len / params.spawn_tau));

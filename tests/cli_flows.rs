@@ -174,3 +174,35 @@ fn a_resumed_flows_run_equals_an_uninterrupted_one() {
     assert_eq!(m("full")["steps"], m("cut")["steps"]);
     assert_eq!(m("cut")["per_item_runs"].as_array().unwrap().len(), 3);
 }
+
+/// reference-system.md B5/B7 on a shipped case (tests/data/flows-spawn-minimal: one item, one
+/// step, noise 0): L is measured after the clamp, so step 0 spawns 45 children and reflects 55
+/// flows, on both backends (measuring before the clamp gives 52 children).
+#[test]
+fn the_minimal_spawn_case_gives_45_children_and_55_reflections_on_both_backends() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/flows-spawn-minimal");
+    let gpu = lattice_gpu::test_context().is_some();
+    for backend in ["cpu", "gpu"].into_iter().filter(|&b| b == "cpu" || gpu) {
+        let out = tempfile::tempdir().unwrap();
+        let o = Command::cargo_bin("lattice")
+            .unwrap()
+            .current_dir(&case)
+            .args(["run", "config.ron", "--steps", "1", "--backend", backend])
+            .args(["--weights", "weights.safetensors"])
+            .args(["--embeddings", "embeddings.npy", "--out"])
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.path().join("metrics.json")).unwrap())
+                .unwrap();
+        let step = &m["steps"][0];
+        assert_eq!(
+            (step["spawned"].as_u64(), step["reflected"].as_u64()),
+            (Some(45), Some(55)),
+            "{backend}: {step}"
+        );
+        assert_eq!(step["dropped_by_capacity"], 0, "{backend}");
+    }
+}

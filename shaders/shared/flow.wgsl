@@ -14,7 +14,8 @@ struct FlowParams {
     spawn_tau: f32,
     spawn_max: u32,
     reflection: u32,
-    pad0: u32,
+    // Completion records per item (`done` holds items * done_cap).
+    done_cap: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -26,8 +27,19 @@ struct ItemCounts {
     front: u32,
     back: u32,
     reflected: u32,
-    used: u32,
-    pad: u32,
+    // Flow ids issued so far: the next child's id.
+    created: u32,
+    // Completion records written so far.
+    done: u32,
+}
+
+// A flow that completed (lattice-core DoneFlow): position and energy, id, steps, plane, event.
+struct DoneFlow {
+    pos: vec4<f32>,
+    id: u32,
+    steps: u32,
+    plane: u32,
+    event: u32,
 }
 
 const FREE: u32 = 0u;
@@ -52,9 +64,9 @@ fn unit(h: u32) -> f32 {
     return f32((h >> 8u) + 1u) * (1.0 / 16777216.0);
 }
 
-// N(0, 1) for one (item seed, item-local slot, step, axis); Box-Muller.
-fn gauss(seed: vec2<u32>, slot: u32, step: u32, axis: u32) -> f32 {
-    let a = pcg(seed.x ^ pcg(seed.y ^ pcg(slot ^ pcg(step * 4u + axis))));
+// N(0, 1) for one (item seed, item-local flow id, step, axis); Box-Muller.
+fn gauss(seed: vec2<u32>, flow: u32, step: u32, axis: u32) -> f32 {
+    let a = pcg(seed.x ^ pcg(seed.y ^ pcg(flow ^ pcg(step * 4u + axis))));
     let b = pcg(a ^ 0x9e3779b9u);
     let r = sqrt(-2.0 * log(unit(a)));
     return r * cos(6.2831855 * unit(b));

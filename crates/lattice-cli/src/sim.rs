@@ -221,16 +221,17 @@ pub fn flows_batch_limit(
     ctx: &GpuContext,
     shape: &FlowShape,
     capacity: u32,
+    steps: u32,
 ) -> anyhow::Result<(usize, &'static str)> {
     let layout = FlowLayout::new(*shape);
-    let binding = FlowKernels::bytes_per_item(&layout, capacity);
-    let total = FlowKernels::device_bytes_per_item(&layout, capacity);
+    let binding = FlowKernels::bytes_per_item(&layout, capacity, steps);
+    let total = FlowKernels::device_bytes_per_item(&layout, capacity, steps);
     let (n, limit) = ctx.items_that_fit(binding, total);
     let n = n.min(u64::from(ctx.limits.max_compute_workgroups_per_dimension));
     if n == 0 {
         bail!(
-            "one item's {capacity} flow slots need {binding} bytes of hidden states in one GPU \
-             binding and {total} bytes in all; {limit} is less. Lower capacity_per_item or the \
+            "one item's {capacity} flow slots need {binding} bytes of hidden states or completion \
+             records in one GPU binding and {total} bytes in all; {limit} is less. Lower capacity_per_item or the \
              carrier size, or use --backend cpu"
         );
     }
@@ -251,7 +252,7 @@ pub fn run_flow_batch(
     trace: Option<&mut Trace>,
     on_step: impl FnMut(&StepRecord),
 ) -> Result<BatchOutcome, BatchError> {
-    let (state, seeds) = place_batch(weights, cfg.capacity(), seed, ids, embeddings);
+    let (state, seeds) = place_batch(weights, cfg, seed, ids, embeddings);
     let (count, first) = (ids.len() as u32, ids.first().copied().unwrap_or(0));
     Ok(match gpu {
         None => {

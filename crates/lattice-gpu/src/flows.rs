@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use bytemuck::{Pod, Zeroable};
 use lattice_core::flows::params::DISP_HIDDEN;
 use lattice_core::flows::run::FlowEngine;
+use lattice_core::flows::state::{DoneFlow, done_capacity};
 use lattice_core::flows::{FlowLayout, FlowState, ItemCounts, MoveRule};
 
 use crate::context::{GpuContext, GpuError};
@@ -32,7 +33,9 @@ pub struct FlowParams {
     pub spawn_tau: f32,
     pub spawn_max: u32,
     pub reflection: u32,
-    pub pad: [u32; 3],
+    /// Completion records per item.
+    pub done_cap: u32,
+    pub pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<FlowParams>() == 48);
 const _: () = assert!(std::mem::offset_of!(FlowParams, scale) == 16);
@@ -232,16 +235,22 @@ impl FlowKernels {
         })
     }
 
-    /// Bytes of the largest per-batch binding for one item (hidden states and their scratch).
-    pub fn bytes_per_item(layout: &FlowLayout, capacity: u32) -> u64 {
-        u64::from(capacity) * u64::from(layout.shape.hidden_len()) * 4
+    /// Bytes of the largest per-batch binding for one item over `steps` steps: the hidden
+    /// states (and their scratch) or the completion records.
+    pub fn bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
+        let hidden = u64::from(capacity) * u64::from(layout.shape.hidden_len()) * 4;
+        let records = u64::from(done_capacity(capacity, steps)) * size_of::<DoneFlow>() as u64;
+        hidden.max(records)
     }
 
-    /// Device memory one item's batch buffers take in all: per slot the hidden state and its
-    /// next value, the carrier input, and about 64 bytes of position, status and lists.
-    pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32) -> u64 {
+    /// Device memory one item's batch buffers take in all over `steps` steps: per slot the
+    /// hidden state and its next value, the carrier input, 80 bytes of position, status,
+    /// lists and spawn pairs; and the completion records.
+    pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
         let sh = layout.shape;
-        u64::from(capacity) * (u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 64)
+        let per_slot = u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 80;
+        let records = u64::from(done_capacity(capacity, steps)) * size_of::<DoneFlow>() as u64;
+        u64::from(capacity) * per_slot + records
     }
 }
 
@@ -250,6 +259,7 @@ struct Buffers {
     pos: wgpu::Buffer,
     prev: wgpu::Buffer,
     hidden: wgpu::Buffer,
+    id: wgpu::Buffer,
     parent: wgpu::Buffer,
     steps: wgpu::Buffer,
     status: wgpu::Buffer,
@@ -262,6 +272,8 @@ struct Buffers {
     hs: wgpu::Buffer,
     seeds: wgpu::Buffer,
     counts: wgpu::Buffer,
+    done: wgpu::Buffer,
+    free: wgpu::Buffer,
     pairs: wgpu::Buffer,
     pair_count: wgpu::Buffer,
 }
@@ -281,6 +293,7 @@ pub struct GpuFlows<'a> {
     /// Which `live` buffer holds the current list.
     cur: usize,
     counts: Vec<ItemCounts>,
+    done_cap: u32,
 }
 
 impl<'a> GpuFlows<'a> {
@@ -321,6 +334,12 @@ impl<'a> GpuFlows<'a> {
             slots * u64::from(sh.carrier_in()) * 4,
             fix,
         )?;
+        let done_len = u64::from(items) * u64::from(state.done_capacity);
+        ctx.check_binding(
+            "the completion records",
+            done_len * std::mem::size_of::<DoneFlow>() as u64,
+            "run fewer items per batch, fewer steps (max_steps) or a lower capacity_per_item",
+        )?;
         if items > ctx.limits.max_compute_workgroups_per_dimension {
             return Err(GpuError::TooLarge {
                 what: "items in one flow batch (one planning workgroup each)",
@@ -335,6 +354,7 @@ impl<'a> GpuFlows<'a> {
             pos: storage(ctx, "pos", &state.pos),
             prev: storage(ctx, "prev", &state.prev),
             hidden: storage(ctx, "hidden", &state.hidden),
+            id: storage(ctx, "id", &state.id),
             parent: storage(ctx, "parent", &state.parent),
             steps: storage(ctx, "steps", &state.steps),
             status: storage(ctx, "status", &state.status),
@@ -350,6 +370,8 @@ impl<'a> GpuFlows<'a> {
             hs: storage_zeroed(ctx, "new hidden", hidden_bytes),
             seeds: storage(ctx, "seeds", &seeds_flat),
             counts: storage(ctx, "counts", &state.counts),
+            done: storage(ctx, "done", &state.done),
+            free: storage_zeroed(ctx, "free slots", slots * 4),
             pairs: storage_zeroed(ctx, "spawn pairs", slots * 8),
             pair_count: storage_zeroed(ctx, "spawn pair count", 4),
         };
@@ -383,7 +405,7 @@ impl<'a> GpuFlows<'a> {
             ctx,
             &[
                 &b.params, &k.wts, &b.gslot, &b.hs, &b.seeds, &b.pos, &b.prev, &b.status, &b.event,
-                &b.spawn, &b.steps,
+                &b.spawn, &b.steps, &b.id,
             ],
         );
         let commit = k.commit.bind(ctx, &[&b.params, &b.gslot, &b.hs, &b.hidden]);
@@ -391,6 +413,7 @@ impl<'a> GpuFlows<'a> {
             k.plan.bind(
                 ctx,
                 &[
+                    &b.params,
                     &b.live[c],
                     &b.live[1 - c],
                     &b.counts,
@@ -399,8 +422,11 @@ impl<'a> GpuFlows<'a> {
                     &b.spawn,
                     &b.pos,
                     &b.prev,
+                    &b.id,
                     &b.parent,
                     &b.steps,
+                    &b.done,
+                    &b.free,
                     &b.pairs,
                     &b.pair_count,
                 ],
@@ -420,6 +446,7 @@ impl<'a> GpuFlows<'a> {
             copy,
             cur: 0,
             counts: state.counts.clone(),
+            done_cap: state.done_capacity,
         })
     }
 
@@ -446,7 +473,8 @@ impl<'a> GpuFlows<'a> {
             spawn_tau: rule.spawn_threshold,
             spawn_max: rule.spawn_max,
             reflection: u32::from(rule.reflection),
-            pad: [0; 3],
+            done_cap: self.done_cap,
+            pad: [0; 2],
         };
         ctx.queue
             .write_buffer(&self.b.params, 0, bytemuck::bytes_of(&params));
@@ -459,13 +487,12 @@ impl<'a> GpuFlows<'a> {
             .write_buffer(&self.b.live_off, 0, bytemuck::cast_slice(&off));
         ctx.queue
             .write_buffer(&self.b.counts, 0, bytemuck::cast_slice(&self.counts));
-        // Children this step: at most spawn_max per live flow and the free slots left.
-        let free: u64 = self
+        // Children this step: per item at most spawn_max per live flow, and its capacity.
+        let children: u64 = self
             .counts
             .iter()
-            .map(|c| u64::from(k.capacity - c.used))
+            .map(|c| (u64::from(c.moving) * u64::from(rule.spawn_max)).min(u64::from(k.capacity)))
             .sum();
-        let children = (u64::from(live) * u64::from(rule.spawn_max)).min(free);
 
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -513,6 +540,7 @@ impl<'a> GpuFlows<'a> {
             pos: read_back(ctx, &self.b.pos, n)?,
             prev: read_back(ctx, &self.b.prev, n)?,
             hidden: read_back(ctx, &self.b.hidden, n * hl as usize)?,
+            id: read_back(ctx, &self.b.id, n)?,
             parent: read_back(ctx, &self.b.parent, n)?,
             steps: read_back(ctx, &self.b.steps, n)?,
             status: read_back(ctx, &self.b.status, n)?,
@@ -520,6 +548,12 @@ impl<'a> GpuFlows<'a> {
             spawn: read_back(ctx, &self.b.spawn, n)?,
             live: read_back(ctx, &self.b.live[self.cur], n)?,
             counts: self.counts.clone(),
+            done_capacity: self.done_cap,
+            done: read_back(
+                ctx,
+                &self.b.done,
+                self.items as usize * self.done_cap as usize,
+            )?,
         })
     }
 }

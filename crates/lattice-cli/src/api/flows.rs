@@ -23,9 +23,10 @@ pub(super) fn batch_limit(
     cfg: &FlowsConfig,
 ) -> anyhow::Result<(usize, &'static str)> {
     let shape = FlowShape::from_config(cfg);
-    let per_item = FlowKernels::bytes_per_item(&FlowLayout::new(shape), cfg.capacity());
+    let per_item =
+        FlowKernels::bytes_per_item(&FlowLayout::new(shape), cfg.capacity(), cfg.steps());
     Ok(match backend {
-        Backend::Gpu(ctx) => flows_batch_limit(ctx, &shape, cfg.capacity())?,
+        Backend::Gpu(ctx) => flows_batch_limit(ctx, &shape, cfg.capacity(), cfg.steps())?,
         // Hidden states, a copy for the trace or the final read, and the rest of a slot.
         Backend::Cpu => (
             host_batch_limit(2 * per_item + u64::from(cfg.capacity()) * 64),

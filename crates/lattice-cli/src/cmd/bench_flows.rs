@@ -54,7 +54,7 @@ pub fn case(
     let weights = FlowWeights::seeded(FlowLayout::new(shape), cfg.seed);
     let ids: Vec<u64> = (0..u64::from(items)).collect();
     let embeddings = seeded_embeddings(cfg.seed, &ids, f.embedding_dim as usize);
-    let (state, seeds) = place_batch(&weights, f.capacity(), cfg.seed, &ids, &embeddings);
+    let (state, seeds) = place_batch(&weights, &f, cfg.seed, &ids, &embeddings);
     let timed = match gpu {
         None => {
             let mut e = CpuFlows {

@@ -32,7 +32,7 @@ pub struct FlowsConfig {
     /// Movement spawn: children at the pre-move position when a flow moves far. None = off.
     #[serde(default)]
     pub spawn: Option<SpawnConfig>,
-    /// Flow slots per item (roots included; completed flows keep their slot until the end).
+    /// Live flows per item (roots included); a completed flow frees its slot for the next children.
     /// Default 2·W·H. Children past it are dropped and counted.
     #[serde(default)]
     pub capacity_per_item: Option<u32>,

@@ -295,17 +295,6 @@ fn check_flows(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
                 "use 1 or more, or remove spawn".into(),
             );
         }
-        if capacity <= surface {
-            issue(
-                "simulation.Flows.spawn",
-                format!(
-                    "spawn is on but capacity_per_item = {capacity} leaves no slot for children after the {surface} roots"
-                ),
-                format!(
-                    "raise simulation.Flows.capacity_per_item above {surface} (default 2·W·H), or remove spawn"
-                ),
-            );
-        }
     }
     if let Some(c) = &f.convergence {
         if !(c.threshold > 0.0 && c.threshold <= 1.0) {

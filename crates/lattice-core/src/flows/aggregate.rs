@@ -40,23 +40,19 @@ pub fn softmax_energy(flows: &mut [(f32, f32)]) -> f32 {
     num / (den + 1e-12)
 }
 
+/// Surfaces of every item of a batch from its completion records.
 pub fn aggregate(shape: &FlowShape, state: &FlowState) -> Surfaces {
     let wh = shape.surface() as usize;
-    let cap = state.capacity as usize;
-    let per_item: Vec<(Vec<f32>, Vec<f32>)> = (0..state.items as usize)
+    let per_item: Vec<(Vec<f32>, Vec<f32>)> = (0..state.items)
         .into_par_iter()
         .map(|b| {
             // groups[plane][cell]; plane 2 is the merged surface.
             let mut groups: Vec<Vec<Vec<(f32, f32)>>> = vec![vec![Vec::new(); wh]; 3];
-            for s in b * cap..(b + 1) * cap {
-                let plane = match state.status[s] {
-                    status::FRONT => 0,
-                    status::BACK => 1,
-                    _ => continue,
-                };
-                let p = state.pos[s];
+            for d in state.done_of(b) {
+                let plane = if d.plane == status::FRONT { 0 } else { 1 };
+                let p = d.pos;
                 let cell = surface_index(p[0], p[1], shape.w, shape.h) as usize;
-                let pair = (weight(p, state.steps[s]), p[3]);
+                let pair = (weight(p, d.steps), p[3]);
                 groups[plane][cell].push(pair);
                 groups[2][cell].push(pair);
             }

@@ -14,10 +14,15 @@ pub struct Convergence {
     no_improvement: u32,
 }
 
-/// Why a run stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Why an item stopped: one of the early-stop rules (B8) or the run's two natural ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
+    /// Every step up to `max_steps` ran.
+    #[default]
+    StepLimit,
+    /// No flow of the item was still moving.
+    AllFlowsCompleted,
     ThresholdReached,
     NoLiveFlowsBelowHalf,
     Patience,

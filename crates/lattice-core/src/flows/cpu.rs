@@ -20,12 +20,11 @@ pub fn step(net: &FlowNet<'_>, rule: &MoveRule, state: &mut FlowState, seeds: &[
             .iter()
             .map(|&s| (s, hidden_of[s].take().expect("live slots are distinct")))
             .collect();
-        let pos = &state.pos;
+        let (pos, id) = (&state.pos, &state.id);
         work.into_par_iter()
             .map(|(s, h)| {
                 let item = s as u32 / cap;
-                let local = s as u32 % cap;
-                (s, net.advance(rule, pos[s], h, local, seeds[item as usize]))
+                (s, net.advance(rule, pos[s], h, id[s], seeds[item as usize]))
             })
             .collect()
     };
@@ -42,60 +41,88 @@ pub fn step(net: &FlowNet<'_>, rule: &MoveRule, state: &mut FlowState, seeds: &[
     }
 }
 
-/// Item `b`'s bookkeeping after its flows moved: the counts of this step, the survivors in
-/// list order, then children in the order of their parents in the list, each child taking the
-/// next free slot until the capacity is reached (the rest are dropped and counted).
+/// Item `b`'s bookkeeping after its flows moved (the twin of shaders/flow_plan.wgsl):
+/// 1. survivors keep their slots, in list order; completed flows are recorded and free theirs;
+/// 2. children, in the order of their parents in the list, take the lowest free slots until
+///    the capacity holds only live flows; the rest are dropped and counted once.
 pub fn plan(state: &mut FlowState, b: u32) {
-    let cap = state.capacity as usize;
-    let base = b as usize * cap;
+    let base = state.slot(b, 0);
     let old = state.counts[b as usize];
     let entries: Vec<u32> = state.live[base..base + old.moving as usize].to_vec();
-    let mut counts = ItemCounts {
-        used: old.used,
-        ..Default::default()
-    };
     let mut next = Vec::with_capacity(entries.len());
+    let mut step = ItemCounts::default();
     for &e in &entries {
         let s = base + e as usize;
+        if state.event[s] & event::REFLECTED != 0 {
+            step.reflected += 1;
+        }
         match state.status[s] {
             status::MOVING => next.push(e),
-            status::FRONT => counts.front += 1,
-            status::BACK => counts.back += 1,
+            plane @ (status::FRONT | status::BACK) => {
+                if plane == status::FRONT {
+                    step.front += 1;
+                } else {
+                    step.back += 1;
+                }
+                let record = state.done_record(s, plane);
+                state.push_done(b, record);
+                state.status[s] = status::FREE;
+            }
             _ => {}
         }
-        if state.event[s] & event::REFLECTED != 0 {
-            counts.reflected += 1;
-        }
     }
-    let hl = state.hidden_len as usize;
-    for &e in &entries {
-        let parent = base + e as usize;
-        if state.status[parent] != status::MOVING {
-            continue;
-        }
+    let survivors = next.len();
+    let requested: usize = next[..survivors]
+        .iter()
+        .map(|&e| state.spawn[base + e as usize] as usize)
+        .sum();
+    let free = free_slots(state, b, requested);
+    let mut created = state.counts[b as usize].created;
+    let mut free_iter = free.iter();
+    for i in 0..survivors {
+        let parent = base + next[i] as usize;
         for _ in 0..state.spawn[parent] {
-            if counts.used as usize >= cap {
-                counts.dropped += 1;
-                continue;
-            }
-            let local = counts.used;
-            let child = base + local as usize;
-            counts.used += 1;
-            counts.spawned += 1;
-            state.pos[child] = state.prev[parent];
-            state.prev[child] = state.prev[parent];
-            state.parent[child] = e as i32;
-            state.steps[child] = 0;
-            state.status[child] = status::MOVING;
-            state.event[child] = 0;
-            state.spawn[child] = 0;
-            state
-                .hidden
-                .copy_within(parent * hl..(parent + 1) * hl, child * hl);
+            let Some(&local) = free_iter.next() else {
+                break;
+            };
+            spawn_child(state, parent, base + local as usize, created);
+            created += 1;
             next.push(local);
         }
     }
-    counts.moving = next.len() as u32;
+    let c = &mut state.counts[b as usize];
+    c.moving = next.len() as u32;
+    c.spawned = free.len() as u32;
+    c.dropped = (requested - free.len()) as u32;
+    c.front = step.front;
+    c.back = step.back;
+    c.reflected = step.reflected;
+    c.created = created;
     state.live[base..base + next.len()].copy_from_slice(&next);
-    state.counts[b as usize] = counts;
+}
+
+/// Item b's lowest free slots (item-local), at most `n`.
+fn free_slots(state: &FlowState, b: u32, n: usize) -> Vec<u32> {
+    let base = state.slot(b, 0);
+    (0..state.capacity)
+        .filter(|&l| state.status[base + l as usize] == status::FREE)
+        .take(n)
+        .collect()
+}
+
+/// A child of the flow in slot `parent`, with id `id`, in the free slot `child`: it starts at
+/// the parent's position before this step's move, with the parent's new energy and hidden state.
+fn spawn_child(state: &mut FlowState, parent: usize, child: usize, id: u32) {
+    let hl = state.hidden_len as usize;
+    state.pos[child] = state.prev[parent];
+    state.prev[child] = state.prev[parent];
+    state.id[child] = id;
+    state.parent[child] = state.id[parent] as i32;
+    state.steps[child] = 0;
+    state.status[child] = status::MOVING;
+    state.event[child] = 0;
+    state.spawn[child] = 0;
+    state
+        .hidden
+        .copy_within(parent * hl..(parent + 1) * hl, child * hl);
 }

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use super::params::FlowLayout;
 use super::{FlowState, FlowWeights};
+use crate::config::FlowsConfig;
 use crate::math::{gelu, layer_norm};
 use crate::seeds::derive_seed;
 
@@ -75,10 +76,11 @@ pub fn collect_surface(layout: &FlowLayout, w: &[f32], surface: &[f32]) -> Vec<f
 }
 
 /// A batch ready to run from its items' embeddings (`[ids.len(), E]`): the mapper's energies
-/// placed as flows on the middle plane, and each item's noise seed keyed by (seed, id).
+/// placed as flows on the middle plane with `cfg`'s capacity and room for its steps'
+/// completions, and each item's noise seed keyed by (seed, id).
 pub fn place_batch(
     weights: &FlowWeights,
-    capacity: u32,
+    cfg: &FlowsConfig,
     seed: u64,
     ids: &[u64],
     embeddings: &[f32],
@@ -89,7 +91,12 @@ pub fn place_batch(
         .par_chunks(e)
         .flat_map_iter(|x| map_embedding(&weights.layout, &weights.data, x))
         .collect();
-    let state = FlowState::place(&weights.layout.shape, capacity, &energies);
+    let state = FlowState::place(
+        &weights.layout.shape,
+        cfg.capacity(),
+        cfg.steps(),
+        &energies,
+    );
     let seeds = ids.iter().map(|&id| noise_seed(seed, id)).collect();
     (state, seeds)
 }

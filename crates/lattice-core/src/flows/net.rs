@@ -225,14 +225,15 @@ impl<'a> FlowNet<'a> {
         (energy, d)
     }
 
-    /// One step of one live flow: networks, then the move rule. `local` is the flow's
-    /// item-local slot and `seed` its item's noise seed.
+    /// One step of one live flow: networks, then the move rule. `flow` is the flow's
+    /// item-local id and `seed` its item's noise seed: a flow's noise follows the flow, not
+    /// the slot it happens to occupy.
     pub fn advance(
         &self,
         rule: &MoveRule,
         p: [f32; 4],
         hidden: &mut [f32],
-        local: u32,
+        flow: u32,
         seed: [u32; 2],
     ) -> Move {
         let mut x = vec![0.0f32; self.sh.carrier_in() as usize];
@@ -240,7 +241,7 @@ impl<'a> FlowNet<'a> {
         let mut top = vec![0.0f32; self.sh.hidden as usize];
         self.gru(&x, hidden, &mut top);
         let (energy, d) = self.heads(&top);
-        apply_move(rule, p, energy, d, local, seed)
+        apply_move(rule, p, energy, d, flow, seed)
     }
 }
 
@@ -258,14 +259,14 @@ pub fn apply_move(
     p: [f32; 4],
     energy: f32,
     d: [f32; 3],
-    local: u32,
+    flow: u32,
     seed: [u32; 2],
 ) -> Move {
     let mut raw = [0.0f32; 3];
     for a in 0..3 {
         let mut v = p[a] + (d[a] * rule.displacement_scale).clamp(-0.5, 0.5);
         if rule.noise > 0.0 {
-            v += rule.noise * gauss(seed, local, rule.step, a as u32);
+            v += rule.noise * gauss(seed, flow, rule.step, a as u32);
         }
         raw[a] = v;
     }
@@ -289,12 +290,7 @@ pub fn apply_move(
     };
     let mut spawn = 0;
     if st == status::MOVING && rule.spawn_threshold > 0.0 {
-        let (dx, dy, dz) = (raw[0] - p[0], raw[1] - p[1], raw[2] - p[2]);
-        let len = (dx * dx + dy * dy + dz * dz).sqrt();
-        if len > rule.spawn_threshold {
-            let n = (len / rule.spawn_threshold).floor() as u32;
-            spawn = n.saturating_sub(1).min(rule.spawn_max);
-        }
+        spawn = spawn_count(rule, p, raw);
     } else if st != status::MOVING {
         ev |= event::TERMINATED;
     }
@@ -304,5 +300,20 @@ pub fn apply_move(
         status: st,
         event: ev,
         spawn,
+    }
+}
+
+/// Children a moving flow asks for (reference-system.md B7): `L = ‖next − p‖` with `next` the
+/// move clamped to the lattice, measured before any reflection, so a move pushed past a side
+/// wall counts only its part inside; `min(⌊L/τ⌋ − 1, cap)` when `L > τ`.
+pub fn spawn_count(rule: &MoveRule, p: [f32; 4], raw: [f32; 3]) -> u32 {
+    let d = |a: usize| raw[a].clamp(-1.0, 1.0) - p[a];
+    let (dx, dy, dz) = (d(0), d(1), d(2));
+    let len = (dx * dx + dy * dy + dz * dz).sqrt();
+    if len > rule.spawn_threshold {
+        let n = (len / rule.spawn_threshold).floor() as u32;
+        n.saturating_sub(1).min(rule.spawn_max)
+    } else {
+        0
     }
 }

@@ -1,5 +1,5 @@
 //! Seeded exploration noise that the CPU and the GPU draw identically: a counter-based hash of
-//! (item seed, flow slot, step, axis) turned into N(0, 1) by Box–Muller. No state to carry, so
+//! (item seed, item-local flow id, step, axis) turned into N(0, 1) by Box–Muller. No state to carry, so
 //! the noise a flow gets does not depend on batch composition or thread order. Twin of
 //! `gauss` in shaders/shared/flow.wgsl.
 
@@ -15,9 +15,9 @@ fn unit(h: u32) -> f32 {
     ((h >> 8) + 1) as f32 * (1.0 / 16_777_216.0)
 }
 
-/// N(0, 1) for one (seed, slot, step, axis).
-pub fn gauss(seed: [u32; 2], slot: u32, step: u32, axis: u32) -> f32 {
-    let a = pcg(seed[0] ^ pcg(seed[1] ^ pcg(slot ^ pcg(step.wrapping_mul(4).wrapping_add(axis)))));
+/// N(0, 1) for one (seed, flow id, step, axis).
+pub fn gauss(seed: [u32; 2], flow: u32, step: u32, axis: u32) -> f32 {
+    let a = pcg(seed[0] ^ pcg(seed[1] ^ pcg(flow ^ pcg(step.wrapping_mul(4).wrapping_add(axis)))));
     let b = pcg(a ^ 0x9e37_79b9);
     let r = (-2.0 * unit(a).ln()).sqrt();
     r * (std::f32::consts::TAU * unit(b)).cos()

@@ -62,8 +62,9 @@ impl StepRecord {
 /// One item's totals over the run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ItemOutcome {
+    /// Steps the item ran before it stopped.
     pub steps: u32,
-    pub stop: Option<StopReason>,
+    pub stop: StopReason,
     pub created: u64,
     pub spawned: u64,
     pub dropped_by_capacity: u64,
@@ -135,7 +136,8 @@ pub fn run_batch<E: FlowEngine>(
                     u64::from(live[b]),
                 )
             });
-            if reason.is_some() || live[b] == 0 {
+            let reason = reason.or((live[b] == 0).then_some(StopReason::AllFlowsCompleted));
+            if let Some(reason) = reason {
                 stopped[b] = true;
                 outcomes[b].stop = reason;
                 if live[b] > 0 {
@@ -180,44 +182,41 @@ pub fn run_batch<E: FlowEngine>(
             live[b] = c.moving;
         }
         if let (Some(t), Some(before)) = (trace.as_deref_mut(), before) {
-            let after = engine.state()?;
-            let lists: Vec<Vec<u32>> = (0..items)
-                .map(|b| {
-                    let base = before.slot(b, 0);
-                    let n = if stopped[b as usize] {
-                        0
-                    } else {
-                        before.counts[b as usize].moving
-                    };
-                    before.live[base..base + n as usize].to_vec()
-                })
-                .collect();
-            let used: Vec<u32> = before.counts.iter().map(|c| c.used).collect();
-            t.record(step, first_item, &lists, &used, &after);
+            t.record(step, first_item, &before, &engine.state()?, &stopped);
         }
         on_step(&rec);
         records.push(rec);
     }
     let mut state = engine.state()?;
-    for (b, o) in outcomes.iter_mut().enumerate() {
-        let base = state.slot(b as u32, 0);
-        for s in base..base + state.capacity as usize {
-            if state.status[s] != status::MOVING {
-                continue;
-            }
-            o.unfinished += 1;
-            if cfg.unfinished == Unfinished::Project {
-                // z ≤ 0 goes to the front plane.
-                let front = state.pos[s][2] <= 0.0;
-                state.pos[s][2] = if front { -1.0 } else { 1.0 };
-                state.status[s] = if front { status::FRONT } else { status::BACK };
-                o.projected += 1;
-            }
-        }
-    }
+    finish_unfinished(&mut state, cfg.unfinished, &mut outcomes);
     Ok(BatchOutcome {
         state,
         steps: records,
         items: outcomes,
     })
+}
+
+/// Counts the flows still moving when their item ended and, with `Unfinished::Project`,
+/// records each on the nearer plane (z ≤ 0 goes to the front), in slot order.
+fn finish_unfinished(state: &mut FlowState, unfinished: Unfinished, outcomes: &mut [ItemOutcome]) {
+    for (b, o) in outcomes.iter_mut().enumerate() {
+        let b = b as u32;
+        let base = state.slot(b, 0);
+        for s in base..base + state.capacity as usize {
+            if state.status[s] != status::MOVING {
+                continue;
+            }
+            o.unfinished += 1;
+            if unfinished == Unfinished::Project {
+                let front = state.pos[s][2] <= 0.0;
+                let plane = if front { status::FRONT } else { status::BACK };
+                let mut record = state.done_record(s, plane);
+                record.pos[2] = if front { -1.0 } else { 1.0 };
+                record.event = 0;
+                state.push_done(b, record);
+                state.status[s] = status::FREE;
+                o.projected += 1;
+            }
+        }
+    }
 }

@@ -54,46 +54,70 @@ impl Trace {
         self.events.push_back(e);
     }
 
-    /// Records what step `step` did, from the live lists before it (`before[b]`, item-local
-    /// slots) and the state after it. `first_item` is the batch's first item id; flow ids are
-    /// item-local slots.
+    /// Records what step `step` did from the state before and after it; items in `skip`
+    /// (stopped before the step) did nothing. Flow ids are item-local ([`FlowState`]); an
+    /// item's events come in order of flow id, each flow's reflection before its termination.
     pub fn record(
         &mut self,
         step: u32,
         first_item: u64,
-        before: &[Vec<u32>],
-        used_before: &[u32],
+        before: &FlowState,
         after: &FlowState,
+        skip: &[bool],
     ) {
-        for (b, live) in before.iter().enumerate() {
-            let item = first_item + b as u64;
-            for &flow in live {
-                let s = after.slot(b as u32, flow);
-                if after.event[s] & event::REFLECTED != 0 {
-                    self.push(Event::Reflect { step, item, flow });
+        for b in 0..after.items {
+            if skip[b as usize] {
+                continue;
+            }
+            let item = first_item + u64::from(b);
+            let mut events = Vec::new();
+            let done_before = before.counts[b as usize].done as usize;
+            for d in &after.done_of(b)[done_before..] {
+                let plane = if d.plane == status::FRONT {
+                    "front"
+                } else {
+                    "back"
+                };
+                let flow = d.id;
+                if d.event & event::REFLECTED != 0 {
+                    events.push((flow, 0, Event::Reflect { step, item, flow }));
                 }
-                if after.event[s] & event::TERMINATED != 0 {
-                    let plane = if after.status[s] == status::FRONT {
-                        "front"
-                    } else {
-                        "back"
-                    };
-                    self.push(Event::Terminate {
+                events.push((
+                    flow,
+                    1,
+                    Event::Terminate {
                         step,
                         item,
                         flow,
                         plane,
-                    });
+                    },
+                ));
+            }
+            let created_before = before.counts[b as usize].created;
+            let base = after.slot(b, 0);
+            let n = after.counts[b as usize].moving as usize;
+            for &l in &after.live[base..base + n] {
+                let s = base + l as usize;
+                let flow = after.id[s];
+                if flow >= created_before {
+                    let parent = after.parent[s] as u32;
+                    events.push((
+                        flow,
+                        2,
+                        Event::Spawn {
+                            step,
+                            item,
+                            flow,
+                            parent,
+                        },
+                    ));
+                } else if after.event[s] & event::REFLECTED != 0 {
+                    events.push((flow, 0, Event::Reflect { step, item, flow }));
                 }
             }
-            for flow in used_before[b]..after.counts[b].used {
-                let parent = after.parent[after.slot(b as u32, flow)] as u32;
-                self.push(Event::Spawn {
-                    step,
-                    item,
-                    flow,
-                    parent,
-                });
+            events.sort_by_key(|&(flow, order, _)| (flow, order));
+            for (_, _, e) in events {
+                self.push(e);
             }
         }
     }

@@ -1,6 +1,7 @@
 //! `lattice run` on a Flows config: reads the embeddings, submits every unfinished item to the
 //! library API, checkpoints at batch ends through an observer, writes surfaces and totals.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -168,6 +169,7 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
             "unfinished": sum(|o| o.unfinished),
             "projected": sum(|o| o.projected),
             "flow_steps": flow_steps,
+            "stops": stop_counts(&outcomes),
         },
         "steps": steps,
         "per_item": outcomes,
@@ -199,7 +201,14 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
                     sum(|o| o.dropped_by_capacity)
                 ),
             ),
-            ("steps", format!("{} run, at most {max_steps}", steps.len())),
+            (
+                "steps",
+                format!(
+                    "{} run, at most {max_steps}; items stopped by {}",
+                    steps.len(),
+                    stop_line(&stop_counts(&outcomes))
+                ),
+            ),
             ("time", format!("{:.2} s", st.total_s)),
             (
                 "throughput",
@@ -220,6 +229,25 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
         ],
     );
     Ok(())
+}
+
+/// How many items stopped for each reason (each item stops on its own history, never on its
+/// batch's), in a fixed order.
+fn stop_counts(outcomes: &[ItemOutcome]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for o in outcomes {
+        let name = serde_json::to_value(o.stop)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *counts.entry(name).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn stop_line(counts: &BTreeMap<String, usize>) -> String {
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+    parts.join(", ")
 }
 
 /// What `lattice run` does while a flows run goes: progress, and the finished items' surfaces
