@@ -3,10 +3,10 @@
 //!
 //! cargo run --release --example api
 
-use lattice_cli::api::{BackendChoice, Item, Output, Simulation};
-use lattice_core::config::{self, Simulation as Kind};
+use lattice::core::config::{self, Simulation as Kind};
+use lattice::{BackendChoice, Item, Output, Simulation};
 
-fn main() -> anyhow::Result<()> {
+fn main() -> lattice::Result<()> {
     // MoE lattice (configs/debug.ron): three seeded items and one with given initial states.
     let moe = Simulation::from_file("configs/debug.ron".as_ref(), BackendChoice::Auto)?;
     let Kind::Moe(m) = &moe.config().simulation else {

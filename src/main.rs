@@ -1,4 +1,4 @@
-//! The `lattice` binary; everything lives in the `lattice-cli` crate.
+//! The `lattice` binary: the command line lives in the `lattice-cli` crate, over the library.
 
 fn main() -> std::process::ExitCode {
     lattice_cli::main()

@@ -1,10 +1,11 @@
 //! The library API gives the same results as the CLI, keyed by item id, and refuses bad
 //! submissions with a clear error.
 
-use lattice_cli::api::{
-    BackendChoice, BatchDone, Item, Observer, Output, Simulation, Snapshot, StepEvent,
+use lattice::core::config;
+use lattice::{
+    BackendChoice, BatchDone, Error, Item, Observer, ObserverError, Output, Simulation, Snapshot,
+    StepEvent,
 };
-use lattice_core::config;
 
 const MOE: &str = "(seed: 3, batch: (items: 3, max_batch_size: Fixed(2)), simulation: Moe((lattice: \
                    (dims: (5, 4, 3), radius_ratio: 0.5), steps: 3)))";
@@ -67,12 +68,15 @@ fn flows_from_a_config_made_in_code() {
 fn bad_submissions_are_refused() {
     let cfg = config::parse(MOE, "t.ron".as_ref()).unwrap();
     let sim = Simulation::new(cfg, BackendChoice::Cpu).unwrap();
+    // Typed errors a caller can match on, with the messages a user reads.
     let e = sim.run(&[Item::seeded(1), Item::seeded(1)]).unwrap_err();
+    assert!(matches!(e, Error::DuplicateItem(1)), "{e:?}");
     assert!(
         e.to_string().contains("item id 1 is submitted twice"),
         "{e}"
     );
     let e = sim.run(&[Item::states(4, vec![0.0; 3])]).unwrap_err();
+    assert!(matches!(e, Error::Input { item: 4, .. }), "{e:?}");
     assert!(
         e.to_string().contains("item 4") && e.to_string().contains("1440"),
         "{e}"
@@ -80,6 +84,7 @@ fn bad_submissions_are_refused() {
     let mut bad = config::parse(MOE, "t.ron".as_ref()).unwrap();
     bad.batch.items = 0;
     let e = Simulation::new(bad, BackendChoice::Cpu).err().unwrap();
+    assert!(matches!(e, Error::Config(_)), "{e:?}");
     assert!(e.to_string().contains("batch.items"), "{e}");
 }
 
@@ -98,7 +103,7 @@ impl Observer for Recorder {
     fn snapshot_every(&self) -> u32 {
         2
     }
-    fn snapshot(&mut self, s: &Snapshot<'_>) -> anyhow::Result<()> {
+    fn snapshot(&mut self, s: &Snapshot<'_>) -> Result<(), ObserverError> {
         let per = s.states.len() / s.items.len();
         for (k, pos) in s.items.clone().enumerate() {
             self.snapshot
@@ -106,7 +111,7 @@ impl Observer for Recorder {
         }
         Ok(())
     }
-    fn batch_done(&mut self, _: &BatchDone<'_>) -> anyhow::Result<()> {
+    fn batch_done(&mut self, _: &BatchDone<'_>) -> Result<(), ObserverError> {
         self.batches_done += 1;
         Ok(())
     }
@@ -169,8 +174,12 @@ fn a_failing_item_fails_alone_with_its_step_and_batch() {
         .unwrap();
     let failed: Vec<u64> = r.failed().map(|i| i.id).collect();
     assert_eq!(failed, [11]);
-    let e = r.get(11).unwrap().error.as_deref().unwrap();
-    assert!(e.contains("non-finite") && e.contains("step 1"), "{e}");
+    let e = r.get(11).unwrap().error.clone().unwrap();
+    assert!(
+        matches!(e, lattice::ItemError::NonFinite { step: 1, .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("non-finite state at step 1"), "{e}");
     assert_eq!(r.succeeded(), 2);
     // Batches of 2 then 1 (Fixed(2)): the third item ran in the second batch.
     assert_eq!(r.get(12).unwrap().batch, 1);

@@ -1,12 +1,11 @@
 //! The `lattice` command line: run, validate and inspect lattice simulations from RON configs.
-//! The binary (root package, `src/main.rs`) only calls [`main`].
+//! The binary (root package, `src/main.rs`) only calls [`main`]; everything a program needs is
+//! in the `lattice-sim` library, re-exported by the root `lattice` crate.
 
-pub mod api;
 mod backend;
 mod cmd;
 mod progress;
-pub mod runtime;
-pub mod sim;
+mod summary;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use backend::BackendChoice;
+use backend::BackendArg;
 
 #[derive(Parser)]
 #[command(
@@ -24,8 +23,8 @@ use backend::BackendChoice;
 )]
 struct Cli {
     /// Where to run: gpu fails if no adapter exists; auto falls back to the CPU with a note.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto, global = true)]
-    backend: BackendChoice,
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto, global = true)]
+    backend: BackendArg,
     /// Only errors on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -80,8 +79,8 @@ pub fn main() -> ExitCode {
         Command::Info { json } => cmd::info::run(json),
         Command::Validate { config, json } => cmd::validate::run(&config, json),
         Command::Inspect { what } => cmd::inspect::run(what),
-        Command::Run(args) => cmd::run::run(args, cli.backend, cli.quiet),
-        Command::Bench(args) => cmd::bench::run(args, cli.backend),
+        Command::Run(args) => cmd::run::run(args, cli.backend.into(), cli.quiet),
+        Command::Bench(args) => cmd::bench::run(args, cli.backend.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

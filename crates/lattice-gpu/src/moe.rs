@@ -12,7 +12,7 @@ use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
 use lattice_core::moe::net::{record_width, temp_width};
 use lattice_core::moe::params::EXTERNAL_INPUT;
-use lattice_core::moe::{MoeShape, ParamLayout};
+use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout};
 
 use crate::context::{GpuContext, GpuError};
 use crate::gather::GpuNeighbors;
@@ -418,5 +418,41 @@ impl GpuMoe {
     pub fn states(&self, ctx: &GpuContext) -> Result<Vec<f32>, GpuError> {
         let len = self.items as usize * self.cells as usize * self.s as usize;
         read_back(ctx, &self.states[self.current], len)
+    }
+}
+
+/// [`GpuMoe`] on its device: the GPU implementation of [`MoeEngine`].
+pub struct GpuMoeEngine<'a> {
+    ctx: &'a GpuContext,
+    moe: GpuMoe,
+}
+
+impl<'a> GpuMoeEngine<'a> {
+    /// Wraps a batch uploaded to `ctx`.
+    pub fn new(ctx: &'a GpuContext, moe: GpuMoe) -> Self {
+        Self { ctx, moe }
+    }
+}
+
+impl MoeEngine for GpuMoeEngine<'_> {
+    type Error = GpuError;
+
+    fn step(&mut self) -> Result<Vec<NonFinite>, GpuError> {
+        self.moe.submit_steps(self.ctx, 1);
+        let bad = self.moe.non_finite(self.ctx)?;
+        Ok(bad
+            .iter()
+            .enumerate()
+            .filter_map(|(item, c)| c.map(|cell| NonFinite { item, cell }))
+            .collect())
+    }
+
+    fn run_unchecked(&mut self, steps: u32) -> Result<(), GpuError> {
+        self.moe.submit_steps(self.ctx, steps);
+        self.moe.wait(self.ctx)
+    }
+
+    fn states(&self) -> Result<Vec<f32>, GpuError> {
+        self.moe.states(self.ctx)
     }
 }

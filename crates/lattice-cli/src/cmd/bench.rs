@@ -11,8 +11,9 @@ use lattice_gpu::GpuContext;
 use serde_json::{Value, json};
 
 use super::bench_flows;
-use crate::backend::BackendChoice;
-use crate::sim::{GpuSetup, MoeBatch};
+use lattice_core::moe::MoeEngine;
+use lattice_sim::BackendChoice;
+use lattice_sim::engines::{GpuMoeSetup, MoeBatch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum What {
@@ -115,7 +116,7 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
     // adapter the machine has.
     let describe = |c: &GpuContext| json!({"name": c.adapter.name, "backend": c.adapter.backend, "type": c.adapter.device_type});
     let machine = json!({
-        "cpu_threads": crate::backend::rayon_threads(),
+        "cpu_threads": lattice_sim::rayon_threads(),
         "gpu": gpu.as_ref().map(describe).or_else(|| GpuContext::new().ok().as_ref().map(describe)),
     });
     println!(
@@ -200,17 +201,10 @@ fn moe_case(
         .flat_map(|b| initial_states(cfg.seed, b as u64, n, s, moe.init_scale))
         .collect();
     let setup = match gpu {
-        Some(ctx) => Some(GpuSetup::new(ctx, &cache, moe, &weights)?),
+        Some(ctx) => Some(GpuMoeSetup::new(ctx, &cache, moe, &weights)?),
         None => None,
     };
-    let mut sim = MoeBatch::new(
-        setup.as_ref().map(GpuSetup::parts),
-        &cache,
-        moe,
-        &weights,
-        states,
-        items,
-    )?;
+    let mut sim = MoeBatch::new(setup.as_ref(), &cache, moe, &weights, states, items)?;
     tracing::info!("{label}: warm-up step");
     sim.run_unchecked(1)?;
     tracing::info!("{label}: {steps} timed step(s)");

@@ -11,9 +11,8 @@ use lattice_core::flows::params::DISP_HIDDEN;
 use lattice_core::flows::run::FlowEngine;
 use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights};
 use lattice_gpu::GpuContext;
+use lattice_gpu::flows::{FlowKernels, GpuFlows};
 use serde_json::{Value, json};
-
-use crate::sim::GpuFlowSetup;
 
 const DEBUG: &str = include_str!("../../../../configs/flows_debug.ron");
 const EXPERIMENT: &str = include_str!("../../../../configs/flows_experiment.ron");
@@ -65,8 +64,8 @@ pub fn case(
             time_steps(&mut e, &f, steps).map_err(|x| match x {})?
         }
         Some(ctx) => {
-            let setup = GpuFlowSetup::new(ctx, &weights, f.capacity())?;
-            let mut e = setup.batch(&state, &seeds)?;
+            let kernels = FlowKernels::new(ctx, &weights.layout, &weights.data, f.capacity())?;
+            let mut e = GpuFlows::new(ctx, &kernels, &state, &seeds)?;
             time_steps(&mut e, &f, steps)?
         }
     };

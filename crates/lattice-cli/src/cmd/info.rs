@@ -22,7 +22,7 @@ pub fn run(json_out: bool) -> anyhow::Result<()> {
         "adapters": adapters.iter().map(describe).collect::<Vec<_>>(),
         "chosen": chosen.as_ref().ok().map(|c| describe(&c.adapter)),
         "why_none": chosen.as_ref().err().map(|e| e.to_string()),
-        "cpu_threads": crate::backend::rayon_threads(),
+        "cpu_threads": lattice_sim::rayon_threads(),
     });
     if json_out {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -70,7 +70,7 @@ pub fn run(json_out: bool) -> anyhow::Result<()> {
     }
     println!(
         "cpu path: rayon on {} threads",
-        crate::backend::rayon_threads()
+        lattice_sim::rayon_threads()
     );
     Ok(())
 }

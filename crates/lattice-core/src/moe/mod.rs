@@ -3,6 +3,7 @@
 
 pub mod cost;
 pub mod cpu;
+pub mod engine;
 pub mod gather;
 pub use crate::math;
 pub mod net;
@@ -15,6 +16,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::seeds::derive_seed;
 
+pub use engine::{CpuMoe, MoeEngine, NonFinite};
 pub use net::MoeNet;
 pub use params::{MoeShape, ParamLayout};
 pub use weights::{MoeWeights, WeightsError};

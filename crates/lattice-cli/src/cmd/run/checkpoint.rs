@@ -17,7 +17,7 @@ use lattice_core::io::{read_f32, write_atomic, write_f32};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::ItemResult;
+use lattice_sim::runtime::ItemRecord;
 
 /// Test switch: stop the run (as if killed) right after its first checkpoint is written.
 pub const STOP_AFTER_CHECKPOINT_ENV: &str = "LATTICE_STOP_AFTER_CHECKPOINT";
@@ -102,7 +102,7 @@ pub struct Checkpoint {
     /// First non-finite state per item so far.
     pub errors: Vec<Option<String>>,
     /// Results of the items that finished.
-    pub results: Vec<Option<ItemResult>>,
+    pub results: Vec<Option<ItemRecord>>,
     /// The states file, relative to the checkpoint folder.
     pub states: String,
 }
@@ -115,7 +115,7 @@ pub struct FlowsCheckpoint {
     pub done_items: usize,
     pub step_records: Vec<StepRecord>,
     pub outcomes: Vec<ItemOutcome>,
-    pub results: Vec<ItemResult>,
+    pub results: Vec<ItemRecord>,
     /// `[done_items, 2, H, W]` and `[done_items, H, W]`, relative to the checkpoint folder.
     pub planes: String,
     pub merged: String,

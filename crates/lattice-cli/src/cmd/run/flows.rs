@@ -17,16 +17,20 @@ use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, origin, png_scale, write_metrics};
-use crate::api::{BatchDone, Item, Observer, Output, Simulation, StepEvent};
 use crate::progress::Progress;
-use crate::runtime::{ItemResult, batches_line, peak_line, print_summary};
+use crate::summary::{batches_line, peak_line, print_summary};
+use lattice_sim::runtime::ItemRecord;
+use lattice_sim::{BatchDone, Item, Model, Observer, ObserverError, Output, Simulation, StepEvent};
 
 /// Weight files above this are not copied into the output folder (they are reproducible from
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
 const MAX_WEIGHTS_COPY: u64 = 512 << 20;
 
 pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
-    let cfg = sim.flows_config().expect("a Flows config").clone();
+    let Model::Flows(model) = sim.model() else {
+        bail!("{} is not a Flows config", sim.loaded().path.display());
+    };
+    let cfg = model.cfg.clone();
     let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
     let shape = FlowShape::from_config(&cfg);
     // Before anything big is allocated: does one batch fit?
@@ -118,7 +122,7 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
         "png": "surface.png", "vtk": "surface.vtk", "png_shows": "item 0: front plane | back plane"});
     if cfg.collector {
         // Items finished before a resume are collected here; the others came with their results.
-        let weights = sim.flow_weights().expect("a flows simulation");
+        let weights = &model.weights;
         let wh = shape.surface() as usize;
         let mut emb: Vec<f32> = (0..start_item)
             .flat_map(|b| {
@@ -259,7 +263,7 @@ struct Watch<'a> {
     merged: Vec<f32>,
     step_records: Vec<StepRecord>,
     outcomes: Vec<ItemOutcome>,
-    finished: Vec<ItemResult>,
+    finished: Vec<ItemRecord>,
     /// Collected embeddings of the items run here, in order.
     collected: Vec<f32>,
     hw: [u64; 2],
@@ -291,7 +295,7 @@ impl Observer for Watch<'_> {
         });
     }
 
-    fn batch_done(&mut self, d: &BatchDone<'_>) -> anyhow::Result<()> {
+    fn batch_done(&mut self, d: &BatchDone<'_>) -> Result<(), ObserverError> {
         for r in d.results {
             let Output::Flows {
                 planes,
@@ -322,11 +326,12 @@ impl Observer for Watch<'_> {
                 .save(self.out, self.hw, &self.planes, &self.merged)?;
             tracing::info!("checkpoint after item {done}");
             if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
-                bail!(
+                return Err(format!(
                     "stopped after the checkpoint after item {done}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
                      continue with --resume {}",
                     self.out.display()
-                );
+                )
+                .into());
             }
         }
         Ok(())

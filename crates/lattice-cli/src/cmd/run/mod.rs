@@ -12,8 +12,8 @@ use clap::Args;
 use lattice_core::config::{self, Simulation};
 use serde_json::{Value, json};
 
-use crate::api;
-use crate::backend::{Backend, BackendChoice};
+use lattice_sim as api;
+use lattice_sim::{Backend, BackendChoice};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -93,6 +93,10 @@ fn png_scale(width: u32) -> u32 {
     (512 / width.max(1)).max(1)
 }
 
+/// Test switch: when set, the first batch of a run fails as if it could not allocate, so the
+/// halving path runs on any machine (tests/cli_runtime.rs).
+const FAIL_FIRST_BATCH_ENV: &str = "LATTICE_FAIL_FIRST_BATCH";
+
 pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Result<()> {
     let loaded = config::load(&args.config)?;
     if let Some(dir) = &args.resume {
@@ -125,6 +129,7 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
     if let Some(steps) = args.steps {
         sim.set_steps(steps);
     }
+    sim.set_fail_first_batch(std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some());
     if is_moe {
         moe::run(&args, &sim, quiet)
     } else {

@@ -13,13 +13,18 @@ use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::{RunArgs, origin, png_scale, write_metrics};
-use crate::api::{BatchDone, Item, Observer, Simulation, Snapshot, StepEvent};
 use crate::progress::Progress;
-use crate::runtime::{batches_line, peak_line, print_summary};
+use crate::summary::{batches_line, peak_line, print_summary};
+use lattice_sim::{
+    BatchDone, Item, ItemError, Model, Observer, ObserverError, Simulation, Snapshot, StepEvent,
+};
 
 pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
-    let moe = sim.moe_config().expect("a Moe config").clone();
-    let cache = sim.cache().expect("a Moe simulation has a neighbor cache");
+    let Model::Moe(model) = sim.model() else {
+        bail!("{} is not a Moe config", sim.loaded().path.display());
+    };
+    let moe = model.cfg.clone();
+    let cache = &model.cache;
     let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
     let (steps, dims) = (moe.steps, cache.dims());
     let (n, s) = (dims.cells_usize(), moe.state_size as usize);
@@ -190,12 +195,12 @@ struct Watch<'a> {
 
 impl Watch<'_> {
     /// Takes in item `b`'s states after `step` steps and its first error so far.
-    fn take(&mut self, b: usize, step: u32, states: &[f32], error: Option<&String>) {
+    fn take(&mut self, b: usize, step: u32, states: &[f32], error: Option<&ItemError>) {
         let v = self.cell_values;
         self.states[b * v..(b + 1) * v].copy_from_slice(states);
         self.ck.done[b] = step;
         if self.ck.errors[b].is_none() {
-            self.ck.errors[b] = error.cloned();
+            self.ck.errors[b] = error.map(ToString::to_string);
         }
     }
 }
@@ -215,7 +220,7 @@ impl Observer for Watch<'_> {
         self.every
     }
 
-    fn snapshot(&mut self, sn: &Snapshot<'_>) -> anyhow::Result<()> {
+    fn snapshot(&mut self, sn: &Snapshot<'_>) -> Result<(), ObserverError> {
         let v = self.cell_values;
         for (k, pos) in sn.items.clone().enumerate() {
             let b = self.order[pos];
@@ -230,17 +235,18 @@ impl Observer for Watch<'_> {
         let (a, b) = (self.order[sn.items.start], self.order[sn.items.end - 1] + 1);
         tracing::info!("checkpoint at step {} of items {a}..{b}", sn.step);
         if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
-            bail!(
+            return Err(format!(
                 "stopped after the checkpoint at step {}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
                  continue with --resume {}",
                 sn.step,
                 self.out.display()
-            );
+            )
+            .into());
         }
         Ok(())
     }
 
-    fn batch_done(&mut self, d: &BatchDone<'_>) -> anyhow::Result<()> {
+    fn batch_done(&mut self, d: &BatchDone<'_>) -> Result<(), ObserverError> {
         for r in d.results {
             let b = r.id as usize;
             self.take(b, self.steps, r.output.states(), r.error.as_ref());

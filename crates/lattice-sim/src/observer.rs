@@ -6,7 +6,8 @@ use std::ops::Range;
 
 use lattice_core::flows::run::StepRecord;
 
-use super::ItemResult;
+use crate::error::{ItemError, ObserverError};
+use crate::items::ItemResult;
 
 /// One step of one batch finished.
 #[derive(Debug)]
@@ -29,28 +30,33 @@ pub struct StepEvent<'a> {
 /// MoE: a batch's states mid-run, when [`Observer::snapshot_every`] asks for them.
 #[derive(Debug)]
 pub struct Snapshot<'a> {
+    /// The batch's items, as indices into the submitted slice.
     pub items: Range<usize>,
     /// Steps every item of the batch has done.
     pub step: u32,
     /// `[items.len(), N, S]`.
     pub states: &'a [f32],
     /// Per item of the batch: its first non-finite state so far.
-    pub errors: &'a [Option<String>],
+    pub errors: &'a [Option<ItemError>],
 }
 
 /// A batch finished: its items' results (outputs included).
 #[derive(Debug)]
 pub struct BatchDone<'a> {
+    /// Batch number in run order.
     pub batch: usize,
+    /// The batch's items, as indices into the submitted slice.
     pub items: Range<usize>,
+    /// Their results, in the same order.
     pub results: &'a [ItemResult],
     /// Flows: the batch's steps, each summed over its items (empty for MoE).
     pub flow_steps: &'a [StepRecord],
 }
 
 /// Every method has a default that does nothing. An error returned from `snapshot` or
-/// `batch_done` ends the run with that error.
+/// `batch_done` ends the run with [`crate::Error::Observer`].
 pub trait Observer {
+    /// A step of a batch finished (progress).
     fn step(&mut self, _event: &StepEvent<'_>) {}
 
     /// MoE: deliver [`Snapshot`]s every this many steps (0: never). A batch's last step is
@@ -59,11 +65,19 @@ pub trait Observer {
         0
     }
 
-    fn snapshot(&mut self, _snapshot: &Snapshot<'_>) -> anyhow::Result<()> {
+    /// MoE: a batch's states mid-run (checkpoints).
+    ///
+    /// # Errors
+    /// Whatever the observer fails with; it ends the run.
+    fn snapshot(&mut self, _snapshot: &Snapshot<'_>) -> Result<(), ObserverError> {
         Ok(())
     }
 
-    fn batch_done(&mut self, _done: &BatchDone<'_>) -> anyhow::Result<()> {
+    /// A batch finished, with its items' results.
+    ///
+    /// # Errors
+    /// Whatever the observer fails with; it ends the run.
+    fn batch_done(&mut self, _done: &BatchDone<'_>) -> Result<(), ObserverError> {
         Ok(())
     }
 }

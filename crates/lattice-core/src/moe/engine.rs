@@ -1,0 +1,107 @@
+//! The MoE engine interface the batch runtime drives, one implementation per backend: [`CpuMoe`]
+//! here, `lattice_gpu::moe::GpuMoeEngine` on the GPU. A batch holds `items` lattices of N cells
+//! with S channels, `[items, N, S]`, stepped synchronously.
+
+use super::cpu;
+use super::net::MoeNet;
+use crate::neighbors::NeighborCache;
+
+/// An item whose states turned non-finite: its index in the batch and its first bad cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NonFinite {
+    pub item: usize,
+    pub cell: u32,
+}
+
+/// A backend that steps a batch of MoE lattices.
+pub trait MoeEngine {
+    /// The backend's failure (the CPU cannot fail: [`std::convert::Infallible`]).
+    type Error;
+
+    /// One synchronous step; then, per item that has one, its first non-finite state.
+    ///
+    /// # Errors
+    /// The backend's own failure (a lost device, a failed readback).
+    fn step(&mut self) -> Result<Vec<NonFinite>, Self::Error>;
+
+    /// `steps` steps without the per-step check, then waits for them (benchmarks).
+    ///
+    /// # Errors
+    /// As [`Self::step`].
+    fn run_unchecked(&mut self, steps: u32) -> Result<(), Self::Error>;
+
+    /// The batch's current states, `[items, N, S]`.
+    ///
+    /// # Errors
+    /// As [`Self::step`].
+    fn states(&self) -> Result<Vec<f32>, Self::Error>;
+}
+
+/// The rayon engine: double-buffered states stepped by [`cpu::step`].
+pub struct CpuMoe<'a> {
+    net: MoeNet<'a>,
+    cache: &'a NeighborCache,
+    states: Vec<f32>,
+    next: Vec<f32>,
+    items: usize,
+}
+
+impl<'a> CpuMoe<'a> {
+    /// A batch of `items` lattices starting from `states` (`[items, N, S]`).
+    pub fn new(net: MoeNet<'a>, cache: &'a NeighborCache, states: Vec<f32>, items: usize) -> Self {
+        Self {
+            net,
+            cache,
+            next: vec![0.0; states.len()],
+            states,
+            items,
+        }
+    }
+}
+
+impl MoeEngine for CpuMoe<'_> {
+    type Error = std::convert::Infallible;
+
+    fn step(&mut self) -> Result<Vec<NonFinite>, Self::Error> {
+        cpu::step(
+            &self.net,
+            self.cache,
+            &self.states,
+            &mut self.next,
+            self.items,
+        );
+        std::mem::swap(&mut self.states, &mut self.next);
+        let n = self.cache.dims().cells_usize();
+        let s = self.net.sh.s as usize;
+        Ok(self
+            .states
+            .chunks(n * s)
+            .take(self.items)
+            .enumerate()
+            .filter_map(|(item, st)| {
+                cpu::find_non_finite(st, n, s).map(|(_, cell, _)| NonFinite {
+                    item,
+                    cell: cell as u32,
+                })
+            })
+            .collect())
+    }
+
+    fn run_unchecked(&mut self, steps: u32) -> Result<(), Self::Error> {
+        for _ in 0..steps {
+            cpu::step(
+                &self.net,
+                self.cache,
+                &self.states,
+                &mut self.next,
+                self.items,
+            );
+            std::mem::swap(&mut self.states, &mut self.next);
+        }
+        Ok(())
+    }
+
+    fn states(&self) -> Result<Vec<f32>, Self::Error> {
+        Ok(self.states.clone())
+    }
+}

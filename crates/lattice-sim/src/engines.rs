@@ -1,0 +1,242 @@
+//! The per-batch engines behind the runners: what a GPU batch needs that does not depend on
+//! the items (device, uploaded neighbor cache, compiled kernels), how many items fit one batch,
+//! and one batch's engine on either backend.
+
+use lattice_core::NeighborCache;
+use lattice_core::config::{FlowsConfig, MoeConfig};
+use lattice_core::flows::mapper::place_batch;
+use lattice_core::flows::run::{BatchOutcome, StepRecord};
+use lattice_core::flows::trace::Trace;
+use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights, run_batch};
+use lattice_core::moe::{CpuMoe, MoeEngine, MoeNet, MoeWeights, NonFinite};
+use lattice_gpu::GpuContext;
+use lattice_gpu::flows::{FlowKernels, GpuFlows};
+use lattice_gpu::gather::GpuNeighbors;
+use lattice_gpu::moe::{GpuMoe, GpuMoeEngine, MoeKernels};
+
+use crate::error::{Error, Result};
+
+/// Everything a GPU MoE batch needs that does not depend on the items.
+pub struct GpuMoeSetup<'a> {
+    pub ctx: &'a GpuContext,
+    pub neighbors: GpuNeighbors,
+    pub kernels: MoeKernels,
+}
+
+impl<'a> GpuMoeSetup<'a> {
+    /// Uploads the neighbor cache and compiles the kernels for this model.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the cache does not fit the device.
+    pub fn new(
+        ctx: &'a GpuContext,
+        cache: &NeighborCache,
+        moe: &MoeConfig,
+        weights: &MoeWeights,
+    ) -> Result<Self> {
+        Ok(Self {
+            ctx,
+            neighbors: GpuNeighbors::upload(ctx, cache)
+                .map_err(Error::gpu("uploading the neighbor cache"))?,
+            kernels: MoeKernels::new(ctx, &weights.layout, moe.ode_steps),
+        })
+    }
+}
+
+/// A batch of MoE lattices on the CPU or the GPU, behind [`MoeEngine`] with this crate's error.
+pub enum MoeBatch<'a> {
+    /// The rayon engine.
+    Cpu(Box<CpuMoe<'a>>),
+    /// The wgpu engine.
+    Gpu(Box<GpuMoeEngine<'a>>),
+}
+
+impl<'a> MoeBatch<'a> {
+    /// Uploads (GPU) or holds (CPU) `items` lattices starting from `states` (`[items, N, S]`).
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the batch does not fit the device ([`Error::is_allocation`]).
+    pub fn new(
+        gpu: Option<&'a GpuMoeSetup<'_>>,
+        cache: &'a NeighborCache,
+        moe: &MoeConfig,
+        weights: &'a MoeWeights,
+        states: Vec<f32>,
+        items: usize,
+    ) -> Result<Self> {
+        Ok(match gpu {
+            None => {
+                let net = MoeNet::new(&weights.layout, &weights.data, moe.combine, moe.ode_steps);
+                Self::Cpu(Box::new(CpuMoe::new(net, cache, states, items)))
+            }
+            Some(g) => {
+                let (ctx, neighbors, kernels) = (g.ctx, &g.neighbors, &g.kernels);
+                let moe = GpuMoe::new(
+                    ctx,
+                    cache,
+                    neighbors,
+                    kernels,
+                    &weights.data,
+                    moe.combine,
+                    &states,
+                    items as u32,
+                )
+                .map_err(Error::gpu("setting up the MoE step on the GPU"))?;
+                Self::Gpu(Box::new(GpuMoeEngine::new(ctx, moe)))
+            }
+        })
+    }
+}
+
+impl MoeEngine for MoeBatch<'_> {
+    type Error = Error;
+
+    fn step(&mut self) -> Result<Vec<NonFinite>> {
+        match self {
+            Self::Cpu(e) => e.step().map_err(|never| match never {}),
+            Self::Gpu(e) => e.step().map_err(Error::gpu("a MoE step")),
+        }
+    }
+
+    fn run_unchecked(&mut self, steps: u32) -> Result<()> {
+        match self {
+            Self::Cpu(e) => e.run_unchecked(steps).map_err(|never| match never {}),
+            Self::Gpu(e) => e.run_unchecked(steps).map_err(Error::gpu("MoE steps")),
+        }
+    }
+
+    fn states(&self) -> Result<Vec<f32>> {
+        match self {
+            Self::Cpu(e) => e.states().map_err(|never| match never {}),
+            Self::Gpu(e) => e.states().map_err(Error::gpu("reading the MoE states")),
+        }
+    }
+}
+
+/// Items per GPU MoE batch, and the limit that sets it: the states (the largest binding) must
+/// fit one binding, and the ping-pong states with the prep vectors 80 % of the GPU's memory
+/// where the adapter reports it.
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when not even one lattice fits.
+pub fn gpu_moe_batch_limit(
+    ctx: &GpuContext,
+    cells: u32,
+    s: u32,
+    func_hidden: u32,
+) -> Result<(usize, &'static str)> {
+    let cells = u64::from(cells);
+    let binding = cells * u64::from(s.max(func_hidden)) * 4;
+    let total = cells * u64::from(2 * s + func_hidden) * 4;
+    fits(
+        ctx,
+        binding,
+        total,
+        "lattice",
+        "Use a smaller lattice or state_size, or --backend cpu",
+    )
+}
+
+/// Items per GPU flow batch, and the limit that sets it: the hidden states or the completion
+/// records must fit one binding, and every per-slot buffer 80 % of the GPU's memory where the
+/// adapter reports it.
+///
+/// # Errors
+/// [`Error::OutOfMemory`] when not even one item fits.
+pub fn gpu_flows_batch_limit(
+    ctx: &GpuContext,
+    shape: &FlowShape,
+    capacity: u32,
+    steps: u32,
+) -> Result<(usize, &'static str)> {
+    let layout = FlowLayout::new(*shape);
+    let binding = FlowKernels::bytes_per_item(&layout, capacity, steps);
+    let total = FlowKernels::device_bytes_per_item(&layout, capacity, steps);
+    let fix = "Lower capacity_per_item or the carrier size, or use --backend cpu";
+    let (n, limit) = fits(ctx, binding, total, "flows item", fix)?;
+    let per_dispatch = ctx.limits.max_compute_workgroups_per_dimension as usize;
+    Ok((n.min(per_dispatch), limit))
+}
+
+fn fits(
+    ctx: &GpuContext,
+    binding: u64,
+    total: u64,
+    what: &'static str,
+    fix: &'static str,
+) -> Result<(usize, &'static str)> {
+    let (n, limit) = ctx.items_that_fit(binding, total);
+    if n == 0 {
+        return Err(Error::OutOfMemory {
+            what,
+            binding_bytes: binding,
+            total_bytes: total,
+            limit,
+            fix,
+        });
+    }
+    Ok((n as usize, limit))
+}
+
+/// Everything a GPU flow batch needs that does not depend on the items: the device and the
+/// compiled kernels with the uploaded carrier weights.
+pub struct GpuFlowSetup<'a> {
+    pub ctx: &'a GpuContext,
+    pub kernels: FlowKernels,
+}
+
+impl<'a> GpuFlowSetup<'a> {
+    /// Compiles the flow kernels and uploads the carrier weights.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] when the weights do not fit the device.
+    pub fn new(ctx: &'a GpuContext, weights: &FlowWeights, capacity: u32) -> Result<Self> {
+        Ok(Self {
+            ctx,
+            kernels: FlowKernels::new(ctx, &weights.layout, &weights.data, capacity)
+                .map_err(Error::gpu("setting up the flow kernels"))?,
+        })
+    }
+}
+
+/// One batch of flow items: the ids, their embeddings (`[ids.len(), E]`), the model.
+pub struct FlowBatch<'a> {
+    pub weights: &'a FlowWeights,
+    pub cfg: &'a FlowsConfig,
+    pub seed: u64,
+    pub ids: &'a [u64],
+    pub embeddings: &'a [f32],
+}
+
+impl FlowBatch<'_> {
+    /// Runs the batch to its final state: the mapper places the flows, the noise seeds come
+    /// from (seed, id), and the flows move on the GPU when `gpu` is given, else on the CPU.
+    ///
+    /// # Errors
+    /// [`Error::Gpu`] (an allocation failure is retried smaller by the runtime).
+    pub fn run(
+        &self,
+        gpu: Option<&GpuFlowSetup<'_>>,
+        trace: Option<&mut Trace>,
+        on_step: impl FnMut(&StepRecord),
+    ) -> Result<BatchOutcome> {
+        let (weights, cfg) = (self.weights, self.cfg);
+        let (state, seeds) = place_batch(weights, cfg, self.seed, self.ids, self.embeddings);
+        let count = self.ids.len() as u32;
+        let first = self.ids.first().copied().unwrap_or(0);
+        match gpu {
+            None => {
+                let net = FlowNet::new(&weights.layout, &weights.data);
+                let mut engine = CpuFlows { net, state, seeds };
+                Ok(run_batch(&mut engine, cfg, count, first, trace, on_step)
+                    .unwrap_or_else(|e| match e {}))
+            }
+            Some(g) => {
+                let mut engine = GpuFlows::new(g.ctx, &g.kernels, &state, &seeds)
+                    .map_err(Error::gpu("setting up a flow batch on the GPU"))?;
+                run_batch(&mut engine, cfg, count, first, trace, on_step)
+                    .map_err(Error::gpu("a flow step"))
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! What can go wrong in a run, typed: a caller can `match` on it, and its `Display` is the
+//! message a user reads.
+
+use lattice_core::config::ConfigError;
+use lattice_core::lattice::LatticeError;
+use lattice_core::tensors::WeightsError;
+use lattice_gpu::GpuError;
+
+/// An error an [`crate::Observer`] returns to end a run (anything that is `std::error::Error`).
+pub type ObserverError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a simulation could not be built or a run could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config could not be read, parsed or validated.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The lattice (mask, neighbor cache) could not be built.
+    #[error(transparent)]
+    Lattice(#[from] LatticeError),
+    /// A weights file could not be read or written, or does not match the model.
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    /// The GPU failed (no adapter, a refused device, an allocation, a readback).
+    #[error("{context}: {source}")]
+    Gpu {
+        context: &'static str,
+        #[source]
+        source: GpuError,
+    },
+    /// Not even one item fits the backend's memory.
+    #[error(
+        "one {what} needs {binding_bytes} bytes in one GPU binding and {total_bytes} bytes in all; \
+         {limit} is less. {fix}"
+    )]
+    OutOfMemory {
+        what: &'static str,
+        binding_bytes: u64,
+        total_bytes: u64,
+        limit: &'static str,
+        fix: &'static str,
+    },
+    /// A batch of one item still failed to allocate after the halvings.
+    #[error(
+        "even a batch of 1 item could not be allocated; use a smaller lattice or --backend cpu: {0}"
+    )]
+    BatchOfOneFailed(#[source] Box<Error>),
+    /// `batch.max_batch_size` asks for more items than fit.
+    #[error(
+        "batch.max_batch_size Fixed({asked}) does not fit this backend: at most {fits} item(s) \
+         fit {limit}; lower it or use Auto"
+    )]
+    BatchTooLarge {
+        asked: u32,
+        fits: usize,
+        limit: &'static str,
+    },
+    /// A submitted item does not suit the simulation (wrong input kind or size, non-finite).
+    #[error("item {item}: {message}")]
+    Input { item: u64, message: String },
+    /// A submitted item's input holds NaN or ±Inf.
+    #[error("the {what} are not finite at item {item}, {place}")]
+    NonFiniteInput {
+        item: u64,
+        /// "initial states" or "input embeddings".
+        what: &'static str,
+        /// Where: "cell 7 [1, 1, 0]" or "element 3".
+        place: String,
+    },
+    /// Two submitted items share an id.
+    #[error("item id {0} is submitted twice")]
+    DuplicateItem(u64),
+    /// The observer ended the run.
+    #[error("{0}")]
+    Observer(#[source] ObserverError),
+    /// The config could not be serialized (a config made in code).
+    #[error("serializing the config: {0}")]
+    Serialize(#[from] ron::Error),
+}
+
+impl Error {
+    /// A GPU error with what was being done.
+    pub fn gpu(context: &'static str) -> impl FnOnce(GpuError) -> Self {
+        move |source| Self::Gpu { context, source }
+    }
+
+    /// Whether a smaller batch might succeed (a GPU allocation failure).
+    pub fn is_allocation(&self) -> bool {
+        matches!(self, Self::Gpu { source, .. } if source.is_allocation())
+    }
+}
+
+/// Why one item failed while the others went on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemError {
+    /// A state turned NaN or ±Inf.
+    #[error("non-finite state at step {step}, cell {cell} {coord:?}")]
+    NonFinite {
+        step: u32,
+        cell: u32,
+        /// The cell's (x, y, z).
+        coord: [u32; 3],
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

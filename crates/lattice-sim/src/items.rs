@@ -1,0 +1,182 @@
+//! What a caller submits (items with ids and inputs) and gets back (results by id, the run's
+//! figures).
+
+use std::collections::BTreeMap;
+
+use lattice_core::flows::run::{ItemOutcome, StepRecord};
+use lattice_core::flows::trace::Trace;
+
+use crate::error::ItemError;
+use crate::runtime::ItemRecord;
+
+/// What an item starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// Seeded from (config seed, item id).
+    Seeded,
+    /// MoE initial states `[N, S]`, cell order x + y·W + z·W·H.
+    States(Vec<f32>),
+    /// Flows input embedding `[embedding_dim]`.
+    Embedding(Vec<f32>),
+}
+
+/// One item of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// The caller's name for the item; seeded inputs and noise are keyed by it.
+    pub id: u64,
+    pub input: Input,
+    /// MoE: steps the item has already run, its input being the states after them (a run
+    /// resumed from a checkpoint); it runs the remaining ones. 0 for a fresh item.
+    pub done_steps: u32,
+}
+
+impl Item {
+    /// An item whose input is seeded from (config seed, `id`).
+    pub fn seeded(id: u64) -> Self {
+        Self::new(id, Input::Seeded)
+    }
+
+    /// A MoE item starting from `states` (`[N, S]`).
+    pub fn states(id: u64, states: Vec<f32>) -> Self {
+        Self::new(id, Input::States(states))
+    }
+
+    /// A flows item starting from `embedding` (`[embedding_dim]`).
+    pub fn embedding(id: u64, embedding: Vec<f32>) -> Self {
+        Self::new(id, Input::Embedding(embedding))
+    }
+
+    fn new(id: u64, input: Input) -> Self {
+        Self {
+            id,
+            input,
+            done_steps: 0,
+        }
+    }
+}
+
+/// What an item produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Final MoE states `[N, S]`.
+    Moe { states: Vec<f32> },
+    /// Flow surfaces: `planes` `[2, H, W]` (front, back), `merged` `[H, W]`, the item's flow
+    /// totals, and with `collector` on, the embedding collected from the merged surface.
+    Flows {
+        planes: Vec<f32>,
+        merged: Vec<f32>,
+        totals: Box<ItemOutcome>,
+        embedding_out: Option<Vec<f32>>,
+    },
+}
+
+impl Output {
+    /// The MoE states (empty for a flows output).
+    pub fn states(&self) -> &[f32] {
+        match self {
+            Self::Moe { states } => states,
+            Self::Flows { .. } => &[],
+        }
+    }
+}
+
+/// One item's result.
+#[derive(Debug, Clone)]
+pub struct ItemResult {
+    pub id: u64,
+    /// The batch it ran in (run order).
+    pub batch: usize,
+    /// Wall time of the item's batch.
+    pub duration_s: f64,
+    /// What the item reached (for a failed MoE item, its states after the last step, non-finite
+    /// values included).
+    pub output: Output,
+    /// Why the item failed, if it did.
+    pub error: Option<ItemError>,
+}
+
+impl ItemResult {
+    /// Whether the item finished without error.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// The serializable summary written in `metrics.json` and checkpoints.
+    pub fn record(&self) -> ItemRecord {
+        ItemRecord {
+            id: self.id,
+            batch: self.batch,
+            duration_s: self.duration_s,
+            ok: self.is_ok(),
+            error: self.error.as_ref().map(ToString::to_string),
+        }
+    }
+}
+
+/// Figures of a run.
+#[derive(Debug, Clone)]
+pub struct Stats {
+    /// [`crate::Backend::name`].
+    pub backend: String,
+    pub total_s: f64,
+    pub items_per_s: f64,
+    /// The batch size the run started with.
+    pub batch_size: usize,
+    /// The size of every batch in run order.
+    pub batch_sizes: Vec<usize>,
+    /// Batches that failed to allocate and were retried at half size.
+    pub halvings: u32,
+    /// Mean wall time of one step of one batch.
+    pub mean_step_ms: f64,
+    /// Longest wall time of one step of one batch.
+    pub max_step_ms: f64,
+    /// Work done: cell-updates (MoE) or flow-steps (flows, live flows summed over steps).
+    pub work: u64,
+    pub peak_host_memory_bytes: Option<u64>,
+}
+
+impl Stats {
+    /// Cell-updates (MoE) or flow-steps (flows) per second.
+    pub fn work_per_s(&self) -> f64 {
+        self.work as f64 / self.total_s
+    }
+}
+
+/// Results by item id.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub items: BTreeMap<u64, ItemResult>,
+    pub stats: Stats,
+    /// Flows: every step, summed over all items (step k of every batch adds into entry k).
+    pub flow_steps: Vec<StepRecord>,
+    /// Flows with `trace` in the config: the event trace of the whole run.
+    pub trace: Option<Trace>,
+}
+
+impl Results {
+    /// The result of item `id`.
+    pub fn get(&self, id: u64) -> Option<&ItemResult> {
+        self.items.get(&id)
+    }
+
+    /// Items run.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no item ran.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Items that finished without error.
+    pub fn succeeded(&self) -> usize {
+        self.items.values().filter(|r| r.is_ok()).count()
+    }
+
+    /// Items that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &ItemResult> {
+        self.items.values().filter(|r| !r.is_ok())
+    }
+}

@@ -1,0 +1,267 @@
+//! The MoE runner behind [`crate::Simulation`]: inputs to states, batches of synchronous steps
+//! with per-item non-finite checks, snapshots for checkpoints.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use lattice_core::NeighborCache;
+use lattice_core::config::MoeConfig;
+use lattice_core::moe::cpu::find_non_finite;
+use lattice_core::moe::{MoeEngine, initial_states};
+
+use crate::backend::Backend;
+use crate::engines::{GpuMoeSetup, MoeBatch, gpu_moe_batch_limit};
+use crate::error::{Error, ItemError, Result};
+use crate::items::{Input, Item, ItemResult, Output};
+use crate::observer::{BatchDone, Observer, Snapshot, StepEvent};
+use crate::runtime::{host_batch_limit, run_batches};
+use crate::simulation::{MoeModel, Tally};
+
+/// Items of this lattice that fit one batch, and what limits them.
+pub(crate) fn batch_limit(
+    backend: &Backend,
+    cfg: &MoeConfig,
+    cache: &NeighborCache,
+) -> Result<(usize, &'static str)> {
+    let (n, s) = (cache.dims().cells_usize(), cfg.state_size as usize);
+    Ok(match backend {
+        Backend::Gpu(ctx) => gpu_moe_batch_limit(
+            ctx,
+            cache.dims().cells(),
+            cfg.state_size,
+            cfg.functional.hidden_dim,
+        )?,
+        // States, the next states and the batch's copy.
+        Backend::Cpu => (
+            host_batch_limit(3 * (n * s) as u64 * 4),
+            "80 % of the available host memory",
+        ),
+    })
+}
+
+pub(crate) struct MoeRun<'a> {
+    backend: &'a Backend,
+    model: &'a MoeModel,
+    seed: u64,
+}
+
+impl<'a> MoeRun<'a> {
+    pub(crate) fn new(backend: &'a Backend, model: &'a MoeModel, seed: u64) -> Self {
+        Self {
+            backend,
+            model,
+            seed,
+        }
+    }
+
+    /// Checks every item before anything runs: step counts, input kinds and sizes, finite
+    /// states.
+    fn check(&self, items: &[Item]) -> Result<()> {
+        let (cfg, dims) = (&self.model.cfg, self.model.cache.dims());
+        let (n, s) = (dims.cells_usize(), cfg.state_size as usize);
+        for item in items {
+            let fail = |message: String| Error::Input {
+                item: item.id,
+                message,
+            };
+            if item.done_steps > cfg.steps {
+                let (done, all) = (item.done_steps, cfg.steps);
+                return Err(fail(format!(
+                    "has done {done} steps; the run has only {all}"
+                )));
+            }
+            match &item.input {
+                // Normal samples with a finite, validated scale.
+                Input::Seeded => {}
+                Input::States(v) if v.len() == n * s => {
+                    if let Some((_, cell, _)) = find_non_finite(v, n, s) {
+                        let at = dims.coord(cell as u32);
+                        return Err(Error::NonFiniteInput {
+                            item: item.id,
+                            what: "initial states",
+                            place: format!("cell {cell} {at:?}"),
+                        });
+                    }
+                }
+                Input::States(v) => {
+                    let got = v.len();
+                    return Err(fail(format!(
+                        "{got} initial values, expected N·S = {}",
+                        n * s
+                    )));
+                }
+                Input::Embedding(_) => {
+                    return Err(fail(
+                        "a Moe simulation takes states, not an embedding".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One batch's initial states, `[items, N, S]`, built when the batch runs (so a run holds
+    /// its inputs once, not twice).
+    fn batch_states(&self, items: &[Item]) -> Vec<f32> {
+        let cfg = &self.model.cfg;
+        let (n, s) = (
+            self.model.cache.dims().cells_usize(),
+            cfg.state_size as usize,
+        );
+        let mut states = Vec::with_capacity(items.len() * n * s);
+        for item in items {
+            match &item.input {
+                Input::Seeded => {
+                    states.extend(initial_states(self.seed, item.id, n, s, cfg.init_scale))
+                }
+                Input::States(v) => states.extend_from_slice(v),
+                Input::Embedding(_) => unreachable!("refused by check"),
+            }
+        }
+        states
+    }
+
+    /// Runs every item; items that have done the same number of steps run together.
+    pub(crate) fn run(
+        &self,
+        items: &[Item],
+        size: usize,
+        observer: &mut dyn Observer,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        self.check(items)?;
+        let m = self.model;
+        let gpu = match self.backend {
+            Backend::Gpu(ctx) => Some(GpuMoeSetup::new(ctx, &m.cache, &m.cfg, &m.weights)?),
+            Backend::Cpu => None,
+        };
+        let mut first = 0;
+        while first < items.len() {
+            let from = items[first].done_steps;
+            let end = (first..items.len())
+                .find(|&k| items[k].done_steps != from)
+                .unwrap_or(items.len());
+            let mut batches = std::mem::take(&mut tally.batches);
+            let result = run_batches(&mut batches, first..end, size, |batch, r| {
+                let states = self.batch_states(&items[r.clone()]);
+                let mut engine =
+                    MoeBatch::new(gpu.as_ref(), &m.cache, &m.cfg, &m.weights, states, r.len())?;
+                let job = BatchJob {
+                    batch,
+                    range: r,
+                    from,
+                };
+                let done = self.run_batch(&mut engine, &job, items, observer, tally)?;
+                tally.results.extend(done);
+                Ok(())
+            });
+            tally.batches = batches;
+            result?;
+            first = end;
+        }
+        Ok(())
+    }
+
+    /// Steps one batch from step `job.from` to the end, generic over the engine.
+    fn run_batch<E: MoeEngine<Error = Error>>(
+        &self,
+        engine: &mut E,
+        job: &BatchJob,
+        items: &[Item],
+        observer: &mut dyn Observer,
+        tally: &mut Tally,
+    ) -> Result<Vec<ItemResult>> {
+        let _span = tracing::info_span!("batch", index = job.batch, items = ?job.range).entered();
+        let (cache, steps) = (&self.model.cache, self.model.cfg.steps);
+        let count = job.range.len();
+        let units = (count * cache.dims().cells_usize()) as u64;
+        let batch_start = Instant::now();
+        let mut errors: Vec<Option<ItemError>> = vec![None; count];
+        for step in job.from + 1..=steps {
+            let t = Instant::now();
+            for bad in engine.step()? {
+                errors[bad.item].get_or_insert_with(|| {
+                    let coord = cache.dims().coord(bad.cell);
+                    let e = ItemError::NonFinite {
+                        step,
+                        cell: bad.cell,
+                        coord,
+                    };
+                    let id = items[job.range.start + bad.item].id;
+                    tracing::warn!("item {id}: {e}; the other items go on");
+                    e
+                });
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            tally.step_ms.push(ms);
+            tally.work += units;
+            let (batch, items) = (job.batch, job.range.clone());
+            let event = StepEvent {
+                batch,
+                items,
+                step,
+                steps,
+                ms,
+                units,
+                flows: None,
+            };
+            observer.step(&event);
+            let every = observer.snapshot_every();
+            if every > 0 && step % every == 0 && step < steps {
+                let states = engine.states()?;
+                let (items, errors) = (job.range.clone(), &errors[..]);
+                let snap = Snapshot {
+                    items,
+                    step,
+                    states: &states,
+                    errors,
+                };
+                observer.snapshot(&snap).map_err(Error::Observer)?;
+            }
+        }
+        let done = self.results(engine, job, items, errors, batch_start)?;
+        let (batch, range) = (job.batch, job.range.clone());
+        let report = BatchDone {
+            batch,
+            items: range,
+            results: &done,
+            flow_steps: &[],
+        };
+        observer.batch_done(&report).map_err(Error::Observer)?;
+        Ok(done)
+    }
+
+    /// Each item's final states and error.
+    fn results<E: MoeEngine<Error = Error>>(
+        &self,
+        engine: &E,
+        job: &BatchJob,
+        items: &[Item],
+        errors: Vec<Option<ItemError>>,
+        batch_start: Instant,
+    ) -> Result<Vec<ItemResult>> {
+        let len = self.model.cache.dims().cells_usize() * self.model.cfg.state_size as usize;
+        let out = engine.states()?;
+        let secs = batch_start.elapsed().as_secs_f64();
+        Ok(errors
+            .into_iter()
+            .enumerate()
+            .map(|(k, error)| ItemResult {
+                id: items[job.range.start + k].id,
+                batch: job.batch,
+                duration_s: secs,
+                output: Output::Moe {
+                    states: out[k * len..(k + 1) * len].to_vec(),
+                },
+                error,
+            })
+            .collect())
+    }
+}
+
+/// One batch: its number, its items (indices into the submitted slice), its first step.
+struct BatchJob {
+    batch: usize,
+    range: Range<usize>,
+    from: u32,
+}

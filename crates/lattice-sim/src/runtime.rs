@@ -1,0 +1,146 @@
+//! The batch runtime shared by both simulations: items grouped into batches of at most the
+//! chosen size; a batch that fails to allocate is retried at half the size (logged), down to 1
+//! before the run fails. Per-item results are kept by the runners.
+
+use std::ops::Range;
+
+use lattice_gpu::GpuError;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The serializable summary of one item's result (metrics.json, checkpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    pub id: u64,
+    pub batch: usize,
+    /// Wall time of the item's batch (items of a batch run together).
+    pub duration_s: f64,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How a run's batches went.
+#[derive(Debug, Default, Clone)]
+pub struct BatchRun {
+    /// Items per batch, in run order.
+    pub batch_sizes: Vec<usize>,
+    /// Batches that failed to allocate and were retried at half size.
+    pub halvings: u32,
+    /// Fault injection: the next batch fails as if it could not allocate.
+    pub fail_next: bool,
+}
+
+/// Runs the items `range` in batches of at most `size`, recording them in `out`.
+/// `run(batch_index, items)` runs one batch.
+///
+/// # Errors
+/// The first error that is not an allocation failure, or [`Error::BatchOfOneFailed`].
+pub fn run_batches(
+    out: &mut BatchRun,
+    range: Range<usize>,
+    size: usize,
+    mut run: impl FnMut(usize, Range<usize>) -> Result<()>,
+) -> Result<()> {
+    let mut size = size.max(1);
+    let (mut first, items) = (range.start, range.end);
+    while first < items {
+        let count = size.min(items - first);
+        let batch = out.batch_sizes.len();
+        let result = if std::mem::take(&mut out.fail_next) {
+            Err(Error::Gpu {
+                context: "running a batch",
+                source: GpuError::OutOfMemory(
+                    "allocation failure forced by fault injection".into(),
+                ),
+            })
+        } else {
+            run(batch, first..first + count)
+        };
+        match result {
+            Ok(()) => {
+                out.batch_sizes.push(count);
+                first += count;
+            }
+            Err(e) if e.is_allocation() && count > 1 => {
+                size = count / 2;
+                out.halvings += 1;
+                tracing::warn!(
+                    "a batch of {count} item(s) could not be allocated ({e}); retrying with {size}"
+                );
+            }
+            Err(e) if e.is_allocation() => return Err(Error::BatchOfOneFailed(Box::new(e))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Peak resident memory of this process in bytes (Linux; None elsewhere).
+pub fn peak_rss_bytes() -> Option<u64> {
+    proc_kb("/proc/self/status", "VmHWM:")
+}
+
+/// Memory available to new allocations in bytes (Linux `MemAvailable`; None elsewhere).
+pub fn available_memory_bytes() -> Option<u64> {
+    proc_kb("/proc/meminfo", "MemAvailable:")
+}
+
+/// A "Key: N kB" line of a /proc file, in bytes.
+fn proc_kb(file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Items that fit in 80 % of the host's available memory at `bytes_per_item` each (at least 1).
+pub fn host_batch_limit(bytes_per_item: u64) -> usize {
+    available_memory_bytes().map_or(usize::MAX, |avail| {
+        ((avail / 10 * 8) / bytes_per_item.max(1)).max(1) as usize
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn too_big() -> Error {
+        Error::Gpu {
+            context: "test",
+            source: GpuError::OutOfMemory("too big".into()),
+        }
+    }
+
+    #[test]
+    fn alloc_failures_halve_down_to_one() {
+        let mut calls = Vec::new();
+        let mut run = BatchRun::default();
+        run_batches(&mut run, 0..5, 4, |_, r| {
+            calls.push(r.clone());
+            if r.len() > 1 { Err(too_big()) } else { Ok(()) }
+        })
+        .unwrap();
+        assert_eq!(run.batch_sizes, [1, 1, 1, 1, 1]);
+        assert_eq!(run.halvings, 2);
+        assert_eq!(calls[..3], [0..4, 0..2, 0..1]);
+        assert_eq!(calls.len(), 3 + 4, "every item ran once after the halvings");
+    }
+
+    #[test]
+    fn other_errors_end_the_run_and_one_item_that_cannot_fit_is_named() {
+        let mut run = BatchRun::default();
+        let e = run_batches(&mut run, 0..3, 2, |_, r| {
+            Err(Error::Input {
+                item: r.start as u64,
+                message: "bad".into(),
+            })
+        })
+        .unwrap_err();
+        assert!(matches!(e, Error::Input { item: 0, .. }), "{e}");
+        assert_eq!(run.halvings, 0);
+        let e = run_batches(&mut BatchRun::default(), 0..2, 2, |_, _| Err(too_big())).unwrap_err();
+        assert!(matches!(e, Error::BatchOfOneFailed(_)), "{e}");
+    }
+}

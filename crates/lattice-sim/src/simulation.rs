@@ -1,0 +1,295 @@
+//! [`Simulation`]: a config and its model (weights, and for MoE the validated neighbor cache)
+//! on a chosen backend; runs submitted items in batches.
+
+use std::path::Path;
+use std::time::Instant;
+
+use lattice_core::NeighborCache;
+use lattice_core::config::{
+    self, BatchSize, ConfigError, FlowsConfig, LoadedConfig, MoeConfig, RunConfig,
+    Simulation as Sim,
+};
+use lattice_core::flows::{FlowLayout, FlowShape, FlowWeights};
+use lattice_core::lattice::build_cache;
+use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout};
+
+use crate::backend::{Backend, BackendChoice};
+use crate::error::{Error, Result};
+use crate::items::{Item, Results, Stats};
+use crate::observer::{NoObserver, Observer};
+use crate::runtime::{BatchRun, peak_rss_bytes};
+use crate::{flows, moe};
+
+/// A MoE model: its config (as run), validated neighbor cache and weights.
+pub struct MoeModel {
+    pub cfg: MoeConfig,
+    pub cache: NeighborCache,
+    pub weights: MoeWeights,
+}
+
+/// A flows model: its config (as run) and the networks' weights.
+pub struct FlowsModel {
+    pub cfg: FlowsConfig,
+    pub weights: FlowWeights,
+}
+
+/// The model a simulation runs, one typed handle per kind.
+pub enum Model {
+    Moe(Box<MoeModel>),
+    Flows(Box<FlowsModel>),
+}
+
+/// A configured simulation on a chosen backend.
+pub struct Simulation {
+    loaded: LoadedConfig,
+    backend: Backend,
+    model: Model,
+    fail_first_batch: bool,
+}
+
+impl Simulation {
+    /// Loads and checks a RON config file and opens the backend.
+    ///
+    /// # Errors
+    /// [`Error::Config`] (with line, column and field), [`Error::Lattice`], [`Error::Gpu`].
+    pub fn from_file(path: &Path, backend: BackendChoice) -> Result<Self> {
+        Self::from_loaded(config::load(path)?, Backend::select(backend)?)
+    }
+
+    /// A config made in code, checked like a file (relative mask paths are taken from the
+    /// current folder).
+    ///
+    /// # Errors
+    /// As [`Self::from_file`]; every problem of the config is listed at once.
+    pub fn new(config: RunConfig, backend: BackendChoice) -> Result<Self> {
+        if let Err(issues) = config::check(&config) {
+            let path = "<in code>".into();
+            return Err(ConfigError::Invalid { path, issues }.into());
+        }
+        let text = ron::to_string(&config)?;
+        let loaded = LoadedConfig {
+            config,
+            path: "<in code>".into(),
+            text_hash: config::fnv1a(text.as_bytes()),
+        };
+        Self::from_loaded(loaded, Backend::select(backend)?)
+    }
+
+    /// A loaded config on a backend already chosen. MoE builds and validates its neighbor
+    /// cache here; weights are seeded from the config's seed (see [`Self::load_weights`]).
+    ///
+    /// # Errors
+    /// [`Error::Lattice`] when the mask or the neighbor cache cannot be built.
+    pub fn from_loaded(loaded: LoadedConfig, backend: Backend) -> Result<Self> {
+        let seed = loaded.config.seed;
+        let model = match &loaded.config.simulation {
+            Sim::Moe(m) => Model::Moe(Box::new(moe_model(&loaded, m, seed)?)),
+            Sim::Flows(f) => {
+                let t = Instant::now();
+                let weights = FlowWeights::seeded(FlowLayout::new(FlowShape::from_config(f)), seed);
+                tracing::info!(
+                    "flow networks: {} parameters, ready in {:.2} s",
+                    weights.data.len(),
+                    t.elapsed().as_secs_f64()
+                );
+                let cfg = f.clone();
+                Model::Flows(Box::new(FlowsModel { cfg, weights }))
+            }
+        };
+        Ok(Self {
+            loaded,
+            backend,
+            model,
+            fail_first_batch: false,
+        })
+    }
+
+    /// Replaces the seeded weights with a `.safetensors` file's (docs/weights.md lists the
+    /// tensors).
+    ///
+    /// # Errors
+    /// [`Error::Weights`] naming a missing, extra or mis-shaped tensor, or an unreadable file.
+    pub fn load_weights(&mut self, path: &Path) -> Result<()> {
+        match &mut self.model {
+            Model::Moe(m) => m.weights = MoeWeights::load(m.weights.layout.clone(), path)?,
+            Model::Flows(f) => f.weights = FlowWeights::load(f.weights.layout.clone(), path)?,
+        }
+        Ok(())
+    }
+
+    /// Overrides the config's step count (MoE `steps`, flows `max_steps`).
+    pub fn set_steps(&mut self, steps: u32) {
+        match &mut self.model {
+            Model::Moe(m) => m.cfg.steps = steps,
+            Model::Flows(f) => f.cfg.max_steps = Some(steps),
+        }
+    }
+
+    /// Fault injection for tests of the halving path: the run's first batch fails as if it
+    /// could not allocate, on any machine.
+    pub fn set_fail_first_batch(&mut self, on: bool) {
+        self.fail_first_batch = on;
+    }
+
+    /// Steps an item runs (flows: at most).
+    pub fn steps(&self) -> u32 {
+        match &self.model {
+            Model::Moe(m) => m.cfg.steps,
+            Model::Flows(f) => f.cfg.steps(),
+        }
+    }
+
+    /// The config as loaded (before [`Self::set_steps`]).
+    pub fn config(&self) -> &RunConfig {
+        &self.loaded.config
+    }
+
+    /// The config with its path and hash.
+    pub fn loaded(&self) -> &LoadedConfig {
+        &self.loaded
+    }
+
+    /// The backend the simulation runs on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The model: config as run, weights, and for MoE the neighbor cache.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// The weights' parameter count.
+    pub fn parameters(&self) -> usize {
+        match &self.model {
+            Model::Moe(m) => m.weights.data.len(),
+            Model::Flows(f) => f.weights.data.len(),
+        }
+    }
+
+    /// Writes the weights as `.safetensors` (atomically).
+    ///
+    /// # Errors
+    /// [`Error::Weights`] when the file cannot be written.
+    pub fn save_weights(&self, path: &Path) -> Result<()> {
+        match &self.model {
+            Model::Moe(m) => m.weights.save(path)?,
+            Model::Flows(f) => f.weights.save(path)?,
+        }
+        Ok(())
+    }
+
+    /// The batch size a run of `items` items starts with: the config's `Fixed(b)` if b items
+    /// fit this backend, with `Auto` as many as fit.
+    ///
+    /// # Errors
+    /// [`Error::BatchTooLarge`] naming the limit, [`Error::OutOfMemory`] when no item fits.
+    pub fn batch_size(&self, items: usize) -> Result<usize> {
+        let (fits, limit) = match &self.model {
+            Model::Moe(m) => moe::batch_limit(&self.backend, &m.cfg, &m.cache)?,
+            Model::Flows(f) => flows::batch_limit(&self.backend, &f.cfg)?,
+        };
+        Ok(match self.loaded.config.batch.max_batch_size {
+            BatchSize::Auto => fits.min(items).max(1),
+            BatchSize::Fixed(asked) if asked as usize > fits => {
+                return Err(Error::BatchTooLarge { asked, fits, limit });
+            }
+            BatchSize::Fixed(b) => (b as usize).min(items).max(1),
+        })
+    }
+
+    /// Runs `items` (ids must be distinct) and returns every item's result by id.
+    ///
+    /// # Errors
+    /// As [`Self::run_observed`].
+    pub fn run(&self, items: &[Item]) -> Result<Results> {
+        self.run_observed(items, &mut NoObserver)
+    }
+
+    /// [`Self::run`], reporting steps, snapshots and finished batches to `observer`.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateItem`], [`Error::Input`] (checked before anything runs),
+    /// [`Error::BatchTooLarge`], [`Error::Gpu`], [`Error::BatchOfOneFailed`],
+    /// [`Error::Observer`]. An item whose states turn non-finite fails alone, in its result.
+    pub fn run_observed(&self, items: &[Item], observer: &mut dyn Observer) -> Result<Results> {
+        let mut ids: Vec<u64> = items.iter().map(|i| i.id).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::DuplicateItem(w[0]));
+        }
+        let size = self.batch_size(items.len())?;
+        let start = Instant::now();
+        let mut tally = Tally::default();
+        tally.batches.fail_next = self.fail_first_batch;
+        let seed = self.loaded.config.seed;
+        let (flow_steps, trace) = match &self.model {
+            Model::Moe(m) => {
+                let run = moe::MoeRun::new(&self.backend, m, seed);
+                run.run(items, size, observer, &mut tally)?;
+                (Vec::new(), None)
+            }
+            Model::Flows(f) => {
+                let run = flows::FlowsRun::new(&self.backend, f, seed);
+                run.run(items, size, observer, &mut tally)?
+            }
+        };
+        let stats = tally.stats(self.backend.name(), size, items.len(), start);
+        Ok(Results {
+            items: tally.results.into_iter().map(|r| (r.id, r)).collect(),
+            stats,
+            flow_steps,
+            trace,
+        })
+    }
+}
+
+/// Builds and validates the neighbor cache and seeds the weights.
+fn moe_model(loaded: &LoadedConfig, m: &MoeConfig, seed: u64) -> Result<MoeModel> {
+    let start = Instant::now();
+    let cache = build_cache(loaded, &m.lattice)?;
+    let st = cache.stats();
+    tracing::info!(
+        "neighbor cache: {} active cells, K = {}, neighbors per cell {}..{} (mean {:.1}), validated in {:.3} s",
+        st.active_cells,
+        st.stencil_offsets,
+        st.total.min,
+        st.total.max,
+        st.total.mean,
+        start.elapsed().as_secs_f64()
+    );
+    let weights = MoeWeights::seeded(ParamLayout::new(MoeShape::from_config(m)), seed);
+    Ok(MoeModel {
+        cfg: m.clone(),
+        cache,
+        weights,
+    })
+}
+
+/// What the runners accumulate while batches run.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub batches: BatchRun,
+    pub results: Vec<crate::items::ItemResult>,
+    pub step_ms: Vec<f64>,
+    pub work: u64,
+}
+
+impl Tally {
+    fn stats(&self, backend: String, size: usize, items: usize, start: Instant) -> Stats {
+        let total_s = start.elapsed().as_secs_f64();
+        let steps = self.step_ms.len().max(1) as f64;
+        Stats {
+            backend,
+            total_s,
+            items_per_s: items as f64 / total_s,
+            batch_size: size,
+            batch_sizes: self.batches.batch_sizes.clone(),
+            halvings: self.batches.halvings,
+            mean_step_ms: self.step_ms.iter().sum::<f64>() / steps,
+            max_step_ms: self.step_ms.iter().copied().fold(0.0, f64::max),
+            work: self.work,
+            peak_host_memory_bytes: peak_rss_bytes(),
+        }
+    }
+}
