@@ -18,8 +18,11 @@ use crate::error::{Error, Result};
 
 /// Everything a GPU MoE batch needs that does not depend on the items.
 pub struct GpuMoeSetup<'a> {
+    /// The device.
     pub ctx: &'a GpuContext,
+    /// The neighbor cache on the device.
     pub neighbors: GpuNeighbors,
+    /// The compiled MoE kernels.
     pub kernels: MoeKernels,
 }
 
@@ -181,7 +184,9 @@ fn fits(
 /// Everything a GPU flow batch needs that does not depend on the items: the device and the
 /// compiled kernels with the uploaded carrier weights.
 pub struct GpuFlowSetup<'a> {
+    /// The device.
     pub ctx: &'a GpuContext,
+    /// The compiled flow kernels with the carrier weights.
     pub kernels: FlowKernels,
 }
 
@@ -201,10 +206,15 @@ impl<'a> GpuFlowSetup<'a> {
 
 /// One batch of flow items: the ids, their embeddings (`[ids.len(), E]`), the model.
 pub struct FlowBatch<'a> {
+    /// The flow networks.
     pub weights: &'a FlowWeights,
+    /// The flows config as run.
     pub cfg: &'a FlowsConfig,
+    /// The run's seed (noise seeds are hashed from it and the ids).
     pub seed: u64,
+    /// The items' ids.
     pub ids: &'a [u64],
+    /// `[ids.len(), embedding_dim]`.
     pub embeddings: &'a [f32],
 }
 

@@ -24,7 +24,9 @@ pub enum Error {
     /// The GPU failed (no adapter, a refused device, an allocation, a readback).
     #[error("{context}: {source}")]
     Gpu {
+        /// What was being done.
         context: &'static str,
+        /// The device's error.
         #[source]
         source: GpuError,
     },
@@ -34,10 +36,15 @@ pub enum Error {
          {limit} is less. {fix}"
     )]
     OutOfMemory {
+        /// "lattice" or "flows item".
         what: &'static str,
+        /// Bytes of its largest buffer (one binding).
         binding_bytes: u64,
+        /// Bytes of all its buffers.
         total_bytes: u64,
+        /// The limit it exceeds.
         limit: &'static str,
+        /// What to change.
         fix: &'static str,
     },
     /// A batch of one item still failed to allocate after the halvings.
@@ -51,16 +58,25 @@ pub enum Error {
          fit {limit}; lower it or use Auto"
     )]
     BatchTooLarge {
+        /// The configured batch size.
         asked: u32,
+        /// Items that fit.
         fits: usize,
+        /// The limit that sets `fits`.
         limit: &'static str,
     },
     /// A submitted item does not suit the simulation (wrong input kind or size, non-finite).
     #[error("item {item}: {message}")]
-    Input { item: u64, message: String },
+    Input {
+        /// The item's id.
+        item: u64,
+        /// What is wrong and what was expected.
+        message: String,
+    },
     /// A submitted item's input holds NaN or ±Inf.
     #[error("the {what} are not finite at item {item}, {place}")]
     NonFiniteInput {
+        /// The item's id.
         item: u64,
         /// "initial states" or "input embeddings".
         what: &'static str,
@@ -96,7 +112,9 @@ pub enum ItemError {
     /// A state turned NaN or ±Inf.
     #[error("non-finite state at step {step}, cell {cell} {coord:?}")]
     NonFinite {
+        /// The step that produced it (1-based).
         step: u32,
+        /// The first bad cell, index x + y·W + z·W·H.
         cell: u32,
         /// The cell's (x, y, z).
         coord: [u32; 3],

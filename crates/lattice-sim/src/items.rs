@@ -25,6 +25,7 @@ pub enum Input {
 pub struct Item {
     /// The caller's name for the item; seeded inputs and noise are keyed by it.
     pub id: u64,
+    /// What it starts from.
     pub input: Input,
     /// MoE: steps the item has already run, its input being the states after them (a run
     /// resumed from a checkpoint); it runs the remaining ones. 0 for a fresh item.
@@ -60,13 +61,20 @@ impl Item {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
     /// Final MoE states `[N, S]`.
-    Moe { states: Vec<f32> },
+    Moe {
+        /// `[N, S]`.
+        states: Vec<f32>,
+    },
     /// Flow surfaces: `planes` `[2, H, W]` (front, back), `merged` `[H, W]`, the item's flow
     /// totals, and with `collector` on, the embedding collected from the merged surface.
     Flows {
+        /// `[2, H, W]`: front, back.
         planes: Vec<f32>,
+        /// `[H, W]`: both planes in one softmax.
         merged: Vec<f32>,
+        /// Flow counts, steps run and why the item stopped.
         totals: Box<ItemOutcome>,
+        /// `[embedding_dim]`, with `collector` on.
         embedding_out: Option<Vec<f32>>,
     },
 }
@@ -84,6 +92,7 @@ impl Output {
 /// One item's result.
 #[derive(Debug, Clone)]
 pub struct ItemResult {
+    /// The item's id.
     pub id: u64,
     /// The batch it ran in (run order).
     pub batch: usize,
@@ -119,7 +128,9 @@ impl ItemResult {
 pub struct Stats {
     /// [`crate::Backend::name`].
     pub backend: String,
+    /// Wall time of the run.
     pub total_s: f64,
+    /// Items finished per second of wall time.
     pub items_per_s: f64,
     /// The batch size the run started with.
     pub batch_size: usize,
@@ -133,6 +144,7 @@ pub struct Stats {
     pub max_step_ms: f64,
     /// Work done: cell-updates (MoE) or flow-steps (flows, live flows summed over steps).
     pub work: u64,
+    /// Peak resident memory of the process (Linux).
     pub peak_host_memory_bytes: Option<u64>,
 }
 
@@ -146,7 +158,9 @@ impl Stats {
 /// Results by item id.
 #[derive(Debug, Clone)]
 pub struct Results {
+    /// Every item's result, by id.
     pub items: BTreeMap<u64, ItemResult>,
+    /// The run's figures.
     pub stats: Stats,
     /// Flows: every step, summed over all items (step k of every batch adds into entry k).
     pub flow_steps: Vec<StepRecord>,

@@ -20,6 +20,8 @@
 //! Seeded inputs are keyed by the item's id, so an item's result depends only on the config,
 //! the seed and its id, whatever batch it runs in.
 
+#![warn(missing_docs, clippy::missing_errors_doc)]
+
 mod backend;
 pub mod engines;
 mod error;

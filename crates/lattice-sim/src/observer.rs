@@ -18,6 +18,7 @@ pub struct StepEvent<'a> {
     pub items: Range<usize>,
     /// The step just done (1-based) and the steps an item runs in all.
     pub step: u32,
+    /// Steps an item runs in all.
     pub steps: u32,
     /// Wall time of the step.
     pub ms: f64,

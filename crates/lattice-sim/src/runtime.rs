@@ -12,11 +12,15 @@ use crate::error::{Error, Result};
 /// The serializable summary of one item's result (metrics.json, checkpoints).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemRecord {
+    /// The item's id.
     pub id: u64,
+    /// The batch it ran in.
     pub batch: usize,
     /// Wall time of the item's batch (items of a batch run together).
     pub duration_s: f64,
+    /// Whether it finished without error.
     pub ok: bool,
+    /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

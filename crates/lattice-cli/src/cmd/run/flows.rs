@@ -1,26 +1,29 @@
 //! `lattice run` on a Flows config: reads the embeddings, submits every unfinished item to the
 //! library API, checkpoints at batch ends through an observer, writes surfaces and totals.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use lattice_core::config::FlowsConfig;
 use lattice_core::flows::FlowShape;
 use lattice_core::flows::mapper::collect_surface;
 use lattice_core::flows::run::{ItemOutcome, StepRecord};
 use lattice_core::flows::trace::Trace;
 use lattice_core::inputs::read_items;
 use lattice_core::io::{write_atomic, write_f32};
-use serde_json::json;
 
 use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
-use super::{RunArgs, origin, png_scale, write_metrics};
+use super::metrics::{FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate};
+use super::{RunArgs, origin, png_scale};
 use crate::progress::Progress;
 use crate::summary::{batches_line, peak_line, print_summary};
 use lattice_sim::runtime::ItemRecord;
-use lattice_sim::{BatchDone, Item, Model, Observer, ObserverError, Output, Simulation, StepEvent};
+use lattice_sim::{
+    BatchDone, FlowsModel, Item, Model, Observer, ObserverError, Output, Results, Simulation,
+    Stats, StepEvent,
+};
 
 /// Weight files above this are not copied into the output folder (they are reproducible from
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
@@ -30,187 +33,175 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
     let Model::Flows(model) = sim.model() else {
         bail!("{} is not a Flows config", sim.loaded().path.display());
     };
-    let cfg = model.cfg.clone();
-    let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
-    let shape = FlowShape::from_config(&cfg);
+    let cfg = &model.cfg;
+    let items = sim.config().batch.items as usize;
     // Before anything big is allocated: does one batch fit?
     let batch = sim.batch_size(items)?;
+    let embeddings = read_embeddings(args, cfg, items)?;
+    let mut watch = Watch::resume_or_start(args, sim, cfg, items, quiet)?;
     let e = cfg.embedding_dim as usize;
-    let embeddings: Option<Vec<f32>> = match &args.embeddings {
-        Some(p) => Some(read_items(
-            p,
-            &[e as u64],
-            items,
-            args.input_order.into(),
-            "[batch.items, embedding_dim]",
-        )?),
-        None => None,
-    };
-    let header = Header::new("flows", sim.loaded(), args.weights_origin(), cfg.steps());
-    let hw = [u64::from(shape.h), u64::from(shape.w)];
-    let (ck, planes, merged) = match &args.resume {
-        Some(dir) => {
-            if cfg.trace.is_some() {
-                bail!(
-                    "a run with an event trace cannot be resumed (the trace would miss the \
-                     first part); remove trace from the config or run it again from the start"
-                );
-            }
-            let (ck, p, m) = FlowsCheckpoint::load(dir, &header, hw)?;
-            tracing::info!(
-                "resuming from {}: {} of {items} item(s) finished",
-                dir.display(),
-                ck.done_items
-            );
-            (ck, p, m)
-        }
-        None => (FlowsCheckpoint::new(header), Vec::new(), Vec::new()),
-    };
-    let start_item = ck.done_items;
     // Item ids are the items' indices.
-    let submitted: Vec<Item> = (start_item..items)
+    let submitted: Vec<Item> = (watch.first_item..items)
         .map(|b| match &embeddings {
             Some(v) => Item::embedding(b as u64, v[b * e..(b + 1) * e].to_vec()),
             None => Item::seeded(b as u64),
         })
         .collect();
-    let max_steps = cfg.steps();
-    let mut watch = Watch {
-        progress: Progress::new(
-            (items - start_item) as u64 * u64::from(max_steps),
-            max_steps,
-            args.log_every,
-            quiet,
-        ),
-        step_records: ck.step_records.clone(),
-        outcomes: ck.outcomes.clone(),
-        finished: ck.results.clone(),
-        ck,
-        planes,
-        merged,
-        collected: Vec::new(),
-        hw,
-        items,
-        first_item: start_item,
-        since_checkpoint: 0,
-        every: args.checkpoint_every,
-        out: &args.out,
-    };
     let results = sim.run_observed(&submitted, &mut watch)?;
     watch.progress.finish();
+    let outputs = write_outputs(args, sim, model, &watch, &results)?;
+    let flow_steps: u64 = watch.step_records.iter().map(|r| u64::from(r.live)).sum();
+    let shape = FlowShape::from_config(cfg);
+    let specific = FlowsMetrics {
+        simulation: "flows",
+        dims: [shape.w, shape.h, shape.d],
+        capacity_per_item: cfg.capacity(),
+        max_steps: cfg.steps(),
+        embeddings: origin(args.embeddings.as_deref()),
+        totals: FlowTotals::new(&watch.outcomes, flow_steps),
+        steps: &watch.step_records,
+        per_item: &watch.outcomes,
+        per_item_runs: &watch.finished,
+        trace_overwritten: results.trace.as_ref().map(|t| t.overwritten),
+        outputs,
+    };
     let st = &results.stats;
-    let Watch {
-        planes,
-        merged,
-        step_records: steps,
-        outcomes,
-        finished,
-        collected,
-        ..
-    } = watch;
+    Metrics::new(
+        args,
+        sim,
+        st,
+        batch,
+        Rate::FlowStepsPerS(st.work_per_s()),
+        &specific,
+    )
+    .write(args)?;
+    print_flows_summary(args, sim, &specific, st);
+    Ok(())
+}
 
+/// `--embeddings`, `[items, embedding_dim]`, or None for seeded ones.
+fn read_embeddings(
+    args: &RunArgs,
+    cfg: &FlowsConfig,
+    items: usize,
+) -> anyhow::Result<Option<Vec<f32>>> {
+    let Some(p) = &args.embeddings else {
+        return Ok(None);
+    };
+    let e = u64::from(cfg.embedding_dim);
+    let order = args.input_order.into();
+    Ok(Some(read_items(
+        p,
+        &[e],
+        items,
+        order,
+        "[batch.items, embedding_dim]",
+    )?))
+}
+
+/// Surfaces, pictures, collected embeddings, weights and the trace; what was written.
+fn write_outputs(
+    args: &RunArgs,
+    sim: &Simulation,
+    model: &FlowsModel,
+    watch: &Watch<'_>,
+    results: &Results,
+) -> anyhow::Result<FlowOutputs> {
+    let shape = FlowShape::from_config(&model.cfg);
+    let (items, out) = (watch.items as u64, &args.out);
     let (w, h) = (u64::from(shape.w), u64::from(shape.h));
-    let out = &args.out;
-    write_f32(&out.join("surface.npy"), &[items as u64, 2, h, w], &planes)?;
+    write_f32(&out.join("surface.npy"), &[items, 2, h, w], &watch.planes)?;
     write_f32(
         &out.join("surface_merged.npy"),
-        &[items as u64, h, w],
-        &merged,
+        &[items, h, w],
+        &watch.merged,
     )?;
-    surface_pictures(out, &shape, &planes[..2 * shape.surface() as usize])?;
-    let mut outputs = json!({"surface": "surface.npy", "surface_merged": "surface_merged.npy",
-        "png": "surface.png", "vtk": "surface.vtk", "png_shows": "item 0: front plane | back plane"});
-    if cfg.collector {
-        // Items finished before a resume are collected here; the others came with their results.
-        let weights = &model.weights;
-        let wh = shape.surface() as usize;
-        let mut emb: Vec<f32> = (0..start_item)
-            .flat_map(|b| {
-                collect_surface(
-                    &weights.layout,
-                    &weights.data,
-                    &merged[b * wh..(b + 1) * wh],
-                )
-            })
-            .collect();
-        emb.extend(collected);
-        write_f32(
-            &out.join("embeddings_out.npy"),
-            &[items as u64, e as u64],
-            &emb,
-        )?;
-        outputs["embeddings_out"] = "embeddings_out.npy".into();
+    surface_pictures(out, &shape, &watch.planes[..2 * shape.surface() as usize])?;
+    let mut outputs = FlowOutputs {
+        surface: "surface.npy",
+        surface_merged: "surface_merged.npy",
+        png: "surface.png",
+        vtk: "surface.vtk",
+        png_shows: "item 0: front plane | back plane",
+        embeddings_out: None,
+        weights: None,
+        events: None,
+    };
+    if model.cfg.collector {
+        let e = u64::from(model.cfg.embedding_dim);
+        let emb = collected_embeddings(model, watch);
+        write_f32(&out.join("embeddings_out.npy"), &[items, e], &emb)?;
+        outputs.embeddings_out = Some("embeddings_out.npy");
     }
     let parameters = sim.parameters() as u64;
     if parameters * 4 <= MAX_WEIGHTS_COPY {
         sim.save_weights(&out.join("weights.safetensors"))?;
-        outputs["weights"] = "weights.safetensors".into();
+        outputs.weights = Some("weights.safetensors");
     } else {
         tracing::info!(
-            "weights ({:.1} GB) not copied to the output folder; they are seeded from seed {seed}",
-            parameters as f64 * 4e-9
+            "weights ({:.1} GB) not copied to the output folder; they are seeded from seed {}",
+            parameters as f64 * 4e-9,
+            sim.config().seed
         );
     }
     if let Some(t) = &results.trace {
         write_events(&out.join("events.jsonl"), t)?;
-        outputs["events"] = "events.jsonl".into();
+        outputs.events = Some("events.jsonl");
     }
-    let flow_steps: u64 = steps.iter().map(|r| u64::from(r.live)).sum();
-    let sum = |f: fn(&ItemOutcome) -> u64| outcomes.iter().map(f).sum::<u64>();
-    let metrics = json!({
-        "simulation": "flows",
-        "dims": [shape.w, shape.h, shape.d],
-        "capacity_per_item": cfg.capacity(),
-        "max_steps": max_steps,
-        "embeddings": origin(args.embeddings.as_deref()),
-        "totals": {
-            "created": sum(|o| o.created),
-            "spawned": sum(|o| o.spawned),
-            "completed_front": sum(|o| o.completed_front),
-            "completed_back": sum(|o| o.completed_back),
-            "reflected": sum(|o| o.reflected),
-            "dropped_by_capacity": sum(|o| o.dropped_by_capacity),
-            "unfinished": sum(|o| o.unfinished),
-            "projected": sum(|o| o.projected),
-            "flow_steps": flow_steps,
-            "stops": stop_counts(&outcomes),
-        },
-        "steps": steps,
-        "per_item": outcomes,
-        "per_item_runs": finished,
-        "trace_overwritten": results.trace.as_ref().map(|t| t.overwritten),
-        "outputs": outputs,
-    });
-    write_metrics(args, sim, st, batch, "flow_steps_per_s", metrics)?;
-    let completed = sum(|o| o.completed_front + o.completed_back);
+    Ok(outputs)
+}
+
+/// Every item's collected embedding: items finished before a resume are collected here, the
+/// others came with their results.
+fn collected_embeddings(model: &FlowsModel, watch: &Watch<'_>) -> Vec<f32> {
+    let weights = &model.weights;
+    let wh = FlowShape::from_config(&model.cfg).surface() as usize;
+    let merged = &watch.merged;
+    let mut emb: Vec<f32> = (0..watch.first_item)
+        .flat_map(|b| {
+            collect_surface(
+                &weights.layout,
+                &weights.data,
+                &merged[b * wh..(b + 1) * wh],
+            )
+        })
+        .collect();
+    emb.extend_from_slice(&watch.collected);
+    emb
+}
+
+fn print_flows_summary(args: &RunArgs, sim: &Simulation, m: &FlowsMetrics<'_>, st: &Stats) {
+    let [w, h, d] = m.dims;
+    let t = &m.totals;
+    let completed = t.completed_front + t.completed_back;
+    let title = format!(
+        "ran {} ({w}×{h}×{d} flows) on {}",
+        sim.loaded().path.display(),
+        st.backend
+    );
+    let items = sim.config().batch.items;
     print_summary(
-        &format!(
-            "ran {} ({}×{}×{} flows) on {}",
-            sim.loaded().path.display(),
-            shape.w,
-            shape.h,
-            shape.d,
-            st.backend
-        ),
+        &title,
         &[
             ("items", format!("{items} in {}", batches_line(st))),
             (
                 "flows",
                 format!(
                     "{} created, {completed} completed (front {}, back {}), {} unfinished, {} dropped by capacity",
-                    sum(|o| o.created),
-                    sum(|o| o.completed_front),
-                    sum(|o| o.completed_back),
-                    sum(|o| o.unfinished),
-                    sum(|o| o.dropped_by_capacity)
+                    t.created,
+                    t.completed_front,
+                    t.completed_back,
+                    t.unfinished,
+                    t.dropped_by_capacity
                 ),
             ),
             (
                 "steps",
                 format!(
-                    "{} run, at most {max_steps}; items stopped by {}",
-                    steps.len(),
-                    stop_line(&stop_counts(&outcomes))
+                    "{} run, at most {}; items stopped by {}",
+                    m.steps.len(),
+                    m.max_steps,
+                    t.stops_line()
                 ),
             ),
             ("time", format!("{:.2} s", st.total_s)),
@@ -227,31 +218,11 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
                 "outputs",
                 format!(
                     "{} (surface.npy, surface_merged.npy, surface.png, surface.vtk, metrics.json)",
-                    out.display()
+                    args.out.display()
                 ),
             ),
         ],
     );
-    Ok(())
-}
-
-/// How many items stopped for each reason (each item stops on its own history, never on its
-/// batch's), in a fixed order.
-fn stop_counts(outcomes: &[ItemOutcome]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for o in outcomes {
-        let name = serde_json::to_value(o.stop)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        *counts.entry(name).or_insert(0) += 1;
-    }
-    counts
-}
-
-fn stop_line(counts: &BTreeMap<String, usize>) -> String {
-    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{k} ({n})")).collect();
-    parts.join(", ")
 }
 
 /// What `lattice run` does while a flows run goes: progress, and the finished items' surfaces
@@ -273,6 +244,57 @@ struct Watch<'a> {
     since_checkpoint: u32,
     every: u32,
     out: &'a Path,
+}
+
+impl<'a> Watch<'a> {
+    /// A fresh watch, or one that continues `--resume DIR`'s checkpoint.
+    fn resume_or_start(
+        args: &'a RunArgs,
+        sim: &Simulation,
+        cfg: &FlowsConfig,
+        items: usize,
+        quiet: bool,
+    ) -> anyhow::Result<Self> {
+        let shape = FlowShape::from_config(cfg);
+        let header = Header::new("flows", sim.loaded(), args.weights_origin(), cfg.steps());
+        let hw = [u64::from(shape.h), u64::from(shape.w)];
+        let (ck, planes, merged) = match &args.resume {
+            Some(dir) => {
+                if cfg.trace.is_some() {
+                    bail!(
+                        "a run with an event trace cannot be resumed (the trace would miss the \
+                         first part); remove trace from the config or run it again from the start"
+                    );
+                }
+                let (ck, p, m) = FlowsCheckpoint::load(dir, &header, hw)?;
+                let done = ck.done_items;
+                tracing::info!(
+                    "resuming from {}: {done} of {items} item(s) finished",
+                    dir.display()
+                );
+                (ck, p, m)
+            }
+            None => (FlowsCheckpoint::new(header), Vec::new(), Vec::new()),
+        };
+        let (first_item, max_steps) = (ck.done_items, cfg.steps());
+        let units = (items - first_item) as u64 * u64::from(max_steps);
+        Ok(Self {
+            progress: Progress::new(units, max_steps, args.log_every, quiet),
+            step_records: ck.step_records.clone(),
+            outcomes: ck.outcomes.clone(),
+            finished: ck.results.clone(),
+            ck,
+            planes,
+            merged,
+            collected: Vec::new(),
+            hw,
+            items,
+            first_item,
+            since_checkpoint: 0,
+            every: args.checkpoint_every,
+            out: &args.out,
+        })
+    }
 }
 
 impl Observer for Watch<'_> {

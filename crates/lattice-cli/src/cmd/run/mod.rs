@@ -3,6 +3,7 @@
 
 mod checkpoint;
 mod flows;
+mod metrics;
 mod moe;
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Args;
 use lattice_core::config::{self, Simulation};
-use serde_json::{Value, json};
 
 use lattice_sim as api;
 use lattice_sim::{Backend, BackendChoice};
@@ -146,47 +146,5 @@ fn prepare_out(out: &Path) -> anyhow::Result<()> {
         .tempfile_in(out)
         .with_context(|| format!("output folder {} is not writable", out.display()))?;
     drop(probe);
-    Ok(())
-}
-
-/// Writes `OUT/metrics.json` atomically: the fields every run has (config, version, backend,
-/// batches, timing with the throughput named `rate`) joined with the simulation's `specific`
-/// ones.
-fn write_metrics(
-    args: &RunArgs,
-    sim: &api::Simulation,
-    st: &api::Stats,
-    batch: usize,
-    rate: &str,
-    specific: Value,
-) -> anyhow::Result<()> {
-    let mut metrics = json!({
-        "config": sim.loaded().path,
-        "config_hash": format!("{:016x}", sim.loaded().text_hash),
-        "version": env!("CARGO_PKG_VERSION"),
-        "backend": st.backend,
-        "seed": sim.config().seed,
-        "items": sim.config().batch.items,
-        "batch_size": batch,
-        "batch_sizes": st.batch_sizes,
-        "halvings": st.halvings,
-        "resumed_from": args.resume,
-        "weights": origin(args.weights.as_deref()),
-        "timing": {
-            "total_s": st.total_s,
-            "mean_step_ms": st.mean_step_ms,
-            "max_step_ms": st.max_step_ms,
-            rate: st.work_per_s(),
-            "items_per_s": st.items_per_s,
-            "peak_host_memory_bytes": st.peak_host_memory_bytes,
-        },
-    });
-    let (Value::Object(all), Value::Object(specific)) = (&mut metrics, specific) else {
-        unreachable!("metrics are JSON objects")
-    };
-    all.extend(specific);
-    lattice_core::io::write_atomic(&args.out.join("metrics.json"), |w| {
-        serde_json::to_writer_pretty(&mut *w, &metrics).map_err(std::io::Error::other)
-    })?;
     Ok(())
 }

@@ -4,78 +4,39 @@
 use std::path::Path;
 
 use anyhow::bail;
+use lattice_core::config::MoeConfig;
 use lattice_core::inputs::read_items;
 use lattice_core::io::write_f32;
 use lattice_core::moe::initial_states;
-use serde_json::json;
+use lattice_sim::runtime::ItemRecord;
 
 use lattice_core::images::{write_heatmap, write_vtk};
 
 use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
-use super::{RunArgs, origin, png_scale, write_metrics};
+use super::metrics::{Metrics, MoeMetrics, MoeOutputs, Rate};
+use super::{RunArgs, origin, png_scale};
 use crate::progress::Progress;
 use crate::summary::{batches_line, peak_line, print_summary};
 use lattice_sim::{
-    BatchDone, Item, ItemError, Model, Observer, ObserverError, Simulation, Snapshot, StepEvent,
+    BatchDone, Item, ItemError, Model, Observer, ObserverError, Simulation, Snapshot, Stats,
+    StepEvent,
 };
 
 pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
     let Model::Moe(model) = sim.model() else {
         bail!("{} is not a Moe config", sim.loaded().path.display());
     };
-    let moe = model.cfg.clone();
-    let cache = &model.cache;
-    let (seed, items) = (sim.config().seed, sim.config().batch.items as usize);
-    let (steps, dims) = (moe.steps, cache.dims());
+    let (moe, dims) = (&model.cfg, model.cache.dims());
+    let items = sim.config().batch.items as usize;
     let (n, s) = (dims.cells_usize(), moe.state_size as usize);
-    if args.channel >= moe.state_size {
-        bail!(
-            "--channel {} is not a state channel (state_size is {s})",
-            args.channel
-        );
-    }
-    if let Some(z) = args.slice_z.filter(|&z| z >= dims.d()) {
-        bail!("--slice-z {z} is outside the lattice (D = {})", dims.d());
-    }
+    check_picture_args(args, moe.state_size, dims.d())?;
     // Before anything big is allocated: does one batch fit?
     let batch = sim.batch_size(items)?;
-
-    let mut states = match &args.init_states {
-        Some(p) => read_items(
-            p,
-            &[n as u64, s as u64],
-            items,
-            args.input_order.into(),
-            "[batch.items, cells, state_size]",
-        )?,
-        None => (0..items)
-            .flat_map(|b| initial_states(seed, b as u64, n, s, moe.init_scale))
-            .collect(),
-    };
     let shape = [items as u64, n as u64, s as u64];
-    let header = Header::new("moe", sim.loaded(), args.weights_origin(), steps);
-    let ck = match &args.resume {
-        Some(dir) => {
-            let (ck, saved) = Checkpoint::load(dir, &header, shape)?;
-            tracing::info!(
-                "resuming from {}: {} of {items} item(s) finished",
-                dir.display(),
-                ck.done.iter().filter(|&&d| d == steps).count()
-            );
-            states = saved;
-            ck
-        }
-        None => Checkpoint::new(header, items),
-    };
-
-    // Unfinished items, the ones in flight in the checkpoint first (they share a step count).
-    // Item ids are the items' indices.
-    let mut order: Vec<usize> = (0..items)
-        .filter(|&b| ck.done[b] > 0 && ck.done[b] < steps)
-        .collect();
-    order.extend((0..items).filter(|&b| ck.done[b] == 0));
+    let (ck, mut states) = start_or_resume(args, sim, moe, shape)?;
+    let order = run_order(&ck.done, moe.steps);
     // Fresh seeded items are submitted as seeded (the API draws the same states from the seed
-    // and the id), so only given or checkpointed states are copied.
+    // and the id), so only given or checkpointed states are copied. Item ids are indices.
     let submitted: Vec<Item> = order
         .iter()
         .map(|&b| match (&args.init_states, ck.done[b]) {
@@ -86,58 +47,134 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
             },
         })
         .collect();
-    let remaining: u64 = ck.done.iter().map(|&d| u64::from(steps - d)).sum();
+    let remaining: u64 = ck.done.iter().map(|&d| u64::from(moe.steps - d)).sum();
     let mut watch = Watch {
-        progress: Progress::new(remaining * n as u64, steps, args.log_every, quiet),
+        progress: Progress::new(remaining * n as u64, moe.steps, args.log_every, quiet),
         order: &order,
         ck,
         states: &mut states,
         cell_values: n * s,
         shape,
-        steps,
+        steps: moe.steps,
         every: args.checkpoint_every,
         out: &args.out,
     };
     let results = sim.run_observed(&submitted, &mut watch)?;
     watch.progress.finish();
-    let ck = watch.ck;
-    let st = &results.stats;
-
+    let per_item: Vec<ItemRecord> = watch.ck.results.iter().flatten().cloned().collect();
     write_f32(&args.out.join("states.npy"), &shape, &states)?;
     let (slice_z, channel) = pictures(args, dims, s, &states[..n * s])?;
     sim.save_weights(&args.out.join("weights.safetensors"))?;
-    let per_item: Vec<_> = ck.results.iter().flatten().cloned().collect();
-    let failed: Vec<_> = per_item.iter().filter(|r| !r.ok).collect();
-    let metrics = json!({
-        "simulation": "moe",
-        "dims": dims.as_array(),
-        "steps": steps,
-        "state_size": s,
-        "neighbors": cache.stats(),
-        "init_states": origin(args.init_states.as_deref()),
-        "per_item": per_item,
-        "outputs": {"states": "states.npy", "weights": "weights.safetensors",
-            "png": "states.png", "vtk": "states.vtk",
-            "png_shows": format!("item 0, z = {slice_z}, channel {channel}")},
-    });
-    write_metrics(args, sim, st, batch, "cell_updates_per_s", metrics)?;
+    let specific = MoeMetrics {
+        simulation: "moe",
+        dims: dims.as_array(),
+        steps: moe.steps,
+        state_size: s,
+        neighbors: model.cache.stats(),
+        init_states: origin(args.init_states.as_deref()),
+        per_item: &per_item,
+        outputs: MoeOutputs {
+            states: "states.npy",
+            weights: "weights.safetensors",
+            png: "states.png",
+            vtk: "states.vtk",
+            png_shows: format!("item 0, z = {slice_z}, channel {channel}"),
+        },
+    };
+    let st = &results.stats;
+    Metrics::new(
+        args,
+        sim,
+        st,
+        batch,
+        Rate::CellUpdatesPerS(st.work_per_s()),
+        &specific,
+    )
+    .write(args)?;
+    print_moe_summary(args, sim, &per_item, st);
+    fail_if_any_failed(&per_item)
+}
+
+/// `--channel` and `--slice-z` name a channel and a plane that exist.
+fn check_picture_args(args: &RunArgs, state_size: u32, depth: u32) -> anyhow::Result<()> {
+    if args.channel >= state_size {
+        let c = args.channel;
+        bail!("--channel {c} is not a state channel (state_size is {state_size})");
+    }
+    if let Some(z) = args.slice_z.filter(|&z| z >= depth) {
+        bail!("--slice-z {z} is outside the lattice (D = {depth})");
+    }
+    Ok(())
+}
+
+/// The checkpoint and every item's states: read or seeded, or those of `--resume DIR`.
+fn start_or_resume(
+    args: &RunArgs,
+    sim: &Simulation,
+    moe: &MoeConfig,
+    shape: [u64; 3],
+) -> anyhow::Result<(Checkpoint, Vec<f32>)> {
+    let [items, n, s] = shape.map(|v| v as usize);
+    let header = Header::new("moe", sim.loaded(), args.weights_origin(), moe.steps);
+    if let Some(dir) = &args.resume {
+        let (ck, saved) = Checkpoint::load(dir, &header, shape)?;
+        let finished = ck.done.iter().filter(|&&d| d == moe.steps).count();
+        tracing::info!(
+            "resuming from {}: {finished} of {items} item(s) finished",
+            dir.display()
+        );
+        return Ok((ck, saved));
+    }
+    let states = match &args.init_states {
+        Some(p) => {
+            let what = "[batch.items, cells, state_size]";
+            read_items(
+                p,
+                &[n as u64, s as u64],
+                items,
+                args.input_order.into(),
+                what,
+            )?
+        }
+        None => {
+            let seed = sim.config().seed;
+            (0..items)
+                .flat_map(|b| initial_states(seed, b as u64, n, s, moe.init_scale))
+                .collect()
+        }
+    };
+    Ok((Checkpoint::new(header, items), states))
+}
+
+/// Unfinished items, the ones in flight in the checkpoint first (they share a step count).
+fn run_order(done: &[u32], steps: u32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..done.len())
+        .filter(|&b| done[b] > 0 && done[b] < steps)
+        .collect();
+    order.extend((0..done.len()).filter(|&b| done[b] == 0));
+    order
+}
+
+fn print_moe_summary(args: &RunArgs, sim: &Simulation, per_item: &[ItemRecord], st: &Stats) {
+    let failed = per_item.iter().filter(|r| !r.ok).count();
+    let Model::Moe(model) = sim.model() else {
+        return;
+    };
+    let dims = model.cache.dims();
+    let title = format!(
+        "ran {} ({dims}) on {}",
+        sim.loaded().path.display(),
+        st.backend
+    );
+    let ok = per_item.len() - failed;
     print_summary(
-        &format!(
-            "ran {} ({dims}) on {}",
-            sim.loaded().path.display(),
-            st.backend
-        ),
+        &title,
         &[
             (
                 "items",
-                format!(
-                    "{} ok, {} failed, in {}",
-                    per_item.len() - failed.len(),
-                    failed.len(),
-                    batches_line(st)
-                ),
+                format!("{ok} ok, {failed} failed, in {}", batches_line(st)),
             ),
-            ("steps", format!("{steps} per item")),
+            ("steps", format!("{} per item", model.cfg.steps)),
             (
                 "time",
                 format!(
@@ -163,16 +200,22 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
             ),
         ],
     );
+}
+
+/// Exit status 2 naming the failed items, once every output is written.
+fn fail_if_any_failed(per_item: &[ItemRecord]) -> anyhow::Result<()> {
+    let failed: Vec<String> = per_item
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| format!("item {}: {}", r.id, r.error.as_deref().unwrap_or("failed")))
+        .collect();
     if !failed.is_empty() {
-        let list: Vec<String> = failed
-            .iter()
-            .map(|r| format!("item {}: {}", r.id, r.error.as_deref().unwrap_or("failed")))
-            .collect();
         bail!(
-            "{} of {items} item(s) failed ({}); the others completed and every output was written. \
+            "{} of {} item(s) failed ({}); the others completed and every output was written. \
              Lower init_scale, check the weights, or try combine: Replace",
             failed.len(),
-            list.join("; ")
+            per_item.len(),
+            failed.join("; ")
         );
     }
     Ok(())
