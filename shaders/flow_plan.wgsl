@@ -26,7 +26,8 @@
 @group(0) @binding(14) var<storage, read_write> pairs: array<vec2<u32>>;
 @group(0) @binding(15) var<storage, read_write> pair_count: atomic<u32>;
 
-const WG: u32 = 256u;
+// PLAN_WG (the workgroup size) comes from the kernel table through the header.
+const WG: u32 = PLAN_WG;
 // Survivors and completions are scanned together: a chunk has at most WG of each.
 const DONE_UNIT: u32 = 65536u;
 var<workgroup> scan: array<u32, WG>;
@@ -65,7 +66,7 @@ fn requested_by(base: u32, n: u32, j: u32) -> u32 {
     return spawn[s];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = wg.x;
     let base = b * CAP;

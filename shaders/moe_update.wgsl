@@ -24,8 +24,9 @@ const O_L: u32 = S + REC;
 const O_F: u32 = O_L + S;
 const O_D: u32 = O_F + S;
 const T0: u32 = O_D + S;
-// Floats of scratch per lane; must equal lattice-gpu's moe::scratch_len.
-const SCRATCH: u32 = T0 + 13u * WIDE;
+// SCRATCH (floats of scratch per lane) comes from the header (lattice-gpu's moe::scratch_len);
+// this layout must fit it exactly.
+const_assert SCRATCH == T0 + 13u * WIDE;
 
 fn tmp(k: u32) -> u32 {
     return T0 + k * WIDE;

@@ -7,6 +7,7 @@ pub mod geometry;
 pub mod images;
 pub mod inputs;
 pub mod io;
+#[cfg(feature = "test-support")]
 pub mod kernels;
 pub mod lattice;
 pub mod math;

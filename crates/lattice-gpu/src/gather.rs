@@ -1,11 +1,10 @@
-//! GPU twin of `lattice_core::kernels::gather`: per-class neighbor means for B lattices.
+//! The neighbor cache on the GPU; with the `test-support` feature also the standalone gather
+//! kernel (twin of `lattice_core::kernels::gather`), which the tests run.
 
 use lattice_core::NeighborCache;
 
 use crate::context::{GpuContext, GpuError};
-use crate::kernel::{Kernel, read_back, run_pass, storage, storage_zeroed, uniform};
-use crate::layout::LatticeParams;
-use crate::shaders;
+use crate::kernel::storage;
 
 /// The neighbor cache uploaded once (stencil, and the explicit table when masked).
 pub struct GpuNeighbors {
@@ -33,55 +32,5 @@ impl GpuNeighbors {
     }
 }
 
-pub struct GpuGather {
-    kernel: Kernel,
-}
-
-impl GpuGather {
-    pub fn new(ctx: &GpuContext) -> Self {
-        Self {
-            kernel: Kernel::new(ctx, "gather", shaders::GATHER, &[], 64),
-        }
-    }
-
-    /// `states` is `[items, N, channels]`; returns `[items, N, 3, channels]`.
-    pub fn class_means(
-        &self,
-        ctx: &GpuContext,
-        cache: &NeighborCache,
-        neighbors: &GpuNeighbors,
-        states: &[f32],
-        items: u32,
-        channels: u32,
-    ) -> Result<Vec<f32>, GpuError> {
-        let n = u64::from(cache.dims().cells());
-        let out_len = u64::from(items) * n * 3 * u64::from(channels);
-        ctx.check_binding(
-            "the gathered means",
-            out_len * 4,
-            "run fewer items per batch",
-        )?;
-        ctx.check_binding(
-            "the states",
-            states.len() as u64 * 4,
-            "run fewer items per batch",
-        )?;
-        let params = uniform(ctx, "params", &LatticeParams::new(cache, items, channels));
-        let input = storage(ctx, "states", states);
-        let output = storage_zeroed(ctx, "means", out_len * 4);
-        let group = self.kernel.bind(
-            ctx,
-            &[
-                &params,
-                &neighbors.stencil,
-                &neighbors.class_ptr,
-                &neighbors.col_idx,
-                &input,
-                &output,
-            ],
-        );
-        let threads = u64::from(items) * n * u64::from(channels);
-        run_pass(ctx, |pass| self.kernel.dispatch(ctx, pass, &group, threads))?;
-        read_back(ctx, &output, out_len as usize)
-    }
-}
+#[cfg(feature = "test-support")]
+pub use crate::standalone_gather::GpuGather;

@@ -4,24 +4,23 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use crate::context::{GpuContext, GpuError};
+use crate::shaders::{self, KernelSpec};
 
-/// A compute pipeline built from one composed WGSL source, with its auto-derived layout.
-/// Cloning shares the compiled pipeline.
+/// A compute pipeline built from one kernel of the table ([`KernelSpec`]), with its
+/// auto-derived layout. Cloning shares the compiled pipeline.
 #[derive(Clone)]
 pub struct Kernel {
+    pub spec: &'static KernelSpec,
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
     pub workgroup: u32,
 }
 
 impl Kernel {
-    pub fn new(
-        ctx: &GpuContext,
-        label: &str,
-        source: &str,
-        constants: &[(&str, f64)],
-        workgroup: u32,
-    ) -> Self {
+    /// Compiles `spec` specialised with `header` (empty for an unspecialised kernel).
+    pub fn new(ctx: &GpuContext, spec: &'static KernelSpec, header: &str) -> Self {
+        let label = spec.name;
+        let source = shaders::compose(spec, header);
         let module = ctx
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -34,22 +33,31 @@ impl Kernel {
                 label: Some(label),
                 layout: None,
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(spec.entry),
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants,
+                    constants: &[],
                     zero_initialize_workgroup_memory: true,
                 },
                 cache: None,
             });
         let layout = pipeline.get_bind_group_layout(0);
         Self {
+            spec,
             pipeline,
             layout,
-            workgroup,
+            workgroup: spec.workgroup,
         }
     }
 
+    /// A bind group of `buffers` in the table's binding order.
     pub fn bind(&self, ctx: &GpuContext, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        assert_eq!(
+            buffers.len(),
+            self.spec.bindings.len(),
+            "{}: bind {:?} in this order",
+            self.spec.name,
+            self.spec.bindings
+        );
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()

@@ -4,9 +4,12 @@
 pub mod context;
 pub mod flows;
 pub mod gather;
+pub mod header;
 pub mod kernel;
 pub mod layout;
 pub mod moe;
 pub mod shaders;
+#[cfg(feature = "test-support")]
+mod standalone_gather;
 
 pub use context::{GpuContext, GpuError, REQUIRE_GPU_ENV, list_adapters, test_context};

@@ -1,110 +1,259 @@
-//! WGSL sources. A kernel is one file from `shaders/` composed after snippets from
-//! `shaders/shared/`; MoE kernels are also preceded by a generated header of sizes and tensor
-//! offsets (`crate::moe::header`). [`FILES`] lists which files make each kernel; a plain test
-//! validates every kernel with naga, for every preset's header.
+//! The kernel table: every compute kernel declared once, with the WGSL parts it is composed
+//! of (shared snippets from `shaders/shared/`, then its own file), its entry point, workgroup
+//! size, bindings (in binding order) and the generated header it is specialised with. The
+//! table builds the sources ([`compose`]), creates the pipelines (`crate::kernel::Kernel`) and
+//! drives the naga test (tests/shaders_validate.rs), which checks the entry point, the
+//! workgroup size and every binding's name and order against the WGSL.
 
-pub const LATTICE: &str = include_str!("../../../shaders/shared/lattice.wgsl");
-pub const ACT: &str = include_str!("../../../shaders/shared/act.wgsl");
-pub const NN: &str = include_str!("../../../shaders/shared/nn.wgsl");
-pub const MOE: &str = include_str!("../../../shaders/shared/moe.wgsl");
+/// The generated `const` header a kernel is specialised with (`crate::header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Specialised {
+    /// Complete as written.
+    No,
+    /// Sizes and tensor offsets of one MoE network (`crate::moe::header`).
+    Moe,
+    /// Sizes and tensor offsets of one flow network (`crate::flows::header`).
+    Flow,
+}
 
-pub const FLOW: &str = include_str!("../../../shaders/shared/flow.wgsl");
+/// One compute kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelSpec {
+    pub name: &'static str,
+    /// Paths under `shaders/`, concatenated in this order after the header.
+    pub parts: &'static [&'static str],
+    pub entry: &'static str,
+    /// `@workgroup_size(workgroup)` (one-dimensional).
+    pub workgroup: u32,
+    /// The names of group 0's bindings 0, 1, 2, …
+    pub bindings: &'static [&'static str],
+    pub header: Specialised,
+}
 
-pub const FLOW_NEURON: &str = include_str!("../../../shaders/flow_neuron.wgsl");
-pub const FLOW_GRU: &str = include_str!("../../../shaders/flow_gru.wgsl");
-pub const FLOW_HEADS: &str = include_str!("../../../shaders/flow_heads.wgsl");
-pub const FLOW_COMMIT: &str = include_str!("../../../shaders/flow_commit.wgsl");
-pub const FLOW_PLAN: &str = include_str!("../../../shaders/flow_plan.wgsl");
-pub const FLOW_COPY: &str = include_str!("../../../shaders/flow_copy.wgsl");
+const fn kernel(
+    name: &'static str,
+    parts: &'static [&'static str],
+    workgroup: u32,
+    bindings: &'static [&'static str],
+    header: Specialised,
+) -> KernelSpec {
+    KernelSpec {
+        name,
+        parts,
+        entry: "main",
+        workgroup,
+        bindings,
+        header,
+    }
+}
 
-pub const MOE_PREP: &str = include_str!("../../../shaders/moe_prep.wgsl");
-pub const MOE_GATHER: &str = include_str!("../../../shaders/moe_gather.wgsl");
-pub const MOE_UPDATE: &str = include_str!("../../../shaders/moe_update.wgsl");
-
-/// The neighbor-gather kernel, complete (it needs no generated header).
-pub const GATHER: &str = concat!(
-    include_str!("../../../shaders/shared/lattice.wgsl"),
-    include_str!("../../../shaders/gather.wgsl"),
+/// Per-class neighbor means (tests only: the MoE step gathers inside `moe_gather`).
+pub const GATHER: KernelSpec = kernel(
+    "gather",
+    &["shared/lattice.wgsl", "gather.wgsl"],
+    64,
+    &[
+        "params",
+        "stencil",
+        "class_ptr",
+        "col_idx",
+        "states",
+        "means",
+    ],
+    Specialised::No,
+);
+pub const MOE_PREP: KernelSpec = kernel(
+    "moe_prep",
+    &["shared/lattice.wgsl", "shared/moe.wgsl", "moe_prep.wgsl"],
+    64,
+    &["mp", "wts", "states", "prep"],
+    Specialised::Moe,
+);
+pub const MOE_GATHER: KernelSpec = kernel(
+    "moe_gather",
+    &[
+        "shared/lattice.wgsl",
+        "shared/moe.wgsl",
+        "shared/act.wgsl",
+        "moe_gather.wgsl",
+    ],
+    64,
+    &[
+        "params",
+        "mp",
+        "stencil",
+        "class_ptr",
+        "col_idx",
+        "wts",
+        "states",
+        "prep",
+        "records",
+        "counts",
+    ],
+    Specialised::Moe,
+);
+pub const MOE_UPDATE: KernelSpec = kernel(
+    "moe_update",
+    &[
+        "shared/lattice.wgsl",
+        "shared/moe.wgsl",
+        "shared/act.wgsl",
+        "shared/nn.wgsl",
+        "moe_update.wgsl",
+    ],
+    64,
+    &[
+        "mp", "wts", "states", "records", "counts", "next", "bad", "scratch",
+    ],
+    Specialised::Moe,
+);
+pub const FLOW_NEURON: KernelSpec = kernel(
+    "flow_neuron",
+    &[
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/flow.wgsl",
+        "flow_neuron.wgsl",
+    ],
+    64,
+    &["params", "wts", "pos", "live", "live_off", "gslot", "xin"],
+    Specialised::Flow,
+);
+pub const FLOW_GRU: KernelSpec = kernel(
+    "flow_gru",
+    &[
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/flow.wgsl",
+        "flow_gru.wgsl",
+    ],
+    64,
+    &[
+        "params", "lp", "wts", "gru_t", "gslot", "xin", "hidden", "hs",
+    ],
+    Specialised::Flow,
+);
+pub const FLOW_HEADS: KernelSpec = kernel(
+    "flow_heads",
+    &[
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/flow.wgsl",
+        "flow_heads.wgsl",
+    ],
+    64,
+    &[
+        "params", "wts", "gslot", "hs", "seeds", "pos", "prev", "status", "event", "spawn",
+        "steps", "ids",
+    ],
+    Specialised::Flow,
+);
+pub const FLOW_COMMIT: KernelSpec = kernel(
+    "flow_commit",
+    &[
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/flow.wgsl",
+        "flow_commit.wgsl",
+    ],
+    64,
+    &["params", "gslot", "hs", "hidden"],
+    Specialised::Flow,
+);
+/// One workgroup per item: the prefix scans need the whole item in one group.
+pub const FLOW_PLAN: KernelSpec = kernel(
+    "flow_plan",
+    &[
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/flow.wgsl",
+        "flow_plan.wgsl",
+    ],
+    256,
+    &[
+        "params",
+        "live_in",
+        "live_out",
+        "counts",
+        "status",
+        "event",
+        "spawn",
+        "pos",
+        "prev",
+        "ids",
+        "parent",
+        "steps",
+        "done",
+        "free",
+        "pairs",
+        "pair_count",
+    ],
+    Specialised::Flow,
+);
+pub const FLOW_COPY: KernelSpec = kernel(
+    "flow_copy",
+    &[
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/flow.wgsl",
+        "flow_copy.wgsl",
+    ],
+    64,
+    &["pairs", "pair_count", "hidden"],
+    Specialised::Flow,
 );
 
-/// (kernel, the shader files it is made of).
-pub const FILES: &[(&str, &[&str])] = &[
-    ("gather", &["shared/lattice.wgsl", "gather.wgsl"]),
-    (
-        "moe_prep",
-        &["shared/lattice.wgsl", "shared/moe.wgsl", "moe_prep.wgsl"],
-    ),
-    (
-        "moe_gather",
-        &[
-            "shared/lattice.wgsl",
-            "shared/moe.wgsl",
-            "shared/act.wgsl",
-            "moe_gather.wgsl",
-        ],
-    ),
-    (
-        "moe_update",
-        &[
-            "shared/lattice.wgsl",
-            "shared/moe.wgsl",
-            "shared/act.wgsl",
-            "shared/nn.wgsl",
-            "moe_update.wgsl",
-        ],
-    ),
-    (
-        "flow_neuron",
-        &[
-            "shared/lattice.wgsl",
-            "shared/act.wgsl",
-            "shared/flow.wgsl",
-            "flow_neuron.wgsl",
-        ],
-    ),
-    (
-        "flow_gru",
-        &[
-            "shared/lattice.wgsl",
-            "shared/act.wgsl",
-            "shared/flow.wgsl",
-            "flow_gru.wgsl",
-        ],
-    ),
-    (
-        "flow_heads",
-        &[
-            "shared/lattice.wgsl",
-            "shared/act.wgsl",
-            "shared/flow.wgsl",
-            "flow_heads.wgsl",
-        ],
-    ),
-    (
-        "flow_commit",
-        &[
-            "shared/lattice.wgsl",
-            "shared/act.wgsl",
-            "shared/flow.wgsl",
-            "flow_commit.wgsl",
-        ],
-    ),
-    (
-        "flow_plan",
-        &[
-            "shared/lattice.wgsl",
-            "shared/act.wgsl",
-            "shared/flow.wgsl",
-            "flow_plan.wgsl",
-        ],
-    ),
-    (
-        "flow_copy",
-        &[
-            "shared/lattice.wgsl",
-            "shared/act.wgsl",
-            "shared/flow.wgsl",
-            "flow_copy.wgsl",
-        ],
-    ),
+/// Every kernel.
+pub const KERNELS: &[KernelSpec] = &[
+    GATHER,
+    MOE_PREP,
+    MOE_GATHER,
+    MOE_UPDATE,
+    FLOW_NEURON,
+    FLOW_GRU,
+    FLOW_HEADS,
+    FLOW_COMMIT,
+    FLOW_PLAN,
+    FLOW_COPY,
 ];
+
+/// The text of a file under `shaders/`.
+///
+/// # Panics
+/// On a path no kernel lists (a table error, caught by the naga test).
+pub fn file(path: &str) -> &'static str {
+    macro_rules! files {
+        ($($p:literal),* $(,)?) => {
+            match path {
+                $($p => include_str!(concat!("../../../shaders/", $p)),)*
+                other => panic!("shaders/{other} is not a known shader file"),
+            }
+        };
+    }
+    files!(
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/nn.wgsl",
+        "shared/moe.wgsl",
+        "shared/flow.wgsl",
+        "gather.wgsl",
+        "moe_prep.wgsl",
+        "moe_gather.wgsl",
+        "moe_update.wgsl",
+        "flow_neuron.wgsl",
+        "flow_gru.wgsl",
+        "flow_heads.wgsl",
+        "flow_commit.wgsl",
+        "flow_plan.wgsl",
+        "flow_copy.wgsl",
+    )
+}
+
+/// A kernel's full source: `header` (empty for [`Specialised::No`]) then its parts.
+pub fn compose(spec: &KernelSpec, header: &str) -> String {
+    let mut source = String::from(header);
+    for part in spec.parts {
+        source.push_str(file(part));
+    }
+    source
+}

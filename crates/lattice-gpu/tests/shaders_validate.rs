@@ -1,5 +1,8 @@
-//! Every WGSL kernel is parsed and validated by naga, so a shader error fails `cargo test`
-//! on a machine without a GPU. Every file under shaders/ must belong to some kernel.
+//! Every kernel of the table (`lattice_gpu::shaders::KERNELS`) is composed, parsed and validated
+//! by naga, for every shipped preset's header, so a shader error fails `cargo test` on a machine
+//! without a GPU; and the table is checked against the WGSL: the entry point, its workgroup
+//! size, and each binding's name and position. Every file under shaders/ must belong to some
+//! kernel.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -7,63 +10,125 @@ use std::path::Path;
 use lattice_core::config::{self, Simulation};
 use lattice_core::flows::{FlowLayout, FlowShape};
 use lattice_core::moe::{MoeShape, ParamLayout};
-use lattice_gpu::shaders::{FILES, GATHER};
+use lattice_gpu::shaders::{KERNELS, KernelSpec, Specialised, compose};
 
-fn validate(name: &str, source: &str) {
+fn validate(what: &str, source: &str) -> naga::Module {
     let module = naga::front::wgsl::parse_str(source)
-        .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+        .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
     naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),
         naga::valid::Capabilities::all(),
     )
     .validate(&module)
-    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(source)));
+    .unwrap_or_else(|e| panic!("{what}: {}", e.emit_to_string(source)));
+    module
 }
 
-#[test]
-fn gather_kernel_validates_with_naga() {
-    validate("gather", GATHER);
+/// The table's entry point, workgroup size and bindings are the WGSL's.
+fn check_against_table(spec: &KernelSpec, module: &naga::Module) {
+    let name = spec.name;
+    let entry = module
+        .entry_points
+        .iter()
+        .find(|e| e.name == spec.entry)
+        .unwrap_or_else(|| panic!("{name}: no entry point {}", spec.entry));
+    assert_eq!(entry.stage, naga::ShaderStage::Compute, "{name}");
+    assert_eq!(
+        entry.workgroup_size,
+        [spec.workgroup, 1, 1],
+        "{name}: workgroup size"
+    );
+    let mut bound: Vec<(u32, u32, String)> = module
+        .global_variables
+        .iter()
+        .filter_map(|(_, g)| {
+            let b = g.binding.as_ref()?;
+            Some((b.group, b.binding, g.name.clone().unwrap_or_default()))
+        })
+        .collect();
+    bound.sort();
+    let expected: Vec<(u32, u32, String)> = (spec.bindings.iter().enumerate())
+        .map(|(k, n)| (0, k as u32, n.to_string()))
+        .collect();
+    assert_eq!(bound, expected, "{name}: bindings (group, binding, name)");
 }
 
-/// The MoE kernels, specialised for every shipped preset.
-#[test]
-fn moe_kernels_validate_with_naga_for_every_preset() {
+fn presets(names: &[&str]) -> Vec<(String, Simulation)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    for preset in [
+    names
+        .iter()
+        .map(|p| {
+            (
+                p.to_string(),
+                config::load(&root.join(p)).unwrap().config.simulation,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_kernel_validates_and_matches_the_table_for_every_preset() {
+    let moe = presets(&[
         "debug.ron",
         "experiment.ron",
         "optimized.ron",
         "periodic.ron",
-    ] {
-        let loaded = config::load(&root.join(preset)).unwrap();
-        let Simulation::Moe(moe) = &loaded.config.simulation else {
-            panic!("{preset} is a Moe preset");
-        };
-        let layout = ParamLayout::new(MoeShape::from_config(moe));
-        for (name, source) in lattice_gpu::moe::sources(&layout, moe.ode_steps) {
-            validate(&format!("{name} ({preset})"), &source);
-        }
-    }
-}
-
-/// The flow kernels, specialised for every shipped flows preset.
-#[test]
-fn flow_kernels_validate_with_naga_for_every_preset() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    for preset in [
+    ]);
+    let flows = presets(&[
         "flows_debug.ron",
         "flows_experiment.ron",
         "flows_optimized.ron",
-    ] {
-        let loaded = config::load(&root.join(preset)).unwrap();
-        let Simulation::Flows(f) = &loaded.config.simulation else {
-            panic!("{preset} is a Flows preset");
+    ]);
+    let mut checked = 0;
+    for spec in KERNELS {
+        let headers: Vec<(String, String)> = match spec.header {
+            Specialised::No => vec![("-".into(), String::new())],
+            Specialised::Moe => (moe.iter())
+                .map(|(p, sim)| {
+                    let Simulation::Moe(m) = sim else {
+                        panic!("{p} is a Moe preset")
+                    };
+                    let layout = ParamLayout::new(MoeShape::from_config(m));
+                    (p.clone(), lattice_gpu::moe::header(&layout, m.ode_steps))
+                })
+                .collect(),
+            Specialised::Flow => (flows.iter())
+                .map(|(p, sim)| {
+                    let Simulation::Flows(f) = sim else {
+                        panic!("{p} is a Flows preset")
+                    };
+                    let layout = FlowLayout::new(FlowShape::from_config(f));
+                    (p.clone(), lattice_gpu::flows::header(&layout, f.capacity()))
+                })
+                .collect(),
         };
-        let layout = FlowLayout::new(FlowShape::from_config(f));
-        for (name, source) in lattice_gpu::flows::sources(&layout, f.capacity()) {
-            validate(&format!("{name} ({preset})"), &source);
+        for (preset, header) in headers {
+            let module = validate(
+                &format!("{} ({preset})", spec.name),
+                &compose(spec, &header),
+            );
+            check_against_table(spec, &module);
+            checked += 1;
         }
     }
+    assert_eq!(checked, 1 + 3 * 4 + 6 * 3);
+}
+
+#[test]
+fn a_binding_out_of_order_is_caught() {
+    // The check itself can fail: the gather kernel against a table with two bindings swapped.
+    let mut spec = lattice_gpu::shaders::GATHER;
+    spec.bindings = &[
+        "params",
+        "class_ptr",
+        "stencil",
+        "col_idx",
+        "states",
+        "means",
+    ];
+    let module = validate("gather", &compose(&spec, ""));
+    let caught = std::panic::catch_unwind(|| check_against_table(&spec, &module));
+    assert!(caught.is_err());
 }
 
 #[test]
@@ -86,12 +151,12 @@ fn every_shader_file_is_part_of_a_kernel() {
             }
         }
     }
-    let used: BTreeSet<String> = FILES
+    let used: BTreeSet<String> = KERNELS
         .iter()
-        .flat_map(|(_, files)| files.iter().map(|f| f.to_string()))
+        .flat_map(|k| k.parts.iter().map(|f| f.to_string()))
         .collect();
     assert_eq!(
         on_disk, used,
-        "shaders/ and lattice_gpu::shaders::FILES disagree"
+        "shaders/ and lattice_gpu::shaders::KERNELS disagree"
     );
 }

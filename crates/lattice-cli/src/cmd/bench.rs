@@ -62,21 +62,7 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
         results.extend(neighbors(&keep));
     }
     let wants_gpu = matches!(args.what, What::Moe | What::Flows | What::All);
-    let gpu = if !wants_gpu {
-        None
-    } else {
-        match backend {
-            BackendChoice::Cpu => None,
-            _ => match GpuContext::new() {
-                Ok(ctx) => Some(ctx),
-                Err(e) if backend == BackendChoice::Gpu => return Err(e.into()),
-                Err(e) => {
-                    tracing::warn!("GPU cases skipped: {e}");
-                    None
-                }
-            },
-        }
-    };
+    let gpu = if wants_gpu { open_gpu(backend)? } else { None };
     let mut backends: Vec<Option<&GpuContext>> = Vec::new();
     if backend != BackendChoice::Gpu {
         backends.push(None);
@@ -112,12 +98,33 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
             }
         }
     }
+    report(gpu.as_ref(), &results)
+}
+
+/// The GPU the cases run on: none with `--backend cpu`; with `auto`, none (and a warning) when
+/// no adapter opens.
+fn open_gpu(backend: BackendChoice) -> anyhow::Result<Option<GpuContext>> {
+    if backend == BackendChoice::Cpu {
+        return Ok(None);
+    }
+    match GpuContext::new() {
+        Ok(ctx) => Ok(Some(ctx)),
+        Err(e) if backend == BackendChoice::Gpu => Err(e.into()),
+        Err(e) => {
+            tracing::warn!("GPU cases skipped: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// The JSON report on stdout and a table on stderr.
+fn report(gpu: Option<&GpuContext>, results: &[Value]) -> anyhow::Result<()> {
     // The device the cases ran on; a neighbors-only run (or --backend cpu) still names the
     // adapter the machine has.
     let describe = |c: &GpuContext| json!({"name": c.adapter.name, "backend": c.adapter.backend, "type": c.adapter.device_type});
     let machine = json!({
         "cpu_threads": lattice_sim::rayon_threads(),
-        "gpu": gpu.as_ref().map(describe).or_else(|| GpuContext::new().ok().as_ref().map(describe)),
+        "gpu": gpu.map(describe).or_else(|| GpuContext::new().ok().as_ref().map(describe)),
     });
     println!(
         "{}",
@@ -131,17 +138,13 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
         v.as_f64()
             .map_or("—".to_string(), |x| format!("{:.*}", digits, x * scale))
     };
-    for r in &results {
+    for r in results {
+        let rate = r.get("cell_updates_per_s").or(r.get("flow_steps_per_s"));
         eprintln!(
             "{:<34} {:>12} {:>16} {:>14} {:>10}",
             r["case"].as_str().unwrap_or(""),
             num(&r["ms"], 3, 1.0),
-            num(
-                r.get("cell_updates_per_s")
-                    .unwrap_or(r.get("flow_steps_per_s").unwrap_or(&Value::Null)),
-                0,
-                1.0
-            ),
+            num(rate.unwrap_or(&Value::Null), 0, 1.0),
             num(&r["achieved_flops"], 2, 1e-9),
             num(&r["fraction_of_fp32_peak"], 2, 100.0),
         );

@@ -1,6 +1,6 @@
 //! Semantic checks of a parsed config. Each problem names the field and the valid range.
 
-use super::{BatchSize, FlowsConfig, MoeConfig, RunConfig, Simulation};
+use super::{BatchSize, FlowsConfig, MoeConfig, RunConfig, Simulation, SpawnConfig};
 use crate::geometry::{Dims, DimsError};
 
 /// One problem with a config: the field path, what is wrong, and how to fix it.
@@ -65,6 +65,12 @@ pub(super) fn check(config: &RunConfig, limits: &Limits) -> Vec<ConfigIssue> {
 }
 
 fn check_moe(moe: &MoeConfig, limits: &Limits, issue: &mut impl FnMut(&str, String, String)) {
+    check_moe_lattice(moe, issue);
+    check_moe_sizes(moe, limits, issue);
+}
+
+/// The lattice's size and neighborhood radius.
+fn check_moe_lattice(moe: &MoeConfig, issue: &mut impl FnMut(&str, String, String)) {
     let l = &moe.lattice;
     let (w, h, d) = l.dims;
     match Dims::new(w, h, d) {
@@ -98,6 +104,10 @@ fn check_moe(moe: &MoeConfig, limits: &Limits, issue: &mut impl FnMut(&str, Stri
             "the reference values are radius_min: 1.0, radius_max: 100.0".into(),
         );
     }
+}
+
+/// The networks' sizes, step counts and the initial scale.
+fn check_moe_sizes(moe: &MoeConfig, limits: &Limits, issue: &mut impl FnMut(&str, String, String)) {
     let mut size = |field: &str, v: u32, lo: u32, hi: u32| {
         if v < lo || v > hi {
             issue(
@@ -162,6 +172,27 @@ fn check_moe(moe: &MoeConfig, limits: &Limits, issue: &mut impl FnMut(&str, Stri
 const MAX_MOVE: f32 = 0.866_025_4;
 
 fn check_flows(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
+    check_flow_dims(f, issue);
+    check_flow_sizes(f, issue);
+    check_flow_moves(f, issue);
+    check_flow_capacity(f, issue);
+    if let Some(sp) = &f.spawn {
+        check_flow_spawn(f, sp, issue);
+    }
+    check_flow_convergence(f, issue);
+    if let Some(t) = &f.trace
+        && t.capacity == 0
+    {
+        issue(
+            "simulation.Flows.trace.capacity",
+            "a ring buffer of 0 events keeps nothing".into(),
+            "use 1 or more (default 100000), or remove trace".into(),
+        );
+    }
+}
+
+/// The lattice and its surface.
+fn check_flow_dims(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
     let (w, h, d) = f.dims;
     if w < 2 || h < 2 || d < 2 {
         issue(
@@ -179,6 +210,10 @@ fn check_flows(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
             "use a smaller surface".into(),
         );
     }
+}
+
+/// The networks' sizes and the step count.
+fn check_flow_sizes(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
     let mut size = |field: &str, v: u32, lo: u32, hi: u32, fix: &str| {
         if v < lo || v > hi {
             issue(field, format!("{v} is outside {lo}..={hi}"), fix.into());
@@ -236,6 +271,10 @@ fn check_flows(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
             "use an even size".into(),
         );
     }
+}
+
+/// The move rule's scale and noise.
+fn check_flow_moves(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
     if !(f.displacement_scale.is_finite() && f.displacement_scale > 0.0) {
         issue(
             "simulation.Flows.displacement_scale",
@@ -250,6 +289,11 @@ fn check_flows(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
             "0 turns noise off; the presets use 0.05 or 0.1".into(),
         );
     }
+}
+
+/// Room for the roots.
+fn check_flow_capacity(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
+    let (w, h, _) = f.dims;
     let surface = w * h;
     let capacity = f.capacity();
     if capacity < surface {
@@ -262,67 +306,70 @@ fn check_flows(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
             ),
         );
     }
-    if let Some(sp) = &f.spawn {
-        if !(sp.threshold.is_finite() && sp.threshold > 0.0) {
+}
+
+/// A spawn threshold a move can reach, and children per step.
+fn check_flow_spawn(
+    f: &FlowsConfig,
+    sp: &SpawnConfig,
+    issue: &mut impl FnMut(&str, String, String),
+) {
+    if !(sp.threshold.is_finite() && sp.threshold > 0.0) {
+        issue(
+            "simulation.Flows.spawn.threshold",
+            format!("{} is not a positive finite number", sp.threshold),
+            "the presets use 0.1 to 0.5".into(),
+        );
+    } else {
+        // One child needs L ≥ 2τ; noise can add about 4σ per axis.
+        let largest = MAX_MOVE * (1.0 + 8.0 * f.noise);
+        if 2.0 * sp.threshold > largest {
             issue(
                 "simulation.Flows.spawn.threshold",
-                format!("{} is not a positive finite number", sp.threshold),
-                "the presets use 0.1 to 0.5".into(),
-            );
-        } else {
-            // One child needs L ≥ 2τ; noise can add about 4σ per axis.
-            let largest = MAX_MOVE * (1.0 + 8.0 * f.noise);
-            if 2.0 * sp.threshold > largest {
-                issue(
-                    "simulation.Flows.spawn.threshold",
-                    format!(
-                        "τ = {} needs a move of 2τ = {} to spawn a child, but with noise = {} a flow moves at most about {largest:.3} per step (±0.5 per axis)",
-                        sp.threshold,
-                        2.0 * sp.threshold,
-                        f.noise
-                    ),
-                    format!(
-                        "lower spawn.threshold below {:.3}, or remove spawn",
-                        largest / 2.0
-                    ),
-                );
-            }
-        }
-        if sp.max_per_step == 0 {
-            issue(
-                "simulation.Flows.spawn.max_per_step",
-                "0 children per step means spawn never fires".into(),
-                "use 1 or more, or remove spawn".into(),
-            );
-        }
-    }
-    if let Some(c) = &f.convergence {
-        if !(c.threshold > 0.0 && c.threshold <= 1.0) {
-            issue(
-                "simulation.Flows.convergence.threshold",
-                format!("{} is not a completion rate in (0, 1]", c.threshold),
-                "the presets use 0.8 or 0.95".into(),
-            );
-        }
-        if c.min_steps >= f.steps() {
-            issue(
-                "simulation.Flows.convergence.min_steps",
                 format!(
-                    "{} is not below max_steps = {}, so the convergence test never runs",
-                    c.min_steps,
-                    f.steps()
+                    "τ = {} needs a move of 2τ = {} to spawn a child, but with noise = {} a flow moves at most about {largest:.3} per step (±0.5 per axis)",
+                    sp.threshold,
+                    2.0 * sp.threshold,
+                    f.noise
                 ),
-                "lower convergence.min_steps, raise simulation.Flows.max_steps, or remove convergence".into(),
+                format!(
+                    "lower spawn.threshold below {:.3}, or remove spawn",
+                    largest / 2.0
+                ),
             );
         }
     }
-    if let Some(t) = &f.trace
-        && t.capacity == 0
-    {
+    if sp.max_per_step == 0 {
         issue(
-            "simulation.Flows.trace.capacity",
-            "a ring buffer of 0 events keeps nothing".into(),
-            "use 1 or more (default 100000), or remove trace".into(),
+            "simulation.Flows.spawn.max_per_step",
+            "0 children per step means spawn never fires".into(),
+            "use 1 or more, or remove spawn".into(),
+        );
+    }
+}
+
+/// A convergence test that can run.
+fn check_flow_convergence(f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
+    let Some(c) = &f.convergence else {
+        return;
+    };
+    if !(c.threshold > 0.0 && c.threshold <= 1.0) {
+        issue(
+            "simulation.Flows.convergence.threshold",
+            format!("{} is not a completion rate in (0, 1]", c.threshold),
+            "the presets use 0.8 or 0.95".into(),
+        );
+    }
+    if c.min_steps >= f.steps() {
+        issue(
+            "simulation.Flows.convergence.min_steps",
+            format!(
+                "{} is not below max_steps = {}, so the convergence test never runs",
+                c.min_steps,
+                f.steps()
+            ),
+            "lower convergence.min_steps, raise simulation.Flows.max_steps, or remove convergence"
+                .into(),
         );
     }
 }

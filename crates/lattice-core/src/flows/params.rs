@@ -101,71 +101,9 @@ impl FlowLayout {
             sh.layers,
             if sh.collector { ", collector" } else { "" }
         ));
-        b.linear("mapper.fc1", e, i);
-        b.norm("mapper.norm1", i);
-        b.linear("mapper.fc2", i, 2 * wh);
-        b.norm("mapper.norm2", 2 * wh);
-        b.linear("mapper.fc3", 2 * wh, wh);
-        b.scalar("mapper.energy_scale", 1.0);
-        b.scalar("mapper.energy_bias", 0.0);
-        b.push(
-            "mapper.positional".into(),
-            vec![sh.h, sh.w],
-            Init::Normal { std: 0.02 },
-        );
-
-        // kaiming_normal(fan_out, relu): std = √(2 / fan_out); biases 0.
-        let kaiming = |b: &mut crate::tensors::LayoutBuilder, p: &str, input: u32, out: u32| {
-            let std = (2.0 / out as f32).sqrt();
-            b.linear_with(p, input, out, Init::Normal { std }, Init::Const(0.0));
-        };
-        let nh = sh.neuron_hidden;
-        kaiming(&mut b, "neuron.coord", 3, COORD_OUT);
-        kaiming(&mut b, "neuron.fc1", 4, nh);
-        b.norm("neuron.norm1", nh);
-        kaiming(&mut b, "neuron.fc2", nh, nh);
-        b.norm("neuron.norm2", nh);
-        kaiming(&mut b, "neuron.fc3", nh, sh.neuron_out);
-
-        let hc = sh.hidden;
-        for l in 0..sh.layers {
-            let input = sh.layer_in(l);
-            b.push(
-                format!("carrier.gru.weight_ih_l{l}"),
-                vec![3 * hc, input],
-                Init::XavierUniform {
-                    fan_in: input,
-                    fan_out: 3 * hc,
-                },
-            );
-            b.push(
-                format!("carrier.gru.weight_hh_l{l}"),
-                vec![3 * hc, hc],
-                Init::Orthogonal,
-            );
-            // Gate order r, z, n as PyTorch; the update gate's bias starts at 1.
-            let update = Init::ConstRange {
-                from: hc,
-                to: 2 * hc,
-                value: 1.0,
-            };
-            b.push(format!("carrier.gru.bias_ih_l{l}"), vec![3 * hc], update);
-            b.push(format!("carrier.gru.bias_hh_l{l}"), vec![3 * hc], update);
-        }
-        // Heads: xavier_uniform weights and zero biases, so the displacement's direction comes
-        // from the flow's own state rather than from a shared bias.
-        let xavier = |b: &mut crate::tensors::LayoutBuilder, p: &str, input: u32, out: u32| {
-            let w = Init::XavierUniform {
-                fan_in: input,
-                fan_out: out,
-            };
-            b.linear_with(p, input, out, w, Init::Const(0.0));
-        };
-        xavier(&mut b, "carrier.energy1", hc, hc / 2);
-        xavier(&mut b, "carrier.energy2", hc / 2, 1);
-        xavier(&mut b, "carrier.disp1", hc, DISP_HIDDEN);
-        xavier(&mut b, "carrier.disp2", DISP_HIDDEN, 3);
-
+        push_mapper(&mut b, &sh);
+        push_neuron(&mut b, &sh);
+        push_carrier(&mut b, &sh);
         if sh.collector {
             b.linear("collector.fc1", wh, 2 * wh);
             b.norm("collector.norm1", 2 * wh);
@@ -178,6 +116,81 @@ impl FlowLayout {
             net: b.build(),
         }
     }
+}
+
+/// The mapper: embedding → W·H energies (three layers, a learned scale and positional bias).
+fn push_mapper(b: &mut crate::tensors::LayoutBuilder, sh: &FlowShape) {
+    let (wh, e, i) = (sh.surface(), sh.embed, sh.inner());
+    b.linear("mapper.fc1", e, i);
+    b.norm("mapper.norm1", i);
+    b.linear("mapper.fc2", i, 2 * wh);
+    b.norm("mapper.norm2", 2 * wh);
+    b.linear("mapper.fc3", 2 * wh, wh);
+    b.scalar("mapper.energy_scale", 1.0);
+    b.scalar("mapper.energy_bias", 0.0);
+    b.push(
+        "mapper.positional".into(),
+        vec![sh.h, sh.w],
+        Init::Normal { std: 0.02 },
+    );
+}
+
+/// The SimpleNeuron: position and energy → the carrier's input.
+fn push_neuron(b: &mut crate::tensors::LayoutBuilder, sh: &FlowShape) {
+    // kaiming_normal(fan_out, relu): std = √(2 / fan_out); biases 0.
+    let kaiming = |b: &mut crate::tensors::LayoutBuilder, p: &str, input: u32, out: u32| {
+        let std = (2.0 / out as f32).sqrt();
+        b.linear_with(p, input, out, Init::Normal { std }, Init::Const(0.0));
+    };
+    let nh = sh.neuron_hidden;
+    kaiming(b, "neuron.coord", 3, COORD_OUT);
+    kaiming(b, "neuron.fc1", 4, nh);
+    b.norm("neuron.norm1", nh);
+    kaiming(b, "neuron.fc2", nh, nh);
+    b.norm("neuron.norm2", nh);
+    kaiming(b, "neuron.fc3", nh, sh.neuron_out);
+}
+
+/// The GRU carrier and its energy and displacement heads.
+fn push_carrier(b: &mut crate::tensors::LayoutBuilder, sh: &FlowShape) {
+    let hc = sh.hidden;
+    for l in 0..sh.layers {
+        let input = sh.layer_in(l);
+        b.push(
+            format!("carrier.gru.weight_ih_l{l}"),
+            vec![3 * hc, input],
+            Init::XavierUniform {
+                fan_in: input,
+                fan_out: 3 * hc,
+            },
+        );
+        b.push(
+            format!("carrier.gru.weight_hh_l{l}"),
+            vec![3 * hc, hc],
+            Init::Orthogonal,
+        );
+        // Gate order r, z, n as PyTorch; the update gate's bias starts at 1.
+        let update = Init::ConstRange {
+            from: hc,
+            to: 2 * hc,
+            value: 1.0,
+        };
+        b.push(format!("carrier.gru.bias_ih_l{l}"), vec![3 * hc], update);
+        b.push(format!("carrier.gru.bias_hh_l{l}"), vec![3 * hc], update);
+    }
+    // Heads: xavier_uniform weights and zero biases, so the displacement's direction comes
+    // from the flow's own state rather than from a shared bias.
+    let xavier = |b: &mut crate::tensors::LayoutBuilder, p: &str, input: u32, out: u32| {
+        let w = Init::XavierUniform {
+            fan_in: input,
+            fan_out: out,
+        };
+        b.linear_with(p, input, out, w, Init::Const(0.0));
+    };
+    xavier(b, "carrier.energy1", hc, hc / 2);
+    xavier(b, "carrier.energy2", hc / 2, 1);
+    xavier(b, "carrier.disp1", hc, DISP_HIDDEN);
+    xavier(b, "carrier.disp2", DISP_HIDDEN, 3);
 }
 
 #[cfg(test)]

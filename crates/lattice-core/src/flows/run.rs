@@ -99,6 +99,9 @@ impl FlowsConfig {
 
 /// Runs a placed batch to the end. `first_item` numbers the batch's items in the trace;
 /// `on_step` sees every step's totals as it ends (progress, logs).
+///
+/// # Errors
+/// The engine's own failure.
 pub fn run_batch<E: FlowEngine>(
     engine: &mut E,
     cfg: &FlowsConfig,
@@ -107,48 +110,14 @@ pub fn run_batch<E: FlowEngine>(
     mut trace: Option<&mut Trace>,
     mut on_step: impl FnMut(&StepRecord),
 ) -> Result<BatchOutcome, E::Error> {
-    let wh = u64::from(cfg.surface());
-    let mut outcomes = vec![
-        ItemOutcome {
-            created: wh,
-            ..Default::default()
-        };
-        items as usize
-    ];
-    let mut conv: Vec<Option<Convergence>> = (0..items)
-        .map(|_| cfg.convergence.clone().map(Convergence::new))
-        .collect();
-    let mut live: Vec<u32> = vec![cfg.surface(); items as usize];
-    let mut stopped = vec![false; items as usize];
+    let mut run = Items::new(cfg, items);
     let mut records = Vec::new();
     for step in 0..cfg.steps() {
-        let mut freeze = Vec::new();
-        for b in 0..items as usize {
-            if stopped[b] {
-                continue;
-            }
-            let o = &outcomes[b];
-            let reason = conv[b].as_mut().and_then(|c| {
-                c.check(
-                    step,
-                    o.completed_front + o.completed_back,
-                    o.created,
-                    u64::from(live[b]),
-                )
-            });
-            let reason = reason.or((live[b] == 0).then_some(StopReason::AllFlowsCompleted));
-            if let Some(reason) = reason {
-                stopped[b] = true;
-                outcomes[b].stop = reason;
-                if live[b] > 0 {
-                    freeze.push(b as u32);
-                }
-            }
-        }
+        let freeze = run.stop_before(step);
         if !freeze.is_empty() {
             engine.freeze(&freeze)?;
         }
-        if stopped.iter().all(|&s| s) {
+        if run.stopped.iter().all(|&s| s) {
             break;
         }
         let before = match trace {
@@ -156,22 +125,97 @@ pub fn run_batch<E: FlowEngine>(
             None => None,
         };
         let counts = engine.step(&cfg.rule(step))?;
+        let rec = run.add_step(step, &counts);
+        if let (Some(t), Some(before)) = (trace.as_deref_mut(), before) {
+            t.record(step, first_item, &before, &engine.state()?, &run.stopped);
+        }
+        on_step(&rec);
+        records.push(rec);
+    }
+    let mut state = engine.state()?;
+    finish_unfinished(&mut state, cfg.unfinished, &mut run.outcomes);
+    Ok(BatchOutcome {
+        state,
+        steps: records,
+        items: run.outcomes,
+    })
+}
+
+/// Each item's totals, early-stop state and live count while its batch runs.
+struct Items {
+    outcomes: Vec<ItemOutcome>,
+    conv: Vec<Option<Convergence>>,
+    live: Vec<u32>,
+    stopped: Vec<bool>,
+}
+
+impl Items {
+    fn new(cfg: &FlowsConfig, items: u32) -> Self {
+        let n = items as usize;
+        let created = u64::from(cfg.surface());
+        Self {
+            outcomes: vec![
+                ItemOutcome {
+                    created,
+                    ..Default::default()
+                };
+                n
+            ],
+            conv: (0..n)
+                .map(|_| cfg.convergence.clone().map(Convergence::new))
+                .collect(),
+            live: vec![cfg.surface(); n],
+            stopped: vec![false; n],
+        }
+    }
+
+    /// Decides, on each item's own history, which items stop before `step`; returns those
+    /// that still have live flows to freeze.
+    fn stop_before(&mut self, step: u32) -> Vec<u32> {
+        let mut freeze = Vec::new();
+        for b in 0..self.outcomes.len() {
+            if self.stopped[b] {
+                continue;
+            }
+            let o = &self.outcomes[b];
+            let (done, live) = (
+                o.completed_front + o.completed_back,
+                u64::from(self.live[b]),
+            );
+            let reason = self.conv[b]
+                .as_mut()
+                .and_then(|c| c.check(step, done, o.created, live));
+            let reason = reason.or((live == 0).then_some(StopReason::AllFlowsCompleted));
+            if let Some(reason) = reason {
+                self.stopped[b] = true;
+                self.outcomes[b].stop = reason;
+                if live > 0 {
+                    freeze.push(b as u32);
+                }
+            }
+        }
+        freeze
+    }
+
+    /// Adds one step's per-item counts (of the items still running) into the totals; the
+    /// step's record summed over them.
+    fn add_step(&mut self, step: u32, counts: &[ItemCounts]) -> StepRecord {
         let mut rec = StepRecord {
             step,
             ..Default::default()
         };
         for (b, c) in counts.iter().enumerate() {
-            if stopped[b] {
+            if self.stopped[b] {
                 continue;
             }
-            rec.live += live[b];
+            rec.live += self.live[b];
             rec.spawned += c.spawned;
             rec.completed_front += c.front;
             rec.completed_back += c.back;
             rec.reflected += c.reflected;
             rec.moving += c.moving;
             rec.dropped_by_capacity += c.dropped;
-            let o = &mut outcomes[b];
+            let o = &mut self.outcomes[b];
             o.steps = step + 1;
             o.created += u64::from(c.spawned);
             o.spawned += u64::from(c.spawned);
@@ -179,21 +223,10 @@ pub fn run_batch<E: FlowEngine>(
             o.completed_front += u64::from(c.front);
             o.completed_back += u64::from(c.back);
             o.reflected += u64::from(c.reflected);
-            live[b] = c.moving;
+            self.live[b] = c.moving;
         }
-        if let (Some(t), Some(before)) = (trace.as_deref_mut(), before) {
-            t.record(step, first_item, &before, &engine.state()?, &stopped);
-        }
-        on_step(&rec);
-        records.push(rec);
+        rec
     }
-    let mut state = engine.state()?;
-    finish_unfinished(&mut state, cfg.unfinished, &mut outcomes);
-    Ok(BatchOutcome {
-        state,
-        steps: records,
-        items: outcomes,
-    })
 }
 
 /// Counts the flows still moving when their item ended and, with `Unfinished::Project`,

@@ -204,7 +204,9 @@ impl NeighborCache {
         n
     }
 
-    /// The batch view: the neighbors of many cells at once, as flat arrays.
+    /// The batch view: the neighbors of many cells at once, as flat arrays (tests check it
+    /// against the per-cell view: the reference system's batch mode once left cells isolated).
+    #[cfg(feature = "test-support")]
     pub fn batch(&self, cells: &[u32]) -> NeighborBatch {
         let mut batch = NeighborBatch {
             cells: cells.to_vec(),
@@ -238,6 +240,7 @@ impl NeighborCache {
 }
 
 /// The neighbors of a list of cells in one flat table (`row_ptr` has `cells.len() + 1` entries).
+#[cfg(feature = "test-support")]
 #[derive(Debug, Clone, PartialEq)]
 pub struct NeighborBatch {
     pub cells: Vec<u32>,
@@ -245,6 +248,7 @@ pub struct NeighborBatch {
     pub neighbors: Vec<Neighbor>,
 }
 
+#[cfg(feature = "test-support")]
 impl NeighborBatch {
     pub fn row(&self, k: usize) -> &[Neighbor] {
         &self.neighbors[self.row_ptr[k]..self.row_ptr[k + 1]]
