@@ -81,7 +81,7 @@ fn cpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
 
 /// Positions and energies live in [−1, 1]: relative to that range.
 fn close(a: f32, b: f32) -> bool {
-    (a - b).abs() <= REL_TOL * a.abs().max(b.abs()).max(1.0)
+    approx::relative_eq!(a, b, epsilon = REL_TOL, max_relative = REL_TOL)
 }
 
 /// Compares two items' completion records: the same flows (ids) on the same planes after
@@ -164,7 +164,7 @@ fn gpu_matches_cpu_on_the_debug_preset() {
     for (k, (a, b)) in sc.planes.iter().zip(&sg.planes).enumerate() {
         if !tie_items.contains(&(k / (2 * wh))) {
             assert!(
-                (a - b).abs() <= REL_TOL * scale,
+                approx::abs_diff_eq!(*a, *b, epsilon = REL_TOL * scale),
                 "surface {k}: cpu {a} gpu {b}"
             );
         }

@@ -92,7 +92,12 @@ fn compare(cache: &NeighborCache, combine: Combine, items: u32, steps: u32) {
         let err = (a - b).abs() / a.abs().max(0.01 * scale);
         worst = worst.max(err);
         assert!(
-            err <= REL_TOL,
+            approx::relative_eq!(
+                *a,
+                *b,
+                epsilon = REL_TOL * 0.01 * scale,
+                max_relative = REL_TOL
+            ),
             "element {k}: cpu {a} gpu {b} (relative {err:e})"
         );
     }

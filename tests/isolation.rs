@@ -12,7 +12,8 @@ use lattice_core::kernels::gather::class_means;
 use lattice_core::lattice::build_cache;
 use lattice_core::neighbors::{NeighborClass, NeighborError};
 use lattice_core::{Boundary, Dims, NeighborCache, Radius};
-use lattice_gpu::gather::{GpuGather, GpuNeighbors};
+use lattice_gpu::gather::GpuNeighbors;
+use lattice_gpu::standalone_gather::GpuGather;
 
 fn set_of(list: impl IntoIterator<Item = (u32, NeighborClass)>) -> BTreeSet<(u32, NeighborClass)> {
     list.into_iter().collect()

@@ -29,18 +29,36 @@ pub enum GpuError {
         limit: u64,
         fix: &'static str,
     },
+    /// An allocation failed (caught by an out-of-memory error scope).
     #[error("the GPU ran out of memory: {0}")]
-    OutOfMemory(String),
+    OutOfMemory(#[source] wgpu::Error),
+    /// An allocation failure injected for testing the retry path.
+    #[error("allocation failure injected for testing")]
+    InjectedOutOfMemory,
+    /// Any other error wgpu reported (validation, internal).
     #[error("GPU error: {0}")]
-    Wgpu(String),
+    Wgpu(#[source] wgpu::Error),
+    /// Waiting for submitted work failed.
+    #[error("waiting for the GPU failed: {0}")]
+    Poll(#[source] wgpu::PollError),
+    /// Mapping a read-back buffer failed.
     #[error("reading back from the GPU failed: {0}")]
-    Readback(String),
+    Readback(#[source] wgpu::BufferAsyncError),
+    /// A mapped read-back buffer could not be viewed.
+    #[error("reading back from the GPU failed: {0}")]
+    MapRange(#[source] wgpu::MapRangeError),
+    /// The read-back callback never reported.
+    #[error("reading back from the GPU failed: the mapping was never reported")]
+    ReadbackLost,
 }
 
 impl GpuError {
     /// Whether fewer items per batch could succeed.
     pub fn is_allocation(&self) -> bool {
-        matches!(self, Self::TooLarge { .. } | Self::OutOfMemory(_))
+        matches!(
+            self,
+            Self::TooLarge { .. } | Self::OutOfMemory(_) | Self::InjectedOutOfMemory
+        )
     }
 }
 

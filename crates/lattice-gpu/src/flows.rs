@@ -537,7 +537,7 @@ impl<'a> GpuFlows<'a> {
         }
         ctx.queue.submit([enc.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Wgpu(e.to_string()));
+            return Err(GpuError::Wgpu(e));
         }
         self.cur = 1 - self.cur;
         self.counts = read_back(ctx, &self.b.counts, self.items as usize)?;

@@ -1,5 +1,4 @@
-//! The neighbor cache on the GPU; with the `test-support` feature also the standalone gather
-//! kernel (twin of `lattice_core::kernels::gather`), which the tests run.
+//! The neighbor cache on the GPU.
 
 use lattice_core::NeighborCache;
 
@@ -31,6 +30,3 @@ impl GpuNeighbors {
         })
     }
 }
-
-#[cfg(feature = "test-support")]
-pub use crate::standalone_gather::GpuGather;

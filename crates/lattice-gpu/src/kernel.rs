@@ -126,7 +126,7 @@ pub fn allocating<T>(
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let value = alloc();
     if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(GpuError::OutOfMemory(e.to_string()));
+        return Err(GpuError::OutOfMemory(e));
     }
     value
 }
@@ -188,13 +188,11 @@ pub fn read_back<T: Pod>(
     });
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Readback(e.to_string()))?;
+        .map_err(GpuError::Poll)?;
     rx.recv()
-        .map_err(|e| GpuError::Readback(e.to_string()))?
-        .map_err(|e| GpuError::Readback(e.to_string()))?;
-    let view = slice
-        .get_mapped_range()
-        .map_err(|e| GpuError::Readback(e.to_string()))?;
+        .map_err(|_| GpuError::ReadbackLost)?
+        .map_err(GpuError::Readback)?;
+    let view = slice.get_mapped_range().map_err(GpuError::MapRange)?;
     let out = bytemuck::cast_slice(&view).to_vec();
     drop(view);
     staging.unmap();
@@ -217,10 +215,10 @@ pub fn run_pass(
     }
     ctx.queue.submit([enc.finish()]);
     if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(GpuError::Wgpu(e.to_string()));
+        return Err(GpuError::Wgpu(e));
     }
     ctx.device
         .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| GpuError::Wgpu(e.to_string()))?;
+        .map_err(GpuError::Poll)?;
     Ok(())
 }

@@ -10,6 +10,6 @@ pub mod layout;
 pub mod moe;
 pub mod shaders;
 #[cfg(feature = "test-support")]
-mod standalone_gather;
+pub mod standalone_gather;
 
 pub use context::{GpuContext, GpuError, REQUIRE_GPU_ENV, list_adapters, test_context};

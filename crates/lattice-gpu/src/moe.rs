@@ -8,7 +8,8 @@
 use bytemuck::{Pod, Zeroable};
 use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
-use lattice_core::moe::net::{record_width, temp_width};
+use lattice_core::moe::gather::record_width;
+use lattice_core::moe::net::temp_width;
 use lattice_core::moe::params::EXTERNAL_INPUT;
 use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout};
 
@@ -406,7 +407,7 @@ impl GpuMoe {
     pub fn wait(&self, ctx: &GpuContext) -> Result<(), GpuError> {
         ctx.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Wgpu(e.to_string()))?;
+            .map_err(GpuError::Poll)?;
         Ok(())
     }
 

@@ -16,9 +16,10 @@ use crate::backend::Backend;
 use crate::engines::{FlowBatch, GpuFlowSetup, gpu_flows_batch_limit};
 use crate::error::{Error, Result};
 use crate::items::{Input, Item, ItemResult, Output};
+use crate::model::FlowsModel;
 use crate::observer::{BatchDone, Observer, StepEvent};
+use crate::runtime::Tally;
 use crate::runtime::{host_batch_limit, run_batches};
-use crate::simulation::{FlowsModel, Tally};
 
 /// Items that fit one batch, and what limits them.
 pub(crate) fn batch_limit(backend: &Backend, cfg: &FlowsConfig) -> Result<(usize, &'static str)> {

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use lattice_core::flows::run::{ItemOutcome, StepRecord};
 use lattice_core::flows::trace::Trace;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::ItemError;
-use crate::runtime::ItemRecord;
 
 /// What an item starts from.
 #[derive(Debug, Clone, PartialEq)]
@@ -193,4 +194,20 @@ impl Results {
     pub fn failed(&self) -> impl Iterator<Item = &ItemResult> {
         self.items.values().filter(|r| !r.is_ok())
     }
+}
+
+/// The serializable summary of one item's result (metrics.json, checkpoints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemRecord {
+    /// The item's id.
+    pub id: u64,
+    /// The batch it ran in.
+    pub batch: usize,
+    /// Wall time of the item's batch (items of a batch run together).
+    pub duration_s: f64,
+    /// Whether it finished without error.
+    pub ok: bool,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

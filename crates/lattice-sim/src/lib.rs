@@ -27,6 +27,7 @@ pub mod engines;
 mod error;
 mod flows;
 mod items;
+mod model;
 mod moe;
 mod observer;
 pub mod runtime;
@@ -34,7 +35,8 @@ mod simulation;
 
 pub use backend::{Backend, BackendChoice, rayon_threads};
 pub use error::{Error, ItemError, ObserverError, Result};
-pub use items::{Input, Item, ItemResult, Output, Results, Stats};
+pub use items::{Input, Item, ItemRecord, ItemResult, Output, Results, Stats};
 pub use lattice_core::config::RunConfig;
+pub use model::{FlowsModel, Model, MoeModel};
 pub use observer::{BatchDone, NoObserver, Observer, Snapshot, StepEvent};
-pub use simulation::{FlowsModel, Model, MoeModel, Simulation};
+pub use simulation::Simulation;

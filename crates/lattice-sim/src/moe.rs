@@ -13,9 +13,10 @@ use crate::backend::Backend;
 use crate::engines::{GpuMoeSetup, MoeBatch, gpu_moe_batch_limit};
 use crate::error::{Error, ItemError, Result};
 use crate::items::{Input, Item, ItemResult, Output};
+use crate::model::MoeModel;
 use crate::observer::{BatchDone, Observer, Snapshot, StepEvent};
+use crate::runtime::Tally;
 use crate::runtime::{host_batch_limit, run_batches};
-use crate::simulation::{MoeModel, Tally};
 
 /// Items of this lattice that fit one batch, and what limits them.
 pub(crate) fn batch_limit(

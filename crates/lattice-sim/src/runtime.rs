@@ -3,27 +3,12 @@
 //! before the run fails. Per-item results are kept by the runners.
 
 use std::ops::Range;
+use std::time::Instant;
 
 use lattice_gpu::GpuError;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// The serializable summary of one item's result (metrics.json, checkpoints).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ItemRecord {
-    /// The item's id.
-    pub id: u64,
-    /// The batch it ran in.
-    pub batch: usize,
-    /// Wall time of the item's batch (items of a batch run together).
-    pub duration_s: f64,
-    /// Whether it finished without error.
-    pub ok: bool,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
+use crate::items::{ItemResult, Stats};
 
 /// How a run's batches went.
 #[derive(Debug, Default, Clone)]
@@ -55,9 +40,7 @@ pub fn run_batches(
         let result = if std::mem::take(&mut out.fail_next) {
             Err(Error::Gpu {
                 context: "running a batch",
-                source: GpuError::OutOfMemory(
-                    "allocation failure forced by fault injection".into(),
-                ),
+                source: GpuError::InjectedOutOfMemory,
             })
         } else {
             run(batch, first..first + count)
@@ -106,6 +89,40 @@ pub fn host_batch_limit(bytes_per_item: u64) -> usize {
     })
 }
 
+/// What the runners accumulate while batches run.
+#[derive(Default)]
+pub(crate) struct Tally {
+    pub batches: BatchRun,
+    pub results: Vec<ItemResult>,
+    pub step_ms: Vec<f64>,
+    pub work: u64,
+}
+
+impl Tally {
+    pub(crate) fn stats(
+        &self,
+        backend: String,
+        size: usize,
+        items: usize,
+        start: Instant,
+    ) -> Stats {
+        let total_s = start.elapsed().as_secs_f64();
+        let steps = self.step_ms.len().max(1) as f64;
+        Stats {
+            backend,
+            total_s,
+            items_per_s: items as f64 / total_s,
+            batch_size: size,
+            batch_sizes: self.batches.batch_sizes.clone(),
+            halvings: self.batches.halvings,
+            mean_step_ms: self.step_ms.iter().sum::<f64>() / steps,
+            max_step_ms: self.step_ms.iter().copied().fold(0.0, f64::max),
+            work: self.work,
+            peak_host_memory_bytes: peak_rss_bytes(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,7 +130,7 @@ mod tests {
     fn too_big() -> Error {
         Error::Gpu {
             context: "test",
-            source: GpuError::OutOfMemory("too big".into()),
+            source: GpuError::InjectedOutOfMemory,
         }
     }
 

@@ -4,10 +4,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use lattice_core::NeighborCache;
 use lattice_core::config::{
-    self, BatchSize, ConfigError, FlowsConfig, LoadedConfig, MoeConfig, RunConfig,
-    Simulation as Sim,
+    self, BatchSize, ConfigError, LoadedConfig, MoeConfig, RunConfig, Simulation as Sim,
 };
 use lattice_core::flows::{FlowLayout, FlowShape, FlowWeights};
 use lattice_core::lattice::build_cache;
@@ -15,36 +13,11 @@ use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout};
 
 use crate::backend::{Backend, BackendChoice};
 use crate::error::{Error, Result};
-use crate::items::{Item, Results, Stats};
+use crate::items::{Item, Results};
+use crate::model::{FlowsModel, Model, MoeModel};
 use crate::observer::{NoObserver, Observer};
-use crate::runtime::{BatchRun, peak_rss_bytes};
+use crate::runtime::Tally;
 use crate::{flows, moe};
-
-/// A MoE model: its config (as run), validated neighbor cache and weights.
-pub struct MoeModel {
-    /// The config as run (with `set_steps` applied).
-    pub cfg: MoeConfig,
-    /// The validated neighbor cache.
-    pub cache: NeighborCache,
-    /// The weights, seeded or loaded.
-    pub weights: MoeWeights,
-}
-
-/// A flows model: its config (as run) and the networks' weights.
-pub struct FlowsModel {
-    /// The config as run (with `set_steps` applied).
-    pub cfg: FlowsConfig,
-    /// The flow networks' weights, seeded or loaded.
-    pub weights: FlowWeights,
-}
-
-/// The model a simulation runs, one typed handle per kind.
-pub enum Model {
-    /// The MoE lattice.
-    Moe(Box<MoeModel>),
-    /// Energy flows.
-    Flows(Box<FlowsModel>),
-}
 
 /// A configured simulation on a chosen backend.
 pub struct Simulation {
@@ -271,32 +244,4 @@ fn moe_model(loaded: &LoadedConfig, m: &MoeConfig, seed: u64) -> Result<MoeModel
         cache,
         weights,
     })
-}
-
-/// What the runners accumulate while batches run.
-#[derive(Default)]
-pub(crate) struct Tally {
-    pub batches: BatchRun,
-    pub results: Vec<crate::items::ItemResult>,
-    pub step_ms: Vec<f64>,
-    pub work: u64,
-}
-
-impl Tally {
-    fn stats(&self, backend: String, size: usize, items: usize, start: Instant) -> Stats {
-        let total_s = start.elapsed().as_secs_f64();
-        let steps = self.step_ms.len().max(1) as f64;
-        Stats {
-            backend,
-            total_s,
-            items_per_s: items as f64 / total_s,
-            batch_size: size,
-            batch_sizes: self.batches.batch_sizes.clone(),
-            halvings: self.batches.halvings,
-            mean_step_ms: self.step_ms.iter().sum::<f64>() / steps,
-            max_step_ms: self.step_ms.iter().copied().fold(0.0, f64::max),
-            work: self.work,
-            peak_host_memory_bytes: peak_rss_bytes(),
-        }
-    }
 }

@@ -33,8 +33,8 @@ mod tests {
         let xs: Vec<f32> = (0..n).map(|i| gauss([1, 2], i, 3, 0)).collect();
         let mean = xs.iter().sum::<f32>() / n as f32;
         let var = xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n as f32;
-        assert!(mean.abs() < 0.03, "{mean}");
-        assert!((var - 1.0).abs() < 0.05, "{var}");
+        approx::assert_abs_diff_eq!(mean, 0.0, epsilon = 0.03);
+        approx::assert_abs_diff_eq!(var, 1.0, epsilon = 0.05);
         assert_ne!(gauss([1, 2], 5, 3, 0), gauss([1, 2], 5, 3, 1));
         assert_ne!(gauss([1, 2], 5, 3, 0), gauss([1, 2], 5, 4, 0));
         assert_eq!(gauss([1, 2], 5, 3, 0), gauss([1, 2], 5, 3, 0));

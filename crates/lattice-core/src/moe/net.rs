@@ -10,7 +10,6 @@
 //! 3. **update** (per cell i): the three experts, gating and the combine, from `x_i` and the
 //!    gathered record alone.
 
-pub use super::gather::{Gather, record_width};
 use super::math::{exp, gelu, layer_norm, linear_t, sigmoid, tanh};
 use super::params::{EXTERNAL_INPUT, MoeShape, ParamLayout};
 use crate::config::Combine;

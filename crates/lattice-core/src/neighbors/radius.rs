@@ -88,10 +88,10 @@ mod tests {
     #[test]
     fn debug_preset_thresholds() {
         let r = Radius::adaptive(15, 0.3, 1.0, 100.0);
-        assert!((r.r - 4.5).abs() < 1e-12);
-        assert!((r.local - 1.8).abs() < 1e-12);
-        assert!((r.functional - 3.6).abs() < 1e-12);
-        assert!((r.distant - 4.455).abs() < 1e-12);
+        approx::assert_abs_diff_eq!(r.r, 4.5, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(r.local, 1.8, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(r.functional, 3.6, epsilon = 1e-12);
+        approx::assert_abs_diff_eq!(r.distant, 4.455, epsilon = 1e-12);
         assert_eq!(r.reach(), 4);
         assert_eq!(r.classify(1), Some(NeighborClass::Local));
         assert_eq!(r.classify(4), Some(NeighborClass::Functional));

@@ -109,7 +109,7 @@ mod tests {
             for a in 0..n {
                 for b in 0..n {
                     let want = if a == b { 1.0 } else { 0.0 };
-                    assert!((dot(a, b) - want).abs() < 1e-5, "{rows}x{cols} ({a},{b})");
+                    approx::assert_abs_diff_eq!(dot(a, b), want, epsilon = 1e-5);
                 }
             }
         }

@@ -17,7 +17,7 @@ use lattice_core::io::{read_f32, write_atomic, write_f32};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use lattice_sim::runtime::ItemRecord;
+use lattice_sim::ItemRecord;
 
 /// Test switch: stop the run (as if killed) right after its first checkpoint is written.
 pub const STOP_AFTER_CHECKPOINT_ENV: &str = "LATTICE_STOP_AFTER_CHECKPOINT";

@@ -19,7 +19,7 @@ use super::metrics::{FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate};
 use super::{RunArgs, origin, png_scale};
 use crate::progress::Progress;
 use crate::summary::{batches_line, peak_line, print_summary};
-use lattice_sim::runtime::ItemRecord;
+use lattice_sim::ItemRecord;
 use lattice_sim::{
     BatchDone, FlowsModel, Item, Model, Observer, ObserverError, Output, Results, Simulation,
     Stats, StepEvent,

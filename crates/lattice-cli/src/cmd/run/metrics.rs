@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use lattice_core::flows::run::{ItemOutcome, StepRecord};
 use lattice_core::neighbors::NeighborStats;
-use lattice_sim::runtime::ItemRecord;
+use lattice_sim::ItemRecord;
 use lattice_sim::{Simulation, Stats};
 use serde::Serialize;
 

@@ -8,7 +8,7 @@ use lattice_core::config::MoeConfig;
 use lattice_core::inputs::read_items;
 use lattice_core::io::write_f32;
 use lattice_core::moe::initial_states;
-use lattice_sim::runtime::ItemRecord;
+use lattice_sim::ItemRecord;
 
 use lattice_core::images::{write_heatmap, write_vtk};
 
