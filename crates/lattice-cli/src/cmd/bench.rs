@@ -8,9 +8,10 @@ use lattice_core::moe::cost::flops_per_cell;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
 use lattice_core::{NeighborCache, neighbors::Stencil};
 use lattice_gpu::GpuContext;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::bench_flows;
+use super::bench_rows::{Flops, MoeRow, NeighborRow, Row};
 use lattice_core::moe::MoeEngine;
 use lattice_sim::BackendChoice;
 use lattice_sim::engines::{GpuMoeSetup, MoeBatch};
@@ -118,7 +119,7 @@ fn open_gpu(backend: BackendChoice) -> anyhow::Result<Option<GpuContext>> {
 }
 
 /// The JSON report on stdout and a table on stderr.
-fn report(gpu: Option<&GpuContext>, results: &[Value]) -> anyhow::Result<()> {
+fn report(gpu: Option<&GpuContext>, results: &[Row]) -> anyhow::Result<()> {
     // The device the cases ran on; a neighbors-only run (or --backend cpu) still names the
     // adapter the machine has.
     let describe = |c: &GpuContext| json!({"name": c.adapter.name, "backend": c.adapter.backend, "type": c.adapter.device_type});
@@ -134,25 +135,13 @@ fn report(gpu: Option<&GpuContext>, results: &[Value]) -> anyhow::Result<()> {
         "{:<34} {:>12} {:>16} {:>14} {:>10}",
         "case", "ms/step", "cells|flows/s", "GFLOP/s", "% FP32"
     );
-    let num = |v: &Value, digits: usize, scale: f64| {
-        v.as_f64()
-            .map_or("—".to_string(), |x| format!("{:.*}", digits, x * scale))
-    };
     for r in results {
-        let rate = r.get("cell_updates_per_s").or(r.get("flow_steps_per_s"));
-        eprintln!(
-            "{:<34} {:>12} {:>16} {:>14} {:>10}",
-            r["case"].as_str().unwrap_or(""),
-            num(&r["ms"], 3, 1.0),
-            num(rate.unwrap_or(&Value::Null), 0, 1.0),
-            num(&r["achieved_flops"], 2, 1e-9),
-            num(&r["fraction_of_fp32_peak"], 2, 100.0),
-        );
+        eprintln!("{}", r.table_line());
     }
     Ok(())
 }
 
-fn neighbors(keep: &dyn Fn(&str) -> bool) -> Vec<Value> {
+fn neighbors(keep: &dyn Fn(&str) -> bool) -> Vec<Row> {
     let mut out = Vec::new();
     for n in [15u32, 40, 100] {
         let label = format!("neighbors/stencil+validate/{n}^3");
@@ -164,7 +153,13 @@ fn neighbors(keep: &dyn Fn(&str) -> bool) -> Vec<Value> {
         let t = Instant::now();
         let cache = NeighborCache::build(dims, lattice_core::Boundary::Bounded, radius, None);
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        out.push(json!({"case": label, "ms": ms, "ok": cache.is_ok(), "stencil_offsets": cache.map(|c| c.stats().stencil_offsets).ok()}));
+        out.push(Row::Neighbors(NeighborRow {
+            case: label,
+            ms,
+            ok: Some(cache.is_ok()),
+            stencil_offsets: cache.map(|c| c.stats().stencil_offsets).ok(),
+            entries: None,
+        }));
     }
     let label = "neighbors/csr_build/40^3";
     if keep(label) {
@@ -177,7 +172,13 @@ fn neighbors(keep: &dyn Fn(&str) -> bool) -> Vec<Value> {
         let t = Instant::now();
         let csr = lattice_core::neighbors::Csr::build(&stencil, vec![true; dims.cells_usize()]);
         let ms = t.elapsed().as_secs_f64() * 1e3;
-        out.push(json!({"case": label, "ms": ms, "entries": csr.map(|c| c.entries()).ok()}));
+        out.push(Row::Neighbors(NeighborRow {
+            case: label.into(),
+            ms,
+            ok: None,
+            stencil_offsets: None,
+            entries: csr.map(|c| c.entries() as u64).ok(),
+        }));
     }
     out
 }
@@ -188,7 +189,7 @@ fn moe_case(
     items: usize,
     gpu: Option<&GpuContext>,
     steps: u32,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Row> {
     let cfg = config::parse(text, std::path::Path::new("preset.ron"))?;
     let Simulation::Moe(moe) = &cfg.simulation else {
         unreachable!("the MoE bench presets are Moe configs")
@@ -225,18 +226,18 @@ fn moe_case(
     ];
     let flops = flops_per_cell(&shape, counts, moe.ode_steps);
     let peak = gpu.and_then(|c| fp32_peak(&c.adapter.name));
-    Ok(json!({
-        "case": label,
-        "backend": gpu.map_or("cpu (rayon)".to_string(), |c| format!("gpu ({})", c.adapter.name)),
-        "items": items,
-        "cells": n,
-        "steps": steps,
-        "ms": ms,
-        "ms_per_step": ms,
-        "cell_updates_per_s": updates,
-        "flops_per_cell_update": flops,
-        "achieved_flops": flops * updates,
-        "fp32_peak_flops": peak,
-        "fraction_of_fp32_peak": peak.map(|p| flops * updates / p),
+    Ok(Row::Moe(MoeRow {
+        case: label.into(),
+        backend: gpu.map_or("cpu (rayon)".to_string(), |c| {
+            format!("gpu ({})", c.adapter.name)
+        }),
+        items,
+        cells: n,
+        steps,
+        ms,
+        ms_per_step: ms,
+        cell_updates_per_s: updates,
+        flops_per_cell_update: flops,
+        flops: Flops::new(flops, updates, peak),
     }))
 }

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::bench_rows::{Flops, FlowRow, Row};
 use lattice_core::config::{self, FlowsConfig, Simulation};
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::params::DISP_HIDDEN;
@@ -12,7 +13,6 @@ use lattice_core::flows::run::FlowEngine;
 use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights};
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
-use serde_json::{Value, json};
 
 const DEBUG: &str = include_str!("../../../../configs/flows_debug.ron");
 const EXPERIMENT: &str = include_str!("../../../../configs/flows_experiment.ron");
@@ -43,7 +43,7 @@ pub fn case(
     gpu: Option<&GpuContext>,
     steps: u32,
     peak: Option<f64>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Row> {
     let cfg = config::parse(text, std::path::Path::new("preset.ron"))?;
     let Simulation::Flows(f) = &cfg.simulation else {
         unreachable!("the flow bench presets are Flows configs")
@@ -73,19 +73,19 @@ pub fn case(
     let ms = secs * 1e3 / f64::from(done.max(1));
     let rate = flow_steps as f64 / secs;
     let flops = flops_per_flow_step(&shape);
-    Ok(json!({
-        "case": label,
-        "backend": gpu.map_or("cpu (rayon)".to_string(), |c| format!("gpu ({})", c.adapter.name)),
-        "items": items,
-        "steps": done,
-        "flow_steps": flow_steps,
-        "ms": ms,
-        "ms_per_step": ms,
-        "flow_steps_per_s": rate,
-        "flops_per_flow_step": flops,
-        "achieved_flops": flops * rate,
-        "fp32_peak_flops": peak,
-        "fraction_of_fp32_peak": peak.map(|p| flops * rate / p),
+    Ok(Row::Flows(FlowRow {
+        case: label.into(),
+        backend: gpu.map_or("cpu (rayon)".to_string(), |c| {
+            format!("gpu ({})", c.adapter.name)
+        }),
+        items,
+        steps: done,
+        flow_steps,
+        ms,
+        ms_per_step: ms,
+        flow_steps_per_s: rate,
+        flops_per_flow_step: flops,
+        flops: Flops::new(flops, rate, peak),
     }))
 }
 

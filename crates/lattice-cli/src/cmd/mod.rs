@@ -1,5 +1,6 @@
 pub mod bench;
 mod bench_flows;
+mod bench_rows;
 pub mod info;
 pub mod inspect;
 pub mod run;
