@@ -32,6 +32,9 @@ pub enum GpuError {
     /// An allocation failed (caught by an out-of-memory error scope).
     #[error("the GPU ran out of memory: {0}")]
     OutOfMemory(#[source] wgpu::Error),
+    /// A batch's buffers exceed the test-only [`GpuContext::memory_cap`].
+    #[error("the batch needs {asked} bytes of GPU buffers; the memory cap is {cap}")]
+    OverCap { asked: u64, cap: u64 },
     /// An allocation failure injected for testing the retry path.
     #[error("allocation failure injected for testing")]
     InjectedOutOfMemory,
@@ -57,7 +60,10 @@ impl GpuError {
     pub fn is_allocation(&self) -> bool {
         matches!(
             self,
-            Self::TooLarge { .. } | Self::OutOfMemory(_) | Self::InjectedOutOfMemory
+            Self::TooLarge { .. }
+                | Self::OutOfMemory(_)
+                | Self::OverCap { .. }
+                | Self::InjectedOutOfMemory
         )
     }
 }
@@ -69,6 +75,11 @@ pub struct GpuContext {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Fault injection for tests: a batch whose storage buffers add up to more than this many
+    /// bytes fails at its allocation as if the device ran out of memory (None: no cap).
+    pub memory_cap: Option<u64>,
+    /// Storage bytes created inside the current [`crate::kernel::allocating`] scope.
+    pub(crate) allocated: std::sync::atomic::AtomicU64,
 }
 
 fn instance() -> wgpu::Instance {
@@ -118,7 +129,15 @@ impl GpuContext {
             adapter: summary,
             limits,
             features,
+            memory_cap: None,
+            allocated: std::sync::atomic::AtomicU64::new(0),
         })
+    }
+
+    /// Storage bytes the last batch set-up allocated (what [`Self::memory_cap`] is compared
+    /// with).
+    pub fn last_allocation_bytes(&self) -> u64 {
+        self.allocated.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The largest storage binding this device accepts.

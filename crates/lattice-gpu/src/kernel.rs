@@ -123,17 +123,30 @@ pub fn allocating<T>(
     ctx: &GpuContext,
     alloc: impl FnOnce() -> Result<T, GpuError>,
 ) -> Result<T, GpuError> {
+    use std::sync::atomic::Ordering;
     let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    ctx.allocated.store(0, Ordering::Relaxed);
     let value = alloc();
     if let Some(e) = pollster::block_on(scope.pop()) {
         return Err(GpuError::OutOfMemory(e));
     }
+    let asked = ctx.allocated.load(Ordering::Relaxed);
+    if let Some(cap) = ctx.memory_cap.filter(|&cap| asked > cap) {
+        return Err(GpuError::OverCap { asked, cap });
+    }
     value
+}
+
+/// Counts a storage buffer against the current allocation scope (see `GpuContext::memory_cap`).
+fn charge(ctx: &GpuContext, bytes: u64) {
+    ctx.allocated
+        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
 }
 
 pub fn storage<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> wgpu::Buffer {
     // Zero-length bindings are invalid: bind one zero element instead.
     let bytes: &[u8] = bytemuck::cast_slice(data);
+    charge(ctx, bytes.len() as u64);
     let zero = [0u8; 4];
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -146,6 +159,7 @@ pub fn storage<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> wgpu::Buffe
 }
 
 pub fn storage_zeroed(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    charge(ctx, bytes);
     ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(4),

@@ -1,0 +1,252 @@
+//! The product's GPU path on lavapipe, as a user runs it: `lattice run --backend gpu` and the
+//! library API with `BackendChoice::Gpu`, checked against the CPU run; a non-finite state found
+//! on the GPU, named by item, step and cell; the chunked MoE path (a small binding limit); a
+//! batch that fails at its GPU allocation (a test-only memory cap) halving with nothing lost;
+//! and a GPU run interrupted and resumed. Skips without an adapter unless
+//! LATTICE_REQUIRE_GPU=1 (CI sets it).
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use lattice::core::config;
+use lattice::{Backend, BackendChoice, Item, ItemError, Output, Simulation};
+
+const MOE: &str = "(seed: 3, batch: (items: 4, max_batch_size: Auto), simulation: Moe((lattice: \
+                   (dims: (6, 5, 4), radius_ratio: 0.5), steps: 3)))";
+/// W − 1 = H − 1 = 8: clamped moves never land on a rounding tie (tests/oracle_flows.rs).
+const FLOWS: &str = "(seed: 5, batch: (items: 3), simulation: Flows((dims: (9, 9, 6), \
+    embedding_dim: 16, carrier: (hidden: 32, layers: 2), neuron: (hidden: 8, output: 12), \
+    displacement_scale: 80.0, noise: 0.0, max_steps: Some(4), spawn: Some((threshold: 0.15)))))";
+
+/// The measured GPU-vs-CPU difference after 3 MoE steps is ~1e-6 relative (tests/gpu_moe.rs);
+/// 1e-4 leaves room for a hardware GPU's FMA contraction.
+const REL_TOL: f32 = 1e-4;
+
+fn gpu() -> Option<lattice::gpu::GpuContext> {
+    lattice::gpu::test_context()
+}
+
+fn lattice(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut cmd = Command::cargo_bin("lattice").unwrap();
+    cmd.current_dir(dir).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    (o.status.code().unwrap_or(-1), err)
+}
+
+fn npy(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+}
+
+/// Element-wise within `REL_TOL` of the element, floored at 1 % of the largest magnitude;
+/// returns how many elements were compared.
+fn assert_close(what: &str, cpu: &[f32], gpu: &[f32]) -> usize {
+    assert_eq!(cpu.len(), gpu.len(), "{what}");
+    let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0, "{what}: all zero");
+    for (k, (a, b)) in cpu.iter().zip(gpu).enumerate() {
+        assert!(
+            approx::relative_eq!(
+                *a,
+                *b,
+                epsilon = REL_TOL * 0.01 * scale,
+                max_relative = REL_TOL
+            ),
+            "{what}[{k}]: cpu {a} gpu {b}"
+        );
+    }
+    cpu.len()
+}
+
+#[test]
+fn lattice_run_on_the_gpu_matches_the_cpu_run() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("moe.ron"), MOE).unwrap();
+    std::fs::write(d.join("flows.ron"), FLOWS).unwrap();
+    for (cfg, file) in [("moe.ron", "states.npy"), ("flows.ron", "surface.npy")] {
+        for backend in ["cpu", "gpu"] {
+            let out = format!("{cfg}-{backend}");
+            let (code, err) = lattice(d, &["run", cfg, "--backend", backend, "--out", &out], &[]);
+            assert_eq!(code, 0, "{err}");
+            let m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(d.join(&out).join("metrics.json")).unwrap())
+                    .unwrap();
+            assert!(m["backend"].as_str().unwrap().starts_with(backend), "{m}");
+        }
+        let (c, g) = (
+            npy(&d.join(format!("{cfg}-cpu/{file}"))),
+            npy(&d.join(format!("{cfg}-gpu/{file}"))),
+        );
+        let n = assert_close(cfg, &c, &g);
+        assert!(n > 100, "{cfg}: {n} values compared");
+    }
+}
+
+#[test]
+fn the_api_on_the_gpu_names_a_non_finite_state_and_keeps_the_others() {
+    if gpu().is_none() {
+        return;
+    }
+    let cfg = config::parse(MOE, "moe.ron".as_ref()).unwrap();
+    let n = 6 * 5 * 4 * 24;
+    let items = [
+        Item::seeded(10),
+        Item::states(11, vec![f32::MAX / 2.0; n]),
+        Item::seeded(12),
+    ];
+    let run = |backend| {
+        Simulation::new(cfg.clone(), backend)
+            .unwrap()
+            .run(&items)
+            .unwrap()
+    };
+    let (cpu, gpu) = (run(BackendChoice::Cpu), run(BackendChoice::Gpu));
+    assert!(
+        gpu.stats.backend.starts_with("gpu"),
+        "{}",
+        gpu.stats.backend
+    );
+    let error = |r: &lattice::Results| r.get(11).unwrap().error.clone();
+    let Some(ItemError::NonFinite { step, cell, .. }) = error(&gpu) else {
+        panic!("item 11 fails on the GPU: {:?}", error(&gpu));
+    };
+    assert_eq!(step, 1);
+    assert_eq!(
+        error(&gpu),
+        error(&cpu),
+        "the same step and cell as the CPU"
+    );
+    assert!(cell < (6 * 5 * 4) as u32);
+    for id in [10, 12] {
+        assert!(gpu.get(id).unwrap().is_ok());
+        assert_close(
+            "ok item",
+            cpu.get(id).unwrap().output.states(),
+            gpu.get(id).unwrap().output.states(),
+        );
+    }
+}
+
+fn moe_on(ctx: lattice::gpu::GpuContext, batch: &str) -> lattice::Results {
+    let text = MOE.replace("max_batch_size: Auto", &format!("max_batch_size: {batch}"));
+    let loaded = config::LoadedConfig {
+        config: config::parse(&text, "moe.ron".as_ref()).unwrap(),
+        path: "moe.ron".into(),
+        text_hash: 0,
+    };
+    let sim = Simulation::from_loaded(loaded, Backend::Gpu(Box::new(ctx))).unwrap();
+    sim.run(&(0..4).map(Item::seeded).collect::<Vec<_>>())
+        .unwrap()
+}
+
+fn states_of(r: &lattice::Results) -> Vec<Vec<f32>> {
+    r.items
+        .values()
+        .map(|i| i.output.states().to_vec())
+        .collect()
+}
+
+#[test]
+fn the_chunked_gpu_moe_path_equals_the_unchunked_one() {
+    let (Some(whole), Some(mut chunked)) = (gpu(), gpu()) else {
+        return;
+    };
+    // One binding holds the batch's states but only a fraction of its per-row scratch, so
+    // the gather and update kernels run over several chunks of rows.
+    let (rows, s) = (4 * 6 * 5 * 4u64, 24u64);
+    chunked.limits.max_storage_buffer_binding_size = rows * s * 4;
+    let cfg = config::parse(MOE, "moe.ron".as_ref()).unwrap();
+    let config::Simulation::Moe(m) = &cfg.simulation else {
+        unreachable!()
+    };
+    let shape = lattice::core::moe::MoeShape::from_config(m);
+    let per_row = lattice::gpu::moe::scratch_len(&shape) * 4;
+    assert!(rows * s * 4 / per_row < rows / 2, "at least two chunks");
+    let (a, b) = (moe_on(whole, "Fixed(4)"), moe_on(chunked, "Fixed(4)"));
+    assert_eq!(states_of(&a), states_of(&b), "bit-identical");
+    assert_eq!(b.stats.batch_sizes, [4]);
+}
+
+/// A MoE simulation of `MOE` with batches of `batch` on this GPU context.
+fn moe_sim(ctx: lattice::gpu::GpuContext, batch: &str) -> Simulation {
+    let text = MOE.replace("max_batch_size: Auto", &format!("max_batch_size: {batch}"));
+    let loaded = config::LoadedConfig {
+        config: config::parse(&text, "moe.ron".as_ref()).unwrap(),
+        path: "moe.ron".into(),
+        text_hash: 0,
+    };
+    Simulation::from_loaded(loaded, Backend::Gpu(Box::new(ctx))).unwrap()
+}
+
+#[test]
+fn a_batch_that_fails_at_its_gpu_allocation_halves_with_nothing_lost() {
+    let (Some(probe), Some(mut capped)) = (gpu(), gpu()) else {
+        return;
+    };
+    // What a batch of one item allocates, measured; the cap lets one item through, not two.
+    let ones = moe_sim(probe, "Fixed(1)");
+    let expected = ones
+        .run(&(0..4).map(Item::seeded).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(expected.stats.batch_sizes, [1, 1, 1, 1]);
+    let Backend::Gpu(ctx) = ones.backend() else {
+        unreachable!()
+    };
+    let one_item = ctx.last_allocation_bytes();
+    assert!(one_item > 0);
+    capped.memory_cap = Some(one_item);
+    let halved = moe_on(capped, "Fixed(4)");
+    assert_eq!(halved.stats.halvings, 2, "4 → 2 → 1");
+    assert_eq!(halved.stats.batch_sizes, [1, 1, 1, 1]);
+    assert_eq!(halved.succeeded(), 4);
+    assert_eq!(
+        states_of(&halved),
+        states_of(&expected),
+        "bit-identical to batches of one"
+    );
+    let Output::Moe { states } = &halved.get(3).unwrap().output else {
+        unreachable!()
+    };
+    assert_eq!(states.len(), 6 * 5 * 4 * 24);
+}
+
+#[test]
+fn a_gpu_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("moe.ron"), MOE.replace("Auto", "Fixed(2)")).unwrap();
+    let gpu_args = |extra: &[&'static str]| {
+        let mut a = vec!["run", "moe.ron", "--backend", "gpu"];
+        a.extend_from_slice(extra);
+        a
+    };
+    assert_eq!(lattice(d, &gpu_args(&["--out", "full"]), &[]).0, 0);
+    let (code, err) = lattice(
+        d,
+        &gpu_args(&["--out", "cut", "--checkpoint-every", "2"]),
+        &[("LATTICE_STOP_AFTER_CHECKPOINT", "1")],
+    );
+    assert_eq!(code, 2, "{err}");
+    let (code, err) = lattice(
+        d,
+        &gpu_args(&["--resume", "cut", "--checkpoint-every", "2"]),
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        npy(&d.join("cut/states.npy")),
+        npy(&d.join("full/states.npy"))
+    );
+}
