@@ -33,6 +33,16 @@ mod tests {
             derive_seed(1, &["item", "0"]),
             derive_seed(2, &["item", "0"])
         );
-        assert_eq!(derive_seed(7, &["x"]), derive_seed(7, &["x"]));
+    }
+
+    #[test]
+    fn seeds_match_values_computed_outside_the_engine() {
+        // FNV-1a with a 0xff separator per part, then splitmix64(base ^ splitmix64(h)),
+        // computed independently (Python, arbitrary-precision integers masked to 64 bits).
+        assert_eq!(derive_seed(7, &["x"]), 0x6eda_c154_2745_c444);
+        assert_eq!(
+            derive_seed(42, &["weights", "local.agg1.weight"]),
+            0x6e1d_9b4a_0f63_fe84
+        );
     }
 }
