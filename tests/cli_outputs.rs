@@ -1,0 +1,360 @@
+//! What `lattice run` and the other commands write, read back the way a user would: the PNG
+//! decoded, the VTK parsed, `events.jsonl` checked field by field against the documented schema
+//! and against the run's own totals, `--slice-z`/`--channel`, `info`, `inspect` and `bench`
+//! output, and checkpoints refused for another version, step count or weights file.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use assert_cmd::Command;
+
+const MOE: &str = "(seed: 3, batch: (items: 2), simulation: Moe((lattice: (dims: (6, 5, 4), \
+                   radius_ratio: 0.5), steps: 2)))";
+const FLOWS: &str = "(seed: 5, batch: (items: 2), simulation: Flows((dims: (7, 6, 8), \
+    embedding_dim: 16, carrier: (hidden: 16, layers: 2), neuron: (hidden: 8, output: 12), \
+    displacement_scale: 40.0, noise: 0.05, spawn: Some((threshold: 0.15)), \
+    trace: Some((capacity: 1000000)))))";
+
+fn lattice(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::cargo_bin("lattice")
+        .unwrap()
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    (o.status.code().unwrap_or(-1), out, err)
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+fn npy(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+}
+
+/// A legacy-VTK structured-points file: its dimensions, point count and fields.
+struct Vtk {
+    dims: [usize; 3],
+    points: usize,
+    fields: Vec<(String, Vec<f32>)>,
+}
+
+fn vtk(path: &Path) -> Vtk {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("# vtk DataFile Version 3.0"));
+    lines.next();
+    assert_eq!(lines.next(), Some("ASCII"));
+    assert_eq!(lines.next(), Some("DATASET STRUCTURED_POINTS"));
+    let nums = |l: &str, key: &str| -> Vec<usize> {
+        let rest = l
+            .strip_prefix(key)
+            .unwrap_or_else(|| panic!("{key} expected, got {l}"));
+        rest.split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let d = nums(lines.next().unwrap(), "DIMENSIONS ");
+    assert_eq!(lines.next(), Some("ORIGIN 0 0 0"));
+    assert_eq!(lines.next(), Some("SPACING 1 1 1"));
+    let points = nums(lines.next().unwrap(), "POINT_DATA ")[0];
+    let mut fields = Vec::new();
+    while let Some(l) = lines.next() {
+        let name = l
+            .strip_prefix("SCALARS ")
+            .unwrap()
+            .strip_suffix(" float 1")
+            .unwrap();
+        assert_eq!(lines.next(), Some("LOOKUP_TABLE default"));
+        let mut values = Vec::new();
+        while values.len() < points {
+            values.extend(
+                lines
+                    .next()
+                    .unwrap()
+                    .split(' ')
+                    .map(|v| v.parse::<f32>().unwrap()),
+            );
+        }
+        assert_eq!(values.len(), points, "{name}");
+        fields.push((name.to_string(), values));
+    }
+    Vtk {
+        dims: [d[0], d[1], d[2]],
+        points,
+        fields,
+    }
+}
+
+/// Decodes a PNG: its size and how many distinct pixels it has.
+fn png(path: &Path) -> (u32, u32, usize) {
+    let img = image::open(path).unwrap().to_rgb8();
+    let distinct: BTreeSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+    (img.width(), img.height(), distinct.len())
+}
+
+#[test]
+fn a_moe_run_writes_the_picture_and_grid_its_options_ask_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("moe.ron"), MOE).unwrap();
+    let args = [
+        "run",
+        "moe.ron",
+        "--backend",
+        "cpu",
+        "--slice-z",
+        "1",
+        "--channel",
+        "3",
+        "--out",
+        "o",
+    ];
+    let (code, _, err) = lattice(d, &args);
+    assert_eq!(code, 0, "{err}");
+    let states = npy(&d.join("o/states.npy"));
+    let (n, s) = (6 * 5 * 4, 24);
+    assert_eq!(states.len(), 2 * n * s);
+    // states.png: z = 1, channel 3 of item 0, W×H cells of 512/W pixels, not constant.
+    let (w, h, distinct) = png(&d.join("o/states.png"));
+    assert_eq!((w, h), (6 * 85, 5 * 85));
+    assert!(distinct > 10, "{distinct} colours");
+    // states.vtk: the whole item 0, the chosen channel and the norm, equal to states.npy.
+    let g = vtk(&d.join("o/states.vtk"));
+    assert_eq!((g.dims, g.points), ([6, 5, 4], n));
+    let names: Vec<&str> = g.fields.iter().map(|f| f.0.as_str()).collect();
+    assert_eq!(names, ["channel_3", "state_norm"]);
+    for cell in 0..n {
+        let x = &states[cell * s..(cell + 1) * s];
+        assert_eq!(g.fields[0].1[cell], x[3], "cell {cell}: channel 3");
+        let norm = x.iter().map(|v| v * v).sum::<f32>().sqrt();
+        approx::assert_relative_eq!(g.fields[1].1[cell], norm, max_relative = 1e-6);
+    }
+    let m = json(&d.join("o/metrics.json"));
+    assert_eq!(m["outputs"]["png_shows"], "item 0, z = 1, channel 3");
+    // Options outside the lattice are refused before anything runs.
+    for (flag, value, says) in [
+        ("--slice-z", "4", "outside the lattice"),
+        ("--channel", "24", "not a state channel"),
+    ] {
+        let (code, _, err) = lattice(
+            d,
+            &[
+                "run",
+                "moe.ron",
+                "--backend",
+                "cpu",
+                flag,
+                value,
+                "--out",
+                "bad",
+            ],
+        );
+        assert_eq!(code, 2);
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
+fn a_flows_run_writes_pictures_and_an_event_trace_matching_its_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("flows.ron"), FLOWS).unwrap();
+    let (code, _, err) = lattice(d, &["run", "flows.ron", "--backend", "cpu", "--out", "o"]);
+    assert_eq!(code, 0, "{err}");
+    let surface = npy(&d.join("o/surface.npy"));
+    let (w, h) = (7, 6);
+    // surface.png: item 0's front | gap | back, (2W+1)×H cells, not constant.
+    let (pw, ph, distinct) = png(&d.join("o/surface.png"));
+    let scale = 512 / (2 * w + 1);
+    assert_eq!((pw, ph), ((2 * w + 1) * scale, h * scale));
+    assert!(distinct > 3, "{distinct} colours");
+    // surface.vtk: W×H×2, the energy of item 0's two planes as in surface.npy.
+    let g = vtk(&d.join("o/surface.vtk"));
+    assert_eq!((g.dims, g.points), ([7, 6, 2], 2 * 7 * 6));
+    assert_eq!(g.fields.len(), 1);
+    assert_eq!(g.fields[0].0, "energy");
+    assert_eq!(g.fields[0].1, surface[..2 * 7 * 6]);
+    // events.jsonl: every line one of the documented shapes, and the counts the totals.
+    let m = json(&d.join("o/metrics.json"));
+    assert_eq!(m["trace_overwritten"], 0);
+    let text = std::fs::read_to_string(d.join("o/events.jsonl")).unwrap();
+    let mut counts = [0u64; 3];
+    for line in text.lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let obj = e.as_object().unwrap();
+        let keys: BTreeSet<&str> = obj.keys().map(String::as_str).collect();
+        let step = e["step"].as_u64().unwrap();
+        assert!(step < 4, "{line}");
+        assert!(e["item"].as_u64().unwrap() < 2, "{line}");
+        let flow = e["flow"].as_u64().unwrap();
+        match e["event"].as_str().unwrap() {
+            "spawn" => {
+                assert_eq!(
+                    keys,
+                    BTreeSet::from(["event", "step", "item", "flow", "parent"]),
+                    "{line}"
+                );
+                assert!(
+                    flow >= (w * h) as u64,
+                    "children are numbered after the roots: {line}"
+                );
+                assert!(e["parent"].as_u64().unwrap() < flow, "{line}");
+                counts[0] += 1;
+            }
+            "reflect" => {
+                assert_eq!(
+                    keys,
+                    BTreeSet::from(["event", "step", "item", "flow"]),
+                    "{line}"
+                );
+                counts[1] += 1;
+            }
+            "terminate" => {
+                assert_eq!(
+                    keys,
+                    BTreeSet::from(["event", "step", "item", "flow", "plane"]),
+                    "{line}"
+                );
+                assert!(
+                    ["front", "back"].contains(&e["plane"].as_str().unwrap()),
+                    "{line}"
+                );
+                counts[2] += 1;
+            }
+            other => panic!("unknown event {other}: {line}"),
+        }
+    }
+    let t = &m["totals"];
+    let completed = t["completed_front"].as_u64().unwrap() + t["completed_back"].as_u64().unwrap();
+    let want = [
+        t["spawned"].as_u64().unwrap(),
+        t["reflected"].as_u64().unwrap(),
+        completed,
+    ];
+    assert_eq!(
+        counts, want,
+        "spawn, reflect and terminate events vs metrics totals"
+    );
+    assert!(
+        counts.iter().all(|&c| c > 0),
+        "every event kind occurs: {counts:?}"
+    );
+}
+
+#[test]
+fn info_inspect_and_bench_print_what_they_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("moe.ron"), MOE).unwrap();
+    let (code, out, err) = lattice(d, &["info", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let info: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        info["adapters"].is_array() && info["cpu_threads"].as_u64().unwrap() >= 1,
+        "{info}"
+    );
+    assert!(
+        info["chosen"].is_object() || info["why_none"].is_string(),
+        "{info}"
+    );
+    let (code, out, err) = lattice(
+        d,
+        &[
+            "inspect",
+            "neighbors",
+            "moe.ron",
+            "--cell",
+            "0",
+            "0",
+            "0",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let nb: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let text = nb.to_string();
+    for word in ["local", "functional", "distant"] {
+        assert!(text.contains(word), "{word}: {text}");
+    }
+    let (code, _, err) = lattice(
+        d,
+        &["inspect", "neighbors", "moe.ron", "--cell", "6", "0", "0"],
+    );
+    assert_eq!(code, 2, "a cell outside the lattice is refused: {err}");
+    let (code, out, err) = lattice(
+        d,
+        &["bench", "neighbors", "--only", "15^3", "--backend", "cpu"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{report}");
+    assert_eq!(rows[0]["case"], "neighbors/stencil+validate/15^3");
+    assert!(rows[0]["ms"].as_f64().unwrap() > 0.0 && rows[0]["ok"] == true);
+    assert!(err.contains("ms/step"), "the table on stderr: {err}");
+}
+
+#[test]
+fn a_checkpoint_is_refused_for_another_step_count_or_weights_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("moe.ron"),
+        MOE.replace("items: 2)", "items: 2, max_batch_size: Fixed(1))"),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let mut a = vec![
+            "run",
+            "moe.ron",
+            "--backend",
+            "cpu",
+            "--checkpoint-every",
+            "1",
+        ];
+        a.extend_from_slice(extra);
+        a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let cut = Command::cargo_bin("lattice")
+        .unwrap()
+        .current_dir(d)
+        .args(run(&["--out", "cut"]))
+        .env("LATTICE_STOP_AFTER_CHECKPOINT", "1")
+        .output()
+        .unwrap();
+    assert_eq!(cut.status.code(), Some(2));
+    let as_refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+    let resume = |extra: &[&str], says: &str| {
+        let args = run(&[&["--resume", "cut"], extra].concat());
+        let (code, _, err) = lattice(d, &args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(code, 2, "{}: {err}", as_refs(&args));
+        assert!(err.contains(says), "{err}");
+    };
+    resume(&["--steps", "5"], "step");
+    // A weights file the interrupted run did not use.
+    let (code, _, err) = lattice(d, &["run", "moe.ron", "--backend", "cpu", "--out", "w"]);
+    assert_eq!(code, 0, "{err}");
+    resume(
+        &["--weights", "w/weights.safetensors"],
+        "pass the same --weights",
+    );
+    // The version is checked too: a checkpoint whose header names another one.
+    let header = d.join("cut/checkpoint/checkpoint.json");
+    let text = std::fs::read_to_string(&header).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let old = v["version"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(!old.is_empty(), "the header records the version: {text}");
+    std::fs::write(&header, text.replace(&format!("\"{old}\""), "\"0.0.1\"")).unwrap();
+    resume(&[], "written by lattice 0.0.1");
+}
