@@ -8,6 +8,9 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
+mod common;
+use common::write_npy;
+
 const MOE: &str = "(seed: 3, batch: (items: 2), simulation: Moe((lattice: (dims: (6, 5, 4), \
                    radius_ratio: 0.5), steps: 2)))";
 const FLOWS: &str = "(seed: 5, batch: (items: 2), simulation: Flows((dims: (7, 6, 8), \
@@ -350,11 +353,97 @@ fn a_checkpoint_is_refused_for_another_step_count_or_weights_file() {
     let header = d.join("cut/checkpoint/checkpoint.json");
     let text = std::fs::read_to_string(&header).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let old = v["version"]
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_default();
+    let old = v["version"].as_str().map(str::to_owned).unwrap_or_default();
     assert!(!old.is_empty(), "the header records the version: {text}");
     std::fs::write(&header, text.replace(&format!("\"{old}\""), "\"0.0.1\"")).unwrap();
     resume(&[], "written by lattice 0.0.1");
+}
+
+#[test]
+fn input_order_quiet_log_every_and_projection_do_what_the_readme_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let four = MOE.replace("items: 2", "items: 4");
+    std::fs::write(d.join("moe.ron"), &four).unwrap();
+    // --init-states DIR: a.npy holds items a0, a1 and b.npy b0, b1 (each cell's states = a
+    // constant per item); in-order reads a0 a1 b0 b1, round-robin a0 b0 a1 b1.
+    let (n, s) = (6 * 5 * 4usize, 24usize);
+    std::fs::create_dir(d.join("in")).unwrap();
+    for (file, base) in [("a.npy", 0.1f32), ("b.npy", 0.3f32)] {
+        let values = (0..2 * n * s).map(move |k| base + (k / (n * s)) as f32 * 0.1);
+        write_npy(&d.join("in").join(file), &[2, n as u64, s as u64], values);
+    }
+    let mut outs = Vec::new();
+    for order in ["in-order", "round-robin"] {
+        let args = [
+            "run",
+            "moe.ron",
+            "--backend",
+            "cpu",
+            "--init-states",
+            "in",
+            "--input-order",
+            order,
+            "--out",
+            order,
+        ];
+        let (code, _, err) = lattice(d, &args);
+        assert_eq!(code, 0, "{err}");
+        outs.push(npy(&d.join(order).join("states.npy")));
+    }
+    let item = |v: &Vec<f32>, k: usize| v[k * n * s..(k + 1) * n * s].to_vec();
+    for (in_order, round_robin) in [(0, 0), (2, 1), (1, 2), (3, 3)] {
+        assert_eq!(item(&outs[0], in_order), item(&outs[1], round_robin));
+    }
+    assert_ne!(item(&outs[0], 1), item(&outs[0], 2));
+    // --quiet: nothing on stderr; --log-every 1: a line per step of each batch.
+    let (code, out, err) = lattice(
+        d,
+        &[
+            "run",
+            "moe.ron",
+            "--backend",
+            "cpu",
+            "--quiet",
+            "--out",
+            "q",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(err.trim().is_empty(), "{err}");
+    assert!(
+        out.contains("ran moe.ron"),
+        "the summary still prints: {out}"
+    );
+    let (code, _, err) = lattice(
+        d,
+        &[
+            "run",
+            "moe.ron",
+            "--backend",
+            "cpu",
+            "--log-every",
+            "1",
+            "--out",
+            "l",
+        ],
+    );
+    assert_eq!(code, 0);
+    let lines = err
+        .lines()
+        .filter(|l| l.contains("step 1/2") || l.contains("step 2/2"))
+        .count();
+    assert_eq!(lines, 2, "one batch of 4, two steps: {err}");
+    // unfinished: Project puts the flows still moving at the end on the nearer plane.
+    let flows = FLOWS.replace(
+        "trace: Some((capacity: 1000000))",
+        "max_steps: Some(1), unfinished: Project",
+    );
+    std::fs::write(d.join("p.ron"), flows).unwrap();
+    let (code, _, err) = lattice(d, &["run", "p.ron", "--backend", "cpu", "--out", "p"]);
+    assert_eq!(code, 0, "{err}");
+    let t = &json(&d.join("p/metrics.json"))["totals"];
+    assert!(t["unfinished"].as_u64().unwrap() > 0);
+    assert_eq!(t["projected"], t["unfinished"]);
+    assert!(npy(&d.join("p/surface.npy")).iter().any(|&v| v != 0.0));
 }
