@@ -59,10 +59,9 @@ impl<'a> CpuMoe<'a> {
     }
 }
 
-impl MoeEngine for CpuMoe<'_> {
-    type Error = std::convert::Infallible;
-
-    fn step(&mut self) -> Result<Vec<NonFinite>, Self::Error> {
+impl CpuMoe<'_> {
+    /// One step from the current states into the other buffer, then swaps them.
+    fn advance(&mut self) {
         cpu::step(
             &self.net,
             self.cache,
@@ -71,6 +70,14 @@ impl MoeEngine for CpuMoe<'_> {
             self.items,
         );
         std::mem::swap(&mut self.states, &mut self.next);
+    }
+}
+
+impl MoeEngine for CpuMoe<'_> {
+    type Error = std::convert::Infallible;
+
+    fn step(&mut self) -> Result<Vec<NonFinite>, Self::Error> {
+        self.advance();
         let n = self.cache.dims().cells_usize();
         let s = self.net.sh.s as usize;
         Ok(self
@@ -89,14 +96,7 @@ impl MoeEngine for CpuMoe<'_> {
 
     fn run_unchecked(&mut self, steps: u32) -> Result<(), Self::Error> {
         for _ in 0..steps {
-            cpu::step(
-                &self.net,
-                self.cache,
-                &self.states,
-                &mut self.next,
-                self.items,
-            );
-            std::mem::swap(&mut self.states, &mut self.next);
+            self.advance();
         }
         Ok(())
     }
