@@ -447,3 +447,35 @@ fn input_order_quiet_log_every_and_projection_do_what_the_readme_says() {
     assert_eq!(t["projected"], t["unfinished"]);
     assert!(npy(&d.join("p/surface.npy")).iter().any(|&v| v != 0.0));
 }
+
+#[test]
+fn validate_json_and_backend_auto_say_what_the_readme_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("moe.ron"), MOE).unwrap();
+    let (code, out, err) = lattice(d, &["validate", "moe.ron", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cells"], 120);
+    assert_eq!(v["dims"], serde_json::json!([6, 5, 4]));
+    assert!(v["neighbors"]["total"]["min"].as_u64().unwrap() > 0, "{v}");
+    // --backend auto: a hardware adapter is used; a software one (lavapipe) or none is not,
+    // and one line says why.
+    let (code, _, err) = lattice(d, &["run", "moe.ron", "--out", "auto"]);
+    assert_eq!(code, 0, "{err}");
+    let m = json(&d.join("auto/metrics.json"));
+    let backend = m["backend"].as_str().unwrap();
+    match lattice::gpu::test_context() {
+        Some(ctx) if ctx.adapter.device_type != "Cpu" => {
+            assert!(backend.starts_with("gpu"), "{backend}")
+        }
+        Some(_) => {
+            assert!(backend.starts_with("cpu"), "{backend}");
+            assert!(err.contains("software GPU adapter"), "{err}");
+        }
+        None => {
+            assert!(backend.starts_with("cpu"), "{backend}");
+            assert!(err.contains("no usable GPU"), "{err}");
+        }
+    }
+}
