@@ -34,9 +34,11 @@ var<workgroup> scan: array<u32, WG>;
 var<workgroup> n_front: atomic<u32>;
 var<workgroup> n_back: atomic<u32>;
 var<workgroup> n_reflected: atomic<u32>;
+// The item's live count, read once from storage and shared uniformly.
+var<workgroup> n_live: u32;
 
-// Inclusive scan of `v` over the workgroup (Hillis-Steele) and the chunk's total; every
-// invocation must call it.
+// Inclusive scan of `v` over the workgroup (Hillis-Steele) and the chunk's total (uniform);
+// every invocation must call it.
 fn inclusive_scan(lid: u32, v: u32) -> vec2<u32> {
     scan[lid] = v;
     workgroupBarrier();
@@ -49,9 +51,11 @@ fn inclusive_scan(lid: u32, v: u32) -> vec2<u32> {
         scan[lid] += add;
         workgroupBarrier();
     }
-    let r = vec2<u32>(scan[lid], scan[WG - 1u]);
+    let mine = scan[lid];
+    // The total drives loop bounds around barriers: load it uniformly (WGSL uniformity).
+    let total = workgroupUniformLoad(&scan[WG - 1u]);
     workgroupBarrier();
-    return r;
+    return vec2<u32>(mine, total);
 }
 
 // Children the list entry `j` asks for (0 past the end or for a flow that is not moving).
@@ -70,7 +74,12 @@ fn requested_by(base: u32, n: u32, j: u32) -> u32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let b = wg.x;
     let base = b * CAP;
-    let n = counts[b].moving;
+    // Loop bounds around barriers must be uniform: a storage read is not, so one invocation
+    // reads the count and every invocation takes it through workgroupUniformLoad.
+    if (lid == 0u) {
+        n_live = counts[b].moving;
+    }
+    let n = workgroupUniformLoad(&n_live);
     let created = counts[b].created;
     let done0 = counts[b].done;
     let dbase = b * params.done_cap;
