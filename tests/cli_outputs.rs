@@ -479,3 +479,25 @@ fn validate_json_and_backend_auto_say_what_the_readme_says() {
         }
     }
 }
+
+#[test]
+fn flow_weights_over_the_copy_limit_are_not_written_and_the_log_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("flows.ron"), FLOWS).unwrap();
+    let o = Command::cargo_bin("lattice")
+        .unwrap()
+        .current_dir(d)
+        .args(["run", "flows.ron", "--backend", "cpu", "--out", "o"])
+        // The 512 MiB limit, lowered so that this small network is over it.
+        .env("LATTICE_MAX_WEIGHTS_COPY_BYTES", "1000")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("not copied to the output folder"), "{err}");
+    assert!(!d.join("o/weights.safetensors").exists());
+    let m = json(&d.join("o/metrics.json"));
+    assert!(m["outputs"].get("weights").is_none(), "{m}");
+    assert!(d.join("o/surface.npy").exists());
+}

@@ -28,6 +28,15 @@ use lattice_sim::{
 /// Weight files above this are not copied into the output folder (they are reproducible from
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
 const MAX_WEIGHTS_COPY: u64 = 512 << 20;
+/// Test switch: a lower limit in bytes, so the skip can be seen without a 2.5 GB preset.
+const MAX_WEIGHTS_COPY_ENV: &str = "LATTICE_MAX_WEIGHTS_COPY_BYTES";
+
+fn max_weights_copy() -> u64 {
+    std::env::var(MAX_WEIGHTS_COPY_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(MAX_WEIGHTS_COPY)
+}
 
 pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
     let Model::Flows(model) = sim.model() else {
@@ -134,7 +143,7 @@ fn write_outputs(
         outputs.embeddings_out = Some("embeddings_out.npy");
     }
     let parameters = sim.parameters() as u64;
-    if parameters * 4 <= MAX_WEIGHTS_COPY {
+    if parameters * 4 <= max_weights_copy() {
         sim.save_weights(&out.join("weights.safetensors"))?;
         outputs.weights = Some("weights.safetensors");
     } else {
