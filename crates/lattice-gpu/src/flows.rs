@@ -14,7 +14,7 @@ use lattice_core::tensors::TensorSpec;
 
 use crate::context::{GpuContext, GpuError};
 use crate::header::Header;
-use crate::kernel::{Kernel, allocating, read_back, storage, storage_zeroed, uniform};
+use crate::kernel::{Kernel, Staging, allocating, read_back, storage, storage_zeroed, uniform};
 use crate::shaders::{self, KernelSpec};
 
 /// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl).
@@ -420,6 +420,8 @@ pub struct GpuFlows<'a> {
     /// Which `live` buffer holds the current list.
     cur: usize,
     counts: Vec<ItemCounts>,
+    /// The per-item counts, copied at the end of every step's command buffer.
+    counts_staging: Staging,
     done_cap: u32,
 }
 
@@ -454,7 +456,9 @@ impl<'a> GpuFlows<'a> {
         check_fits(ctx, k, state)?;
         let b = Buffers::upload(ctx, k, state, seeds);
         let g = Groups::bind(ctx, k, &b);
+        let counts_bytes = std::mem::size_of_val(state.counts.as_slice()) as u64;
         Ok(Self {
+            counts_staging: Staging::new(ctx, "counts staging", counts_bytes),
             ctx,
             k,
             items: state.items,
@@ -535,12 +539,13 @@ impl<'a> GpuFlows<'a> {
                 k.copy.dispatch(ctx, &mut pass, &self.g.copy, children * hl);
             }
         }
+        self.counts_staging.record_copy(&mut enc, &self.b.counts);
         ctx.queue.submit([enc.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Wgpu(e));
         }
         self.cur = 1 - self.cur;
-        self.counts = read_back(ctx, &self.b.counts, self.items as usize)?;
+        self.counts = self.counts_staging.read(ctx, self.items as usize)?;
         Ok(self.counts.clone())
     }
 

@@ -179,38 +179,65 @@ pub fn uniform<T: Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer
         })
 }
 
-/// Copies `len` elements of `buffer` to the host (staging buffer, map, wait).
+/// A host-readable buffer for a small read-back that happens every step (flow counts,
+/// non-finite flags): created once, its copy recorded into the step's own command buffer, so a
+/// step neither creates a buffer nor submits a second time to read its result.
+pub struct Staging {
+    buffer: wgpu::Buffer,
+    bytes: u64,
+}
+
+impl Staging {
+    /// Room for `bytes` bytes.
+    pub fn new(ctx: &GpuContext, label: &str, bytes: u64) -> Self {
+        let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Self { buffer, bytes }
+    }
+
+    /// Records the copy of the first `self.bytes` bytes of `src` into this buffer.
+    pub fn record_copy(&self, enc: &mut wgpu::CommandEncoder, src: &wgpu::Buffer) {
+        enc.copy_buffer_to_buffer(src, 0, &self.buffer, 0, self.bytes);
+    }
+
+    /// Waits for the submitted copy and returns its `len` elements.
+    pub fn read<T: Pod>(&self, ctx: &GpuContext, len: usize) -> Result<Vec<T>, GpuError> {
+        let bytes = (len * std::mem::size_of::<T>()) as u64;
+        assert!(bytes <= self.bytes, "a read within the staged bytes");
+        let slice = self.buffer.slice(..bytes.max(4));
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(GpuError::Poll)?;
+        rx.recv()
+            .map_err(|_| GpuError::ReadbackLost)?
+            .map_err(GpuError::Readback)?;
+        let view = slice.get_mapped_range().map_err(GpuError::MapRange)?;
+        let out = bytemuck::cast_slice(&view[..bytes as usize]).to_vec();
+        drop(view);
+        self.buffer.unmap();
+        Ok(out)
+    }
+}
+
+/// Copies `len` elements of `buffer` to the host (a one-off staging buffer, map, wait).
 pub fn read_back<T: Pod>(
     ctx: &GpuContext,
     buffer: &wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<T>, GpuError> {
-    let bytes = (len * std::mem::size_of::<T>()) as u64;
-    let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size: bytes.max(4),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let staging = Staging::new(ctx, "readback", (len * std::mem::size_of::<T>()) as u64);
     let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+    staging.record_copy(&mut enc, buffer);
     ctx.queue.submit([enc.finish()]);
-    let slice = staging.slice(..bytes);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(GpuError::Poll)?;
-    rx.recv()
-        .map_err(|_| GpuError::ReadbackLost)?
-        .map_err(GpuError::Readback)?;
-    let view = slice.get_mapped_range().map_err(GpuError::MapRange)?;
-    let out = bytemuck::cast_slice(&view).to_vec();
-    drop(view);
-    staging.unmap();
-    Ok(out)
+    staging.read(ctx, len)
 }
 
 /// Runs `record` in one compute pass, submits, and waits for the GPU to finish.

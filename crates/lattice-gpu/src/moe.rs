@@ -16,7 +16,7 @@ use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout};
 use crate::context::{GpuContext, GpuError};
 use crate::gather::GpuNeighbors;
 use crate::header::Header;
-use crate::kernel::{Kernel, allocating, read_back, storage, storage_zeroed, uniform};
+use crate::kernel::{Kernel, Staging, allocating, read_back, storage, storage_zeroed, uniform};
 use crate::layout::LatticeParams;
 use crate::shaders::{self, KernelSpec};
 
@@ -265,6 +265,8 @@ pub struct GpuMoe {
     bad: wgpu::Buffer,
     prep_groups: [wgpu::BindGroup; 2],
     chunks: Vec<Chunk>,
+    /// The non-finite flags, copied at the end of every submission.
+    bad_staging: Staging,
     /// Which of `states` holds the current states.
     current: usize,
 }
@@ -344,7 +346,7 @@ impl GpuMoe {
             first += u64::from(rows);
         }
         tracing::debug!(chunks = chunks.len(), chunk_rows, "MoE GPU step prepared");
-        Ok(Self {
+        let moe = Self {
             items,
             cells,
             s: sh.s,
@@ -356,8 +358,19 @@ impl GpuMoe {
             bad: b.bad,
             prep_groups,
             chunks,
+            bad_staging: Staging::new(ctx, "non-finite staging", u64::from(items) * 4),
             current: 0,
-        })
+        };
+        moe.stage_flags(ctx);
+        Ok(moe)
+    }
+
+    /// Copies the non-finite flags into their staging buffer, so that [`Self::non_finite`]
+    /// reads the current ones before any step has run.
+    fn stage_flags(&self, ctx: &GpuContext) {
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        self.bad_staging.record_copy(&mut enc, &self.bad);
+        ctx.queue.submit([enc.finish()]);
     }
 
     /// Records `steps` steps into one command buffer and submits it (no wait).
@@ -386,6 +399,7 @@ impl GpuMoe {
             drop(pass);
             self.current = 1 - k;
         }
+        self.bad_staging.record_copy(&mut enc, &self.bad);
         ctx.queue.submit([enc.finish()]);
     }
 
@@ -401,6 +415,7 @@ impl GpuMoe {
             0,
             bytemuck::cast_slice(&vec![u32::MAX; self.items as usize]),
         );
+        self.stage_flags(ctx);
     }
 
     /// Waits for submitted work.
@@ -411,9 +426,10 @@ impl GpuMoe {
         Ok(())
     }
 
-    /// Per item, the lowest cell whose state went non-finite so far (`None` if all finite).
+    /// Per item, the lowest cell whose state went non-finite up to the last submitted step
+    /// (`None` if all finite); waits for that submission.
     pub fn non_finite(&self, ctx: &GpuContext) -> Result<Vec<Option<u32>>, GpuError> {
-        let v: Vec<u32> = read_back(ctx, &self.bad, self.items as usize)?;
+        let v: Vec<u32> = self.bad_staging.read(ctx, self.items as usize)?;
         Ok(v.into_iter()
             .map(|c| (c != u32::MAX).then_some(c))
             .collect())
