@@ -250,3 +250,69 @@ fn a_gpu_run_resumed_from_its_checkpoint_equals_the_uninterrupted_run() {
         npy(&d.join("full/states.npy"))
     );
 }
+
+#[test]
+fn the_memory_plans_count_every_buffer_a_batch_allocates() {
+    let Some(ctx) = gpu() else { return };
+    // MoE: the plan is exact.
+    let cfg = config::parse(MOE, "moe.ron".as_ref()).unwrap();
+    let config::Simulation::Moe(m) = &cfg.simulation else {
+        unreachable!()
+    };
+    let cache = lattice::core::NeighborCache::build(
+        m.lattice.dims(),
+        m.lattice.boundary,
+        m.lattice.radius(),
+        None,
+    )
+    .unwrap();
+    let layout = lattice::core::moe::ParamLayout::new(lattice::core::moe::MoeShape::from_config(m));
+    let weights = lattice::core::moe::MoeWeights::seeded(layout.clone(), 1);
+    let neighbors = lattice::gpu::gather::GpuNeighbors::upload(&ctx, &cache).unwrap();
+    let kernels = lattice::gpu::moe::MoeKernels::new(&ctx, &layout, m.ode_steps);
+    for items in [1u32, 3] {
+        let n = (cache.dims().cells() * m.state_size * items) as usize;
+        let states = vec![0.1f32; n];
+        let _batch = lattice::gpu::moe::GpuMoe::new(
+            &ctx,
+            &cache,
+            &neighbors,
+            &kernels,
+            &weights.data,
+            m.combine,
+            &states,
+            items,
+        )
+        .unwrap();
+        let planned =
+            lattice::gpu::moe::batch_bytes(&ctx, &layout, cache.dims().cells(), items).unwrap();
+        assert_eq!(planned, ctx.last_allocation_bytes(), "MoE, {items} item(s)");
+    }
+    // Flows: the per-item plan is exact but for 8 bytes per batch (an offset and a counter).
+    let cfg = config::parse(FLOWS, "flows.ron".as_ref()).unwrap();
+    let config::Simulation::Flows(f) = &cfg.simulation else {
+        unreachable!()
+    };
+    let layout =
+        lattice::core::flows::FlowLayout::new(lattice::core::flows::FlowShape::from_config(f));
+    let weights = lattice::core::flows::FlowWeights::seeded(layout.clone(), 1);
+    let kernels =
+        lattice::gpu::flows::FlowKernels::new(&ctx, &layout, &weights.data, f.capacity()).unwrap();
+    for items in [1u64, 3] {
+        let ids: Vec<u64> = (0..items).collect();
+        let emb =
+            lattice::core::flows::mapper::seeded_embeddings(1, &ids, f.embedding_dim as usize);
+        let (state, seeds) = lattice::core::flows::mapper::place_batch(&weights, f, 1, &ids, &emb);
+        let _batch = lattice::gpu::flows::GpuFlows::new(&ctx, &kernels, &state, &seeds).unwrap();
+        let per_item = lattice::gpu::flows::FlowKernels::device_bytes_per_item(
+            &layout,
+            f.capacity(),
+            f.steps(),
+        );
+        let (planned, actual) = (per_item * items, ctx.last_allocation_bytes());
+        assert!(
+            planned <= actual && actual - planned <= 64 * items + 64,
+            "flows, {items}: planned {planned}, allocated {actual}"
+        );
+    }
+}

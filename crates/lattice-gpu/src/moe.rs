@@ -160,6 +160,28 @@ fn chunk_rows(ctx: &GpuContext, sh: &MoeShape, rows_total: u64) -> Result<u32, G
     Ok(max_rows.min(u64::from(u32::MAX / 2)) as u32)
 }
 
+/// Device bytes of every storage buffer a batch of `items` lattices of `cells` cells allocates
+/// (the weights, the ping-pong states, the prep vectors, one chunk's records, counts and
+/// scratch, the non-finite flags): what the batch plan checks against the device's memory.
+///
+/// # Errors
+/// [`GpuError::TooLarge`] when the states or prep vectors exceed one binding.
+pub fn batch_bytes(
+    ctx: &GpuContext,
+    layout: &ParamLayout,
+    cells: u32,
+    items: u32,
+) -> Result<u64, GpuError> {
+    let sh = &layout.shape;
+    let rows = u64::from(items) * u64::from(cells);
+    let chunk = u64::from(chunk_rows(ctx, sh, rows)?);
+    let weights = u64::from(layout.total()) * 4;
+    let states = 2 * rows * u64::from(sh.s) * 4;
+    let prep = rows * u64::from(sh.func_hidden) * 4;
+    let per_chunk = chunk * (record_width(sh) as u64 * 4 + 16 + scratch_len(sh) * 4);
+    Ok(weights + states + prep + per_chunk + u64::from(items) * 4)
+}
+
 /// One batch's buffers.
 struct BatchBuffers {
     wts: wgpu::Buffer,

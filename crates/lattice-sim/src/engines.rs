@@ -8,7 +8,7 @@ use lattice_core::flows::mapper::place_batch;
 use lattice_core::flows::run::{BatchOutcome, StepRecord};
 use lattice_core::flows::trace::Trace;
 use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights, run_batch};
-use lattice_core::moe::{CpuMoe, MoeEngine, MoeNet, MoeWeights, NonFinite};
+use lattice_core::moe::{CpuMoe, MoeEngine, MoeNet, MoeWeights, NonFinite, ParamLayout};
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
 use lattice_gpu::gather::GpuNeighbors;
@@ -117,27 +117,40 @@ impl MoeEngine for MoeBatch<'_> {
 }
 
 /// Items per GPU MoE batch, and the limit that sets it: the states (the largest binding) must
-/// fit one binding, and the ping-pong states with the prep vectors 80 % of the GPU's memory
-/// where the adapter reports it.
+/// fit one binding, and every buffer of the batch ([`lattice_gpu::moe::batch_bytes`]: weights,
+/// states, prep vectors, chunk buffers, flags) 80 % of the GPU's memory where the adapter
+/// reports it.
 ///
 /// # Errors
 /// [`Error::OutOfMemory`] when not even one lattice fits.
 pub fn gpu_moe_batch_limit(
     ctx: &GpuContext,
+    layout: &ParamLayout,
     cells: u32,
-    s: u32,
-    func_hidden: u32,
 ) -> Result<(usize, &'static str)> {
-    let cells = u64::from(cells);
-    let binding = cells * u64::from(s.max(func_hidden)) * 4;
-    let total = cells * u64::from(2 * s + func_hidden) * 4;
-    fits(
-        ctx,
-        binding,
-        total,
-        "lattice",
-        "Use a smaller lattice or state_size, or --backend cpu",
-    )
+    let sh = &layout.shape;
+    let per_cell = u64::from(cells) * 4;
+    let binding = per_cell * u64::from(sh.s.max(sh.func_hidden));
+    let one = lattice_gpu::moe::batch_bytes(ctx, layout, cells, 1)
+        .map_err(Error::gpu("planning a MoE batch"))?;
+    let fix = "Use a smaller lattice or state_size, or --backend cpu";
+    let (by_binding, limit) = fits(ctx, binding, one, "lattice", fix)?;
+    let Some(budget) = ctx.memory_budget() else {
+        return Ok((by_binding, limit));
+    };
+    // batch_bytes grows with the items: the largest count whose buffers fit the budget.
+    let fits_budget = |n: usize| {
+        lattice_gpu::moe::batch_bytes(ctx, layout, cells, n as u32).is_ok_and(|b| b <= budget)
+    };
+    let (mut lo, mut hi) = (1usize, by_binding.min(u32::MAX as usize));
+    if fits_budget(hi) {
+        return Ok((hi, limit));
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits_budget(mid) { lo = mid } else { hi = mid }
+    }
+    Ok((lo, "80 % of the GPU's memory"))
 }
 
 /// Items per GPU flow batch, and the limit that sets it: the hidden states or the completion

@@ -4,8 +4,6 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use lattice_core::NeighborCache;
-use lattice_core::config::MoeConfig;
 use lattice_core::moe::cpu::find_non_finite;
 use lattice_core::moe::{MoeEngine, initial_states};
 
@@ -19,19 +17,11 @@ use crate::runtime::Tally;
 use crate::runtime::{host_batch_limit, run_batches};
 
 /// Items of this lattice that fit one batch, and what limits them.
-pub(crate) fn batch_limit(
-    backend: &Backend,
-    cfg: &MoeConfig,
-    cache: &NeighborCache,
-) -> Result<(usize, &'static str)> {
+pub(crate) fn batch_limit(backend: &Backend, model: &MoeModel) -> Result<(usize, &'static str)> {
+    let (cfg, cache) = (&model.cfg, &model.cache);
     let (n, s) = (cache.dims().cells_usize(), cfg.state_size as usize);
     Ok(match backend {
-        Backend::Gpu(ctx) => gpu_moe_batch_limit(
-            ctx,
-            cache.dims().cells(),
-            cfg.state_size,
-            cfg.functional.hidden_dim,
-        )?,
+        Backend::Gpu(ctx) => gpu_moe_batch_limit(ctx, &model.weights.layout, cache.dims().cells())?,
         // States, the next states and the batch's copy.
         Backend::Cpu => (
             host_batch_limit(3 * (n * s) as u64 * 4),

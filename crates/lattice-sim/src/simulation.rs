@@ -166,7 +166,7 @@ impl Simulation {
     /// [`Error::BatchTooLarge`] naming the limit, [`Error::OutOfMemory`] when no item fits.
     pub fn batch_size(&self, items: usize) -> Result<usize> {
         let (fits, limit) = match &self.model {
-            Model::Moe(m) => moe::batch_limit(&self.backend, &m.cfg, &m.cache)?,
+            Model::Moe(m) => moe::batch_limit(&self.backend, m)?,
             Model::Flows(f) => flows::batch_limit(&self.backend, &f.cfg)?,
         };
         Ok(match self.loaded.config.batch.max_batch_size {
