@@ -80,6 +80,18 @@ fn cpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
     run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {}).unwrap_or_else(|e| match e {})
 }
 
+/// The first items' runs, made once per test binary and shared by the tests that need them
+/// (lavapipe takes seconds per run).
+fn gpu_first(s: &Setup) -> &'static BatchOutcome {
+    static RUN: OnceLock<BatchOutcome> = OnceLock::new();
+    RUN.get_or_init(|| gpu_run(s, &first_items()))
+}
+
+fn cpu_first(s: &Setup) -> &'static BatchOutcome {
+    static RUN: OnceLock<BatchOutcome> = OnceLock::new();
+    RUN.get_or_init(|| cpu_run(s, &first_items()))
+}
+
 /// Positions and energies live in [−1, 1]: relative to that range.
 fn close(a: f32, b: f32) -> bool {
     approx::relative_eq!(a, b, epsilon = REL_TOL, max_relative = REL_TOL)
@@ -136,8 +148,7 @@ fn compare_records(
 #[test]
 fn gpu_matches_cpu_on_the_debug_preset() {
     let Some(s) = setup() else { return };
-    let cpu = cpu_run(s, &first_items());
-    let gpu = gpu_run(s, &first_items());
+    let (cpu, gpu) = (cpu_first(s), gpu_first(s));
     let dropped: u64 = cpu.items.iter().map(|o| o.dropped_by_capacity).sum();
     assert!(dropped > 0, "the preset's capacity binds");
     // The same flows complete on the same planes after the same steps.
@@ -212,11 +223,12 @@ fn bits(o: &BatchOutcome) -> Vec<u32> {
 #[test]
 fn runs_are_bit_identical_on_each_backend() {
     let Some(s) = setup() else { return };
-    let (a, b) = (gpu_run(s, &first_items()), gpu_run(s, &first_items()));
-    assert_eq!(bits(&a), bits(&b), "two GPU runs");
+    // The first run is shared with the GPU-vs-CPU test: each backend runs the batch once more.
+    let (a, b) = (gpu_first(s), &gpu_run(s, &first_items()));
+    assert_eq!(bits(a), bits(b), "two GPU runs");
     assert_eq!((&a.state.done, &a.steps), (&b.state.done, &b.steps));
-    let (a, b) = (cpu_run(s, &first_items()), cpu_run(s, &first_items()));
-    assert_eq!(bits(&a), bits(&b), "two CPU runs");
+    let (a, b) = (cpu_first(s), &cpu_run(s, &first_items()));
+    assert_eq!(bits(a), bits(b), "two CPU runs");
     assert_eq!((&a.state.done, &a.steps), (&b.state.done, &b.steps));
 }
 
