@@ -2,6 +2,7 @@
 //! reference-system.md (PyTorch semantics), sharing no code with the engine's math. Only the
 //! weights are read through the engine's layout (by tensor name, as docs/weights.md lists them).
 
+// Each oracle test binary uses part of this module.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
