@@ -213,6 +213,14 @@ fn a_batch_that_fails_at_its_gpu_allocation_halves_with_nothing_lost() {
         states_of(&expected),
         "bit-identical to batches of one"
     );
+    // And an item's result does not depend on its batch on the GPU: one batch of four agrees.
+    let whole = moe_on(gpu().unwrap(), "Fixed(4)");
+    assert_eq!(whole.stats.batch_sizes, [4]);
+    assert_eq!(
+        states_of(&whole),
+        states_of(&expected),
+        "a batch of 4 vs batches of 1"
+    );
     let Output::Moe { states } = &halved.get(3).unwrap().output else {
         unreachable!()
     };
