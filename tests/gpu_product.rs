@@ -324,3 +324,50 @@ fn the_memory_plans_count_every_buffer_a_batch_allocates() {
         );
     }
 }
+
+#[test]
+fn a_window_of_gpu_steps_reports_each_steps_non_finite_cells_like_the_cpu() {
+    use lattice::core::moe::{CpuMoe, MoeEngine, MoeNet};
+    let Some(ctx) = gpu() else { return };
+    let cfg = config::parse(MOE, "moe.ron".as_ref()).unwrap();
+    let config::Simulation::Moe(m) = &cfg.simulation else {
+        unreachable!()
+    };
+    let cache = lattice::core::NeighborCache::build(
+        m.lattice.dims(),
+        m.lattice.boundary,
+        m.lattice.radius(),
+        None,
+    )
+    .unwrap();
+    let layout = lattice::core::moe::ParamLayout::new(lattice::core::moe::MoeShape::from_config(m));
+    let weights = lattice::core::moe::MoeWeights::seeded(layout.clone(), 1);
+    // Item 0 finite, item 1 overflowing from the first step: it stays non-finite after.
+    let n = (cache.dims().cells() * m.state_size) as usize;
+    let mut states = lattice::core::moe::initial_states(1, 0, n / 24, 24, 0.1);
+    states.extend(vec![f32::MAX / 2.0; n]);
+    let net = MoeNet::new(&layout, &weights.data, m.combine, m.ode_steps);
+    let mut cpu = CpuMoe::new(net, &cache, states.clone(), 2);
+    let neighbors = lattice::gpu::gather::GpuNeighbors::upload(&ctx, &cache).unwrap();
+    let kernels = lattice::gpu::moe::MoeKernels::new(&ctx, &layout, m.ode_steps);
+    let moe = lattice::gpu::moe::GpuMoe::new(
+        &ctx,
+        &cache,
+        &neighbors,
+        &kernels,
+        &weights.data,
+        m.combine,
+        &states,
+        2,
+    )
+    .unwrap();
+    let mut gpu = lattice::gpu::moe::GpuMoeEngine::new(&ctx, moe);
+    let k = 4;
+    let (c, g) = (cpu.steps(k).unwrap(), gpu.steps(k).unwrap());
+    assert_eq!(g.len(), k as usize, "one flag set per step of the window");
+    assert_eq!(c, g, "the same items and cells, step by step");
+    assert!(
+        g.iter().all(|step| step.len() == 1 && step[0].item == 1),
+        "{g:?}"
+    );
+}

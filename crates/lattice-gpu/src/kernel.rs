@@ -204,6 +204,21 @@ impl Staging {
         enc.copy_buffer_to_buffer(src, 0, &self.buffer, 0, self.bytes);
     }
 
+    /// Records the copy of the first `bytes` bytes of `src` to `offset` in this buffer.
+    pub fn record_copy_at(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) {
+        assert!(
+            offset + bytes <= self.bytes,
+            "a copy within the staging buffer"
+        );
+        enc.copy_buffer_to_buffer(src, 0, &self.buffer, offset, bytes);
+    }
+
     /// Waits for the submitted copy and returns its `len` elements.
     pub fn read<T: Pod>(&self, ctx: &GpuContext, len: usize) -> Result<Vec<T>, GpuError> {
         let bytes = (len * std::mem::size_of::<T>()) as u64;

@@ -11,7 +11,7 @@ use lattice_core::config::Combine;
 use lattice_core::moe::gather::record_width;
 use lattice_core::moe::net::temp_width;
 use lattice_core::moe::params::EXTERNAL_INPUT;
-use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout};
+use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout, STEPS_PER_CHECK};
 
 use crate::context::{GpuContext, GpuError};
 use crate::gather::GpuNeighbors;
@@ -162,7 +162,8 @@ fn chunk_rows(ctx: &GpuContext, sh: &MoeShape, rows_total: u64) -> Result<u32, G
 
 /// Device bytes of every storage buffer a batch of `items` lattices of `cells` cells allocates
 /// (the weights, the ping-pong states, the prep vectors, one chunk's records, counts and
-/// scratch, the non-finite flags): what the batch plan checks against the device's memory.
+/// scratch, the non-finite flags and their reset copy): what the batch plan checks against the
+/// device's memory.
 ///
 /// # Errors
 /// [`GpuError::TooLarge`] when the states or prep vectors exceed one binding.
@@ -179,7 +180,8 @@ pub fn batch_bytes(
     let states = 2 * rows * u64::from(sh.s) * 4;
     let prep = rows * u64::from(sh.func_hidden) * 4;
     let per_chunk = chunk * (record_width(sh) as u64 * 4 + 16 + scratch_len(sh) * 4);
-    Ok(weights + states + prep + per_chunk + u64::from(items) * 4)
+    // The flags and the all-finite copy that resets them after every step.
+    Ok(weights + states + prep + per_chunk + 2 * u64::from(items) * 4)
 }
 
 /// One batch's buffers.
@@ -193,6 +195,7 @@ struct BatchBuffers {
     counts: wgpu::Buffer,
     scratch: wgpu::Buffer,
     bad: wgpu::Buffer,
+    bad_reset: wgpu::Buffer,
 }
 
 impl BatchBuffers {
@@ -219,6 +222,7 @@ impl BatchBuffers {
             counts: storage_zeroed(ctx, "counts", chunk * 16),
             scratch: storage_zeroed(ctx, "scratch", chunk * scratch_len(sh) * 4),
             bad: storage(ctx, "bad", &vec![u32::MAX; items as usize]),
+            bad_reset: storage(ctx, "bad reset", &vec![u32::MAX; items as usize]),
         }
     }
 }
@@ -287,8 +291,13 @@ pub struct GpuMoe {
     bad: wgpu::Buffer,
     prep_groups: [wgpu::BindGroup; 2],
     chunks: Vec<Chunk>,
-    /// The non-finite flags, copied at the end of every submission.
-    bad_staging: Staging,
+    /// All "finite" (u32::MAX per item): copied over `bad` after every step.
+    bad_reset: wgpu::Buffer,
+    /// One set of non-finite flags per step of the last submission (up to STEPS_PER_CHECK),
+    /// copied inside the submission: read once, they still name the exact step.
+    flag_ring: Staging,
+    /// Steps whose flags the last submission put in `flag_ring`.
+    ring_steps: u32,
     /// Which of `states` holds the current states.
     current: usize,
 }
@@ -380,25 +389,27 @@ impl GpuMoe {
             bad: b.bad,
             prep_groups,
             chunks,
-            bad_staging: Staging::new(ctx, "non-finite staging", u64::from(items) * 4),
+            bad_reset: b.bad_reset,
+            flag_ring: Staging::new(
+                ctx,
+                "non-finite flags",
+                u64::from(STEPS_PER_CHECK) * u64::from(items) * 4,
+            ),
+            ring_steps: 0,
             current: 0,
         };
-        moe.stage_flags(ctx);
         Ok(moe)
     }
 
-    /// Copies the non-finite flags into their staging buffer, so that [`Self::non_finite`]
-    /// reads the current ones before any step has run.
-    fn stage_flags(&self, ctx: &GpuContext) {
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        self.bad_staging.record_copy(&mut enc, &self.bad);
-        ctx.queue.submit([enc.finish()]);
+    /// Bytes of one step's flags.
+    fn flag_bytes(&self) -> u64 {
+        u64::from(self.items) * 4
     }
 
     /// Records `steps` steps into one command buffer and submits it (no wait).
     pub fn submit_steps(&mut self, ctx: &GpuContext, steps: u32) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        for _ in 0..steps {
+        for step in 0..steps {
             let k = self.current;
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("moe step"),
@@ -420,8 +431,15 @@ impl GpuMoe {
             }
             drop(pass);
             self.current = 1 - k;
+            // This step's flags into the ring, then all finite again for the next step.
+            if step < STEPS_PER_CHECK {
+                let at = u64::from(step) * self.flag_bytes();
+                self.flag_ring
+                    .record_copy_at(&mut enc, &self.bad, at, self.flag_bytes());
+            }
+            enc.copy_buffer_to_buffer(&self.bad_reset, 0, &self.bad, 0, self.flag_bytes());
         }
-        self.bad_staging.record_copy(&mut enc, &self.bad);
+        self.ring_steps = steps.min(STEPS_PER_CHECK);
         ctx.queue.submit([enc.finish()]);
     }
 
@@ -437,7 +455,7 @@ impl GpuMoe {
             0,
             bytemuck::cast_slice(&vec![u32::MAX; self.items as usize]),
         );
-        self.stage_flags(ctx);
+        self.ring_steps = 0;
     }
 
     /// Waits for submitted work.
@@ -448,13 +466,20 @@ impl GpuMoe {
         Ok(())
     }
 
-    /// Per item, the lowest cell whose state went non-finite up to the last submitted step
-    /// (`None` if all finite); waits for that submission.
+    /// For each step of the last submission (at most [`STEPS_PER_CHECK`]), per item, the lowest
+    /// cell whose new state is not finite (`None` if all are); waits for that submission.
+    pub fn non_finite_steps(&self, ctx: &GpuContext) -> Result<Vec<Vec<Option<u32>>>, GpuError> {
+        let items = self.items as usize;
+        let v: Vec<u32> = self.flag_ring.read(ctx, self.ring_steps as usize * items)?;
+        let flags = v.into_iter().map(|c| (c != u32::MAX).then_some(c));
+        let flags: Vec<Option<u32>> = flags.collect();
+        Ok(flags.chunks(items.max(1)).map(<[_]>::to_vec).collect())
+    }
+
+    /// Per item, the lowest non-finite cell of the last submitted step (`None` before any).
     pub fn non_finite(&self, ctx: &GpuContext) -> Result<Vec<Option<u32>>, GpuError> {
-        let v: Vec<u32> = self.bad_staging.read(ctx, self.items as usize)?;
-        Ok(v.into_iter()
-            .map(|c| (c != u32::MAX).then_some(c))
-            .collect())
+        let last = self.non_finite_steps(ctx)?.pop();
+        Ok(last.unwrap_or_else(|| vec![None; self.items as usize]))
     }
 
     /// Copies the current states to the host, `[items, N, S]`.
@@ -481,12 +506,24 @@ impl MoeEngine for GpuMoeEngine<'_> {
     type Error = GpuError;
 
     fn step(&mut self) -> Result<Vec<NonFinite>, GpuError> {
-        self.moe.submit_steps(self.ctx, 1);
-        let bad = self.moe.non_finite(self.ctx)?;
-        Ok(bad
-            .iter()
-            .enumerate()
-            .filter_map(|(item, c)| c.map(|cell| NonFinite { item, cell }))
+        Ok(self.steps(1)?.pop().unwrap_or_default())
+    }
+
+    /// One submission of `k` steps and one read of their flags.
+    fn steps(&mut self, k: u32) -> Result<Vec<Vec<NonFinite>>, GpuError> {
+        assert!(
+            k <= STEPS_PER_CHECK,
+            "at most STEPS_PER_CHECK steps between checks"
+        );
+        self.moe.submit_steps(self.ctx, k);
+        let per_step = self.moe.non_finite_steps(self.ctx)?;
+        Ok(per_step
+            .into_iter()
+            .map(|flags| {
+                let bad = flags.into_iter().enumerate();
+                bad.filter_map(|(item, c)| c.map(|cell| NonFinite { item, cell }))
+                    .collect()
+            })
             .collect())
     }
 

@@ -101,6 +101,13 @@ impl MoeEngine for MoeBatch<'_> {
         }
     }
 
+    fn steps(&mut self, k: u32) -> Result<Vec<Vec<NonFinite>>> {
+        match self {
+            Self::Cpu(e) => e.steps(k).map_err(|never| match never {}),
+            Self::Gpu(e) => e.steps(k).map_err(Error::gpu("MoE steps")),
+        }
+    }
+
     fn run_unchecked(&mut self, steps: u32) -> Result<()> {
         match self {
             Self::Cpu(e) => e.run_unchecked(steps).map_err(|never| match never {}),

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use lattice_core::moe::cpu::find_non_finite;
-use lattice_core::moe::{MoeEngine, initial_states};
+use lattice_core::moe::{MoeEngine, NonFinite, STEPS_PER_CHECK, initial_states};
 
 use crate::backend::Backend;
 use crate::engines::{GpuMoeSetup, MoeBatch, gpu_moe_batch_limit};
@@ -153,7 +153,10 @@ impl<'a> MoeRun<'a> {
         Ok(())
     }
 
-    /// Steps one batch from step `job.from` to the end, generic over the engine.
+    /// Steps one batch from step `job.from` to the end, generic over the engine, in windows of
+    /// up to [`STEPS_PER_CHECK`] steps (a window ends early at a snapshot step): the engine
+    /// runs a window without a host round trip and reports each of its steps' non-finite
+    /// cells, so a failure is still named by its exact step.
     fn run_batch<E: MoeEngine<Error = Error>>(
         &self,
         engine: &mut E,
@@ -163,47 +166,32 @@ impl<'a> MoeRun<'a> {
         tally: &mut Tally,
     ) -> Result<Vec<ItemResult>> {
         let _span = tracing::info_span!("batch", index = job.batch, items = ?job.range).entered();
-        let (cache, steps) = (&self.model.cache, self.model.cfg.steps);
-        let count = job.range.len();
-        let units = (count * cache.dims().cells_usize()) as u64;
+        let steps = self.model.cfg.steps;
         let batch_start = Instant::now();
-        let mut errors: Vec<Option<ItemError>> = vec![None; count];
-        for step in job.from + 1..=steps {
-            let t = Instant::now();
-            for bad in engine.step()? {
-                errors[bad.item].get_or_insert_with(|| {
-                    let coord = cache.dims().coord(bad.cell);
-                    let e = ItemError::NonFinite {
-                        step,
-                        cell: bad.cell,
-                        coord,
-                    };
-                    let id = items[job.range.start + bad.item].id;
-                    tracing::warn!("item {id}: {e}; the other items go on");
-                    e
-                });
+        let mut errors: Vec<Option<ItemError>> = vec![None; job.range.len()];
+        let every = observer.snapshot_every();
+        let mut done = job.from;
+        while done < steps {
+            let mut k = (steps - done).min(STEPS_PER_CHECK);
+            if every > 0 {
+                // Stop at the next snapshot step.
+                k = k.min(every - done % every);
             }
-            let ms = t.elapsed().as_secs_f64() * 1e3;
-            tally.step_ms.push(ms);
-            tally.work += units;
-            let (batch, items) = (job.batch, job.range.clone());
-            let event = StepEvent {
-                batch,
-                items,
-                step,
-                steps,
-                ms,
-                units,
-                flows: None,
-            };
-            observer.step(&event);
-            let every = observer.snapshot_every();
-            if every > 0 && step % every == 0 && step < steps {
+            let t = Instant::now();
+            let flagged = engine.steps(k)?;
+            let ms = t.elapsed().as_secs_f64() * 1e3 / f64::from(k);
+            for (i, bad) in flagged.iter().enumerate() {
+                let step = done + 1 + i as u32;
+                self.record_failures(job, items, step, bad, &mut errors);
+                self.report_step(job, step, ms, observer, tally);
+            }
+            done += k;
+            if every > 0 && done.is_multiple_of(every) && done < steps {
                 let states = engine.states()?;
                 let (items, errors) = (job.range.clone(), &errors[..]);
                 let snap = Snapshot {
                     items,
-                    step,
+                    step: done,
                     states: &states,
                     errors,
                 };
@@ -220,6 +208,54 @@ impl<'a> MoeRun<'a> {
         };
         observer.batch_done(&report).map_err(Error::Observer)?;
         Ok(done)
+    }
+
+    /// Keeps each item's first non-finite state (step, cell), logging it once.
+    fn record_failures(
+        &self,
+        job: &BatchJob,
+        items: &[Item],
+        step: u32,
+        bad: &[NonFinite],
+        errors: &mut [Option<ItemError>],
+    ) {
+        let dims = self.model.cache.dims();
+        for b in bad {
+            errors[b.item].get_or_insert_with(|| {
+                let coord = dims.coord(b.cell);
+                let e = ItemError::NonFinite {
+                    step,
+                    cell: b.cell,
+                    coord,
+                };
+                let id = items[job.range.start + b.item].id;
+                tracing::warn!("item {id}: {e}; the other items go on");
+                e
+            });
+        }
+    }
+
+    /// One step's figures into the tally and to the observer.
+    fn report_step(
+        &self,
+        job: &BatchJob,
+        step: u32,
+        ms: f64,
+        observer: &mut dyn Observer,
+        tally: &mut Tally,
+    ) {
+        let units = (job.range.len() * self.model.cache.dims().cells_usize()) as u64;
+        tally.step_ms.push(ms);
+        tally.work += units;
+        observer.step(&StepEvent {
+            batch: job.batch,
+            items: job.range.clone(),
+            step,
+            steps: self.model.cfg.steps,
+            ms,
+            units,
+            flows: None,
+        });
     }
 
     /// Each item's final states and error.

@@ -6,6 +6,10 @@ use super::cpu;
 use super::net::MoeNet;
 use crate::neighbors::NeighborCache;
 
+/// Steps a backend may run between two reads of its non-finite flags (the GPU keeps one flag
+/// set per step in a ring of this many, so a late read still names the exact step).
+pub const STEPS_PER_CHECK: u32 = 16;
+
 /// An item whose states turned non-finite: its index in the batch and its first bad cell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NonFinite {
@@ -23,6 +27,15 @@ pub trait MoeEngine {
     /// # Errors
     /// The backend's own failure (a lost device, a failed readback).
     fn step(&mut self) -> Result<Vec<NonFinite>, Self::Error>;
+
+    /// `k` (≤ [`STEPS_PER_CHECK`]) synchronous steps; then, per step, what [`Self::step`]
+    /// would have returned. A backend may run them without a host round trip in between.
+    ///
+    /// # Errors
+    /// As [`Self::step`].
+    fn steps(&mut self, k: u32) -> Result<Vec<Vec<NonFinite>>, Self::Error> {
+        (0..k).map(|_| self.step()).collect()
+    }
 
     /// `steps` steps without the per-step check, then waits for them (benchmarks).
     ///

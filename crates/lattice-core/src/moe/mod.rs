@@ -16,7 +16,7 @@ use rand_distr::{Distribution, Normal};
 
 use crate::seeds::derive_seed;
 
-pub use engine::{CpuMoe, MoeEngine, NonFinite};
+pub use engine::{CpuMoe, MoeEngine, NonFinite, STEPS_PER_CHECK};
 pub use net::MoeNet;
 pub use params::{MoeShape, ParamLayout};
 pub use weights::{MoeWeights, WeightsError};
