@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use super::bench_rows::{Flops, FlowRow, Row};
 use lattice_core::config::{self, FlowsConfig, Simulation};
+use lattice_core::flows::cost::flops_per_flow_step;
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
-use lattice_core::flows::params::DISP_HIDDEN;
 use lattice_core::flows::run::FlowEngine;
 use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights};
 use lattice_gpu::GpuContext;
@@ -19,22 +19,6 @@ const EXPERIMENT: &str = include_str!("../../../../configs/flows_experiment.ron"
 
 /// The cases: (preset, config text, items).
 pub const CASES: [(&str, &str, u32); 2] = [("debug", DEBUG, 64), ("experiment", EXPERIMENT, 16)];
-
-/// FLOPs of one flow-step (multiply-add = 2): SimpleNeuron, every GRU layer, both heads.
-pub fn flops_per_flow_step(sh: &FlowShape) -> f64 {
-    let (nh, no, hc) = (
-        f64::from(sh.neuron_hidden),
-        f64::from(sh.neuron_out),
-        f64::from(sh.hidden),
-    );
-    let neuron = 3.0 * 3.0 + 4.0 * nh + nh * nh + nh * no;
-    let gru: f64 = (0..sh.layers)
-        .map(|l| 3.0 * hc * (f64::from(sh.layer_in(l)) + hc))
-        .sum();
-    let heads =
-        hc * hc / 2.0 + hc / 2.0 + hc * f64::from(DISP_HIDDEN) + f64::from(DISP_HIDDEN) * 3.0;
-    2.0 * (neuron + gru + heads)
-}
 
 pub fn case(
     label: &str,
