@@ -6,10 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use assert_cmd::Command;
-
 mod common;
-use common::write_npy;
+use common::{read_json as json, read_npy as npy, write_npy};
 
 const MOE: &str = "(seed: 3, batch: (items: 2), simulation: Moe((lattice: (dims: (6, 5, 4), \
                    radius_ratio: 0.5), steps: 2)))";
@@ -19,27 +17,8 @@ const FLOWS: &str = "(seed: 5, batch: (items: 2), simulation: Flows((dims: (7, 6
     trace: Some((capacity: 1000000)))))";
 
 fn lattice(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::cargo_bin("lattice")
-        .unwrap()
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    (o.status.code().unwrap_or(-1), out, err)
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-fn npy(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec().unwrap()
+    let ran = common::lattice_in(dir, args, &[]);
+    (ran.code, ran.stdout, ran.stderr)
 }
 
 /// A legacy-VTK structured-points file: its dimensions, point count and fields.
@@ -326,14 +305,10 @@ fn a_checkpoint_is_refused_for_another_step_count_or_weights_file() {
         a.extend_from_slice(extra);
         a.iter().map(|s| s.to_string()).collect::<Vec<_>>()
     };
-    let cut = Command::cargo_bin("lattice")
-        .unwrap()
-        .current_dir(d)
-        .args(run(&["--out", "cut"]))
-        .env("LATTICE_STOP_AFTER_CHECKPOINT", "1")
-        .output()
-        .unwrap();
-    assert_eq!(cut.status.code(), Some(2));
+    let cut_args = run(&["--out", "cut"]);
+    let cut_args: Vec<&str> = cut_args.iter().map(String::as_str).collect();
+    let cut = common::lattice_in(d, &cut_args, &[("LATTICE_STOP_AFTER_CHECKPOINT", "1")]);
+    assert_eq!(cut.code, 2, "{}", cut.stderr);
     let as_refs = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
     let resume = |extra: &[&str], says: &str| {
         let args = run(&[&["--resume", "cut"], extra].concat());
@@ -485,16 +460,14 @@ fn flow_weights_over_the_copy_limit_are_not_written_and_the_log_says_why() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("flows.ron"), FLOWS).unwrap();
-    let o = Command::cargo_bin("lattice")
-        .unwrap()
-        .current_dir(d)
-        .args(["run", "flows.ron", "--backend", "cpu", "--out", "o"])
-        // The 512 MiB limit, lowered so that this small network is over it.
-        .env("LATTICE_MAX_WEIGHTS_COPY_BYTES", "1000")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
+    // The 512 MiB limit, lowered so that this small network is over it.
+    let o = common::lattice_in(
+        d,
+        &["run", "flows.ron", "--backend", "cpu", "--out", "o"],
+        &[("LATTICE_MAX_WEIGHTS_COPY_BYTES", "1000")],
+    );
+    let err = &o.stderr;
+    assert_eq!(o.code, 0, "{err}");
     assert!(err.contains("not copied to the output folder"), "{err}");
     assert!(!d.join("o/weights.safetensors").exists());
     let m = json(&d.join("o/metrics.json"));

@@ -5,8 +5,6 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-
 mod common;
 use common::write_npy;
 
@@ -18,15 +16,9 @@ fn config(batch: &str) -> String {
 }
 
 fn lattice(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::cargo_bin("lattice").unwrap();
-    cmd.current_dir(dir).args(args).args(["--backend", "cpu"]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let o = cmd.output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!err.contains("panicked"), "{err}");
-    (o.status.code().unwrap_or(-1), err)
+    let args = [args, &["--backend", "cpu"]].concat();
+    let ran = common::lattice_in(dir, &args, env);
+    (ran.code, ran.stderr)
 }
 
 fn read(dir: &Path, file: &str) -> Vec<u8> {
