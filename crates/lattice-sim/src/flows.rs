@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::items::{Input, Item, ItemResult, Output};
 use crate::model::FlowsModel;
 use crate::observer::{BatchDone, Observer, StepEvent};
-use crate::runtime::Tally;
+use crate::runtime::{Measured, Tally};
 use crate::runtime::{host_batch_limit, run_batches};
 
 /// Items that fit one batch, and what limits them.
@@ -110,8 +110,8 @@ impl<'a> FlowsRun<'a> {
             steps: Vec::new(),
         };
         let e = cfg.embedding_dim as usize;
-        let mut batches = std::mem::take(&mut tally.batches);
-        let result = run_batches(&mut batches, 0..items.len(), size, |batch, r| {
+        let Tally { batches, measured } = tally;
+        run_batches(batches, 0..items.len(), size, |batch, r| {
             let ids: Vec<u64> = r.clone().map(|k| items[k].id).collect();
             let job = FlowBatch {
                 weights,
@@ -120,12 +120,11 @@ impl<'a> FlowsRun<'a> {
                 ids: &ids,
                 embeddings: &embeddings[r.start * e..r.end * e],
             };
-            let done = self.run_batch(gpu.as_ref(), &job, batch, r, observer, tally, &mut ctx)?;
-            tally.results.extend(done);
+            let done =
+                self.run_batch(gpu.as_ref(), &job, batch, r, observer, measured, &mut ctx)?;
+            measured.results.extend(done);
             Ok(())
-        });
-        tally.batches = batches;
-        result?;
+        })?;
         Ok((ctx.steps, ctx.trace))
     }
 
@@ -138,13 +137,13 @@ impl<'a> FlowsRun<'a> {
         batch: usize,
         range: Range<usize>,
         observer: &mut dyn Observer,
-        tally: &mut Tally,
+        measured: &mut Measured,
         run: &mut RunState,
     ) -> Result<Vec<ItemResult>> {
         let _span = tracing::info_span!("batch", index = batch, items = ?range).entered();
         let (batch_start, mut last) = (Instant::now(), Instant::now());
         let (steps, units) = (self.model.cfg.steps(), range.len() as u64);
-        let step_ms = &mut tally.step_ms;
+        let step_ms = &mut measured.step_ms;
         let outcome = job.run(gpu, run.trace.as_mut(), |rec| {
             let ms = last.elapsed().as_secs_f64() * 1e3;
             last = Instant::now();
@@ -162,7 +161,7 @@ impl<'a> FlowsRun<'a> {
             };
             observer.step(&event);
         })?;
-        tally.work += outcome.steps.iter().map(|s| u64::from(s.live)).sum::<u64>();
+        measured.work += outcome.steps.iter().map(|s| u64::from(s.live)).sum::<u64>();
         StepRecord::merge_into(&mut run.steps, &outcome.steps);
         let flow_steps = outcome.steps.clone();
         let done = self.results(outcome, job.ids, batch, batch_start.elapsed().as_secs_f64());

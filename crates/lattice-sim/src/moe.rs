@@ -13,7 +13,7 @@ use crate::error::{Error, ItemError, Result};
 use crate::items::{Input, Item, ItemResult, Output};
 use crate::model::MoeModel;
 use crate::observer::{BatchDone, Observer, Snapshot, StepEvent};
-use crate::runtime::Tally;
+use crate::runtime::{Measured, Tally};
 use crate::runtime::{host_batch_limit, run_batches};
 
 /// Items of this lattice that fit one batch, and what limits them.
@@ -132,8 +132,8 @@ impl<'a> MoeRun<'a> {
             let end = (first..items.len())
                 .find(|&k| items[k].done_steps != from)
                 .unwrap_or(items.len());
-            let mut batches = std::mem::take(&mut tally.batches);
-            let result = run_batches(&mut batches, first..end, size, |batch, r| {
+            let Tally { batches, measured } = &mut *tally;
+            run_batches(batches, first..end, size, |batch, r| {
                 let states = self.batch_states(&items[r.clone()]);
                 let mut engine =
                     MoeBatch::new(gpu.as_ref(), &m.cache, &m.cfg, &m.weights, states, r.len())?;
@@ -142,12 +142,10 @@ impl<'a> MoeRun<'a> {
                     range: r,
                     from,
                 };
-                let done = self.run_batch(&mut engine, &job, items, observer, tally)?;
-                tally.results.extend(done);
+                let done = self.run_batch(&mut engine, &job, items, observer, measured)?;
+                measured.results.extend(done);
                 Ok(())
-            });
-            tally.batches = batches;
-            result?;
+            })?;
             first = end;
         }
         Ok(())
@@ -163,7 +161,7 @@ impl<'a> MoeRun<'a> {
         job: &BatchJob,
         items: &[Item],
         observer: &mut dyn Observer,
-        tally: &mut Tally,
+        measured: &mut Measured,
     ) -> Result<Vec<ItemResult>> {
         let _span = tracing::info_span!("batch", index = job.batch, items = ?job.range).entered();
         let steps = self.model.cfg.steps;
@@ -183,7 +181,7 @@ impl<'a> MoeRun<'a> {
             for (i, bad) in flagged.iter().enumerate() {
                 let step = done + 1 + i as u32;
                 self.record_failures(job, items, step, bad, &mut errors);
-                self.report_step(job, step, ms, observer, tally);
+                self.report_step(job, step, ms, observer, measured);
             }
             done += k;
             if every > 0 && done.is_multiple_of(every) && done < steps {
@@ -235,18 +233,18 @@ impl<'a> MoeRun<'a> {
         }
     }
 
-    /// One step's figures into the tally and to the observer.
+    /// One step's figures into the measurements and to the observer.
     fn report_step(
         &self,
         job: &BatchJob,
         step: u32,
         ms: f64,
         observer: &mut dyn Observer,
-        tally: &mut Tally,
+        measured: &mut Measured,
     ) {
         let units = (job.range.len() * self.model.cache.dims().cells_usize()) as u64;
-        tally.step_ms.push(ms);
-        tally.work += units;
+        measured.step_ms.push(ms);
+        measured.work += units;
         observer.step(&StepEvent {
             batch: job.batch,
             items: job.range.clone(),

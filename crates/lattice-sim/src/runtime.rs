@@ -89,10 +89,18 @@ pub fn host_batch_limit(bytes_per_item: u64) -> usize {
     })
 }
 
-/// What the runners accumulate while batches run.
+/// What the runners accumulate while batches run: how the batches went, and what they
+/// produced (two fields, so a runner can lend them apart: one to [`run_batches`], the other
+/// to the batch it runs).
 #[derive(Default)]
 pub(crate) struct Tally {
     pub batches: BatchRun,
+    pub measured: Measured,
+}
+
+/// The items' results and the work and time of every step.
+#[derive(Default)]
+pub(crate) struct Measured {
     pub results: Vec<ItemResult>,
     pub step_ms: Vec<f64>,
     pub work: u64,
@@ -107,7 +115,8 @@ impl Tally {
         start: Instant,
     ) -> Stats {
         let total_s = start.elapsed().as_secs_f64();
-        let steps = self.step_ms.len().max(1) as f64;
+        let m = &self.measured;
+        let steps = m.step_ms.len().max(1) as f64;
         Stats {
             backend,
             total_s,
@@ -115,9 +124,9 @@ impl Tally {
             batch_size: size,
             batch_sizes: self.batches.batch_sizes.clone(),
             halvings: self.batches.halvings,
-            mean_step_ms: self.step_ms.iter().sum::<f64>() / steps,
-            max_step_ms: self.step_ms.iter().copied().fold(0.0, f64::max),
-            work: self.work,
+            mean_step_ms: m.step_ms.iter().sum::<f64>() / steps,
+            max_step_ms: m.step_ms.iter().copied().fold(0.0, f64::max),
+            work: m.work,
             peak_host_memory_bytes: peak_rss_bytes(),
         }
     }

@@ -216,7 +216,9 @@ impl Simulation {
         };
         let stats = tally.stats(self.backend.name(), size, items.len(), start);
         Ok(Results {
-            items: tally.results.into_iter().map(|r| (r.id, r)).collect(),
+            items: (tally.measured.results.into_iter())
+                .map(|r| (r.id, r))
+                .collect(),
             stats,
             flow_steps,
             trace,
