@@ -431,12 +431,11 @@ impl GpuMoe {
             }
             drop(pass);
             self.current = 1 - k;
-            // This step's flags into the ring, then all finite again for the next step.
-            if step < STEPS_PER_CHECK {
-                let at = u64::from(step) * self.flag_bytes();
-                self.flag_ring
-                    .record_copy_at(&mut enc, &self.bad, at, self.flag_bytes());
-            }
+            // This step's flags into the ring, then all finite again for the next step. Past
+            // the ring's length (an unchecked run) the last slot keeps the latest step.
+            let at = u64::from(step.min(STEPS_PER_CHECK - 1)) * self.flag_bytes();
+            self.flag_ring
+                .record_copy_at(&mut enc, &self.bad, at, self.flag_bytes());
             enc.copy_buffer_to_buffer(&self.bad_reset, 0, &self.bad, 0, self.flag_bytes());
         }
         self.ring_steps = steps.min(STEPS_PER_CHECK);
@@ -466,8 +465,9 @@ impl GpuMoe {
         Ok(())
     }
 
-    /// For each step of the last submission (at most [`STEPS_PER_CHECK`]), per item, the lowest
-    /// cell whose new state is not finite (`None` if all are); waits for that submission.
+    /// For each step of the last submission (of a longer one: its first STEPS_PER_CHECK − 1
+    /// steps and its last), per item, the lowest cell whose new state is not finite (`None` if
+    /// all are); waits for that submission.
     pub fn non_finite_steps(&self, ctx: &GpuContext) -> Result<Vec<Vec<Option<u32>>>, GpuError> {
         let items = self.items as usize;
         let v: Vec<u32> = self.flag_ring.read(ctx, self.ring_steps as usize * items)?;
