@@ -140,18 +140,31 @@ pub fn gpu_moe_batch_limit(
     let binding = per_cell * u64::from(sh.s.max(sh.func_hidden));
     let one = lattice_gpu::moe::batch_bytes(ctx, layout, cells, 1)
         .map_err(Error::gpu("planning a MoE batch"))?;
-    let fix = "Use a smaller lattice or state_size, or --backend cpu";
-    let (by_binding, limit) = fits(ctx, binding, one, "lattice", fix)?;
-    let Some(budget) = ctx.memory_budget() else {
-        return Ok((by_binding, limit));
+    let over = |limit| Error::OutOfMemory {
+        what: "lattice",
+        binding_bytes: binding,
+        total_bytes: one,
+        limit,
+        fix: "Use a smaller lattice or state_size, or --backend cpu",
     };
-    // batch_bytes grows with the items: the largest count whose buffers fit the budget.
+    let by_binding = (ctx.max_binding() / binding.max(1)).min(u64::from(u32::MAX)) as usize;
+    if by_binding == 0 {
+        return Err(over("one GPU binding"));
+    }
+    let Some(budget) = ctx.memory_budget() else {
+        return Ok((by_binding, "one GPU binding"));
+    };
+    if one > budget {
+        return Err(over("80 % of the GPU's memory"));
+    }
+    // batch_bytes grows with the items (and has a fixed part, the weights): the largest count
+    // within the binding limit whose buffers fit the budget.
     let fits_budget = |n: usize| {
         lattice_gpu::moe::batch_bytes(ctx, layout, cells, n as u32).is_ok_and(|b| b <= budget)
     };
-    let (mut lo, mut hi) = (1usize, by_binding.min(u32::MAX as usize));
+    let (mut lo, mut hi) = (1usize, by_binding);
     if fits_budget(hi) {
-        return Ok((hi, limit));
+        return Ok((hi, "one GPU binding"));
     }
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;
