@@ -97,8 +97,9 @@ struct Recorder {
 }
 
 impl Observer for Recorder {
-    fn step(&mut self, e: &StepEvent<'_>) {
+    fn step(&mut self, e: &StepEvent<'_>) -> Result<(), ObserverError> {
         self.steps.push((e.batch, e.step));
+        Ok(())
     }
     fn snapshot_every(&self) -> u32 {
         2

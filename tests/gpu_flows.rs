@@ -5,6 +5,7 @@
 //! in a batch of 8. Skips without an adapter unless LATTICE_REQUIRE_GPU=1 (CI sets it).
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 use std::sync::OnceLock;
 
 use lattice_core::config::{self, FlowsConfig, Simulation};
@@ -67,7 +68,10 @@ fn first_items() -> Vec<u64> {
 fn gpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
     let (state, seeds) = placed(s, ids);
     let mut engine = GpuFlows::new(&s.ctx, &s.kernels, &state, &seeds).unwrap();
-    run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {}).unwrap()
+    run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap()
 }
 
 fn cpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
@@ -77,7 +81,10 @@ fn cpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
         state,
         seeds,
     };
-    run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {}).unwrap_or_else(|e| match e {})
+    run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_or_else(|e| match e {})
 }
 
 /// The first items' runs, made once per test binary and shared by the tests that need them

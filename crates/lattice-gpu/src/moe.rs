@@ -509,6 +509,10 @@ impl MoeEngine for GpuMoeEngine<'_> {
         Ok(self.steps(1)?.pop().unwrap_or_default())
     }
 
+    fn steps_per_check(&self) -> u32 {
+        STEPS_PER_CHECK
+    }
+
     /// One submission of `k` steps and one read of their flags.
     fn steps(&mut self, k: u32) -> Result<Vec<Vec<NonFinite>>, GpuError> {
         assert!(

@@ -2,6 +2,8 @@
 //! the items (device, uploaded neighbor cache, compiled kernels), how many items fit one batch,
 //! and one batch's engine on either backend.
 
+use std::ops::ControlFlow;
+
 use lattice_core::NeighborCache;
 use lattice_core::config::{FlowsConfig, MoeConfig};
 use lattice_core::flows::mapper::place_batch;
@@ -98,6 +100,13 @@ impl MoeEngine for MoeBatch<'_> {
         match self {
             Self::Cpu(e) => e.step().map_err(|never| match never {}),
             Self::Gpu(e) => e.step().map_err(Error::gpu("a MoE step")),
+        }
+    }
+
+    fn steps_per_check(&self) -> u32 {
+        match self {
+            Self::Cpu(e) => e.steps_per_check(),
+            Self::Gpu(e) => e.steps_per_check(),
         }
     }
 
@@ -261,7 +270,7 @@ impl FlowBatch<'_> {
         &self,
         gpu: Option<&GpuFlowSetup<'_>>,
         trace: Option<&mut Trace>,
-        on_step: impl FnMut(&StepRecord),
+        on_step: impl FnMut(&StepRecord) -> ControlFlow<()>,
     ) -> Result<BatchOutcome> {
         let (weights, cfg) = (self.weights, self.cfg);
         let (state, seeds) = place_batch(weights, cfg, self.seed, self.ids, self.embeddings);

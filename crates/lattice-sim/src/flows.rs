@@ -1,7 +1,7 @@
 //! The flows runner behind [`crate::Simulation`]: embeddings to placed flows, batches run to
 //! completion, surfaces aggregated per item.
 
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::time::Instant;
 
 use lattice_core::config::FlowsConfig;
@@ -144,6 +144,7 @@ impl<'a> FlowsRun<'a> {
         let (batch_start, mut last) = (Instant::now(), Instant::now());
         let (steps, units) = (self.model.cfg.steps(), range.len() as u64);
         let step_ms = &mut measured.step_ms;
+        let mut stopped_by = None;
         let outcome = job.run(gpu, run.trace.as_mut(), |rec| {
             let ms = last.elapsed().as_secs_f64() * 1e3;
             last = Instant::now();
@@ -159,8 +160,17 @@ impl<'a> FlowsRun<'a> {
                 units,
                 flows: Some(rec),
             };
-            observer.step(&event);
+            observer.step(&event).map_or_else(
+                |e| {
+                    stopped_by = Some(e);
+                    ControlFlow::Break(())
+                },
+                ControlFlow::Continue,
+            )
         })?;
+        if let Some(e) = stopped_by {
+            return Err(Error::Observer(e));
+        }
         measured.work += outcome.steps.iter().map(|s| u64::from(s.live)).sum::<u64>();
         StepRecord::merge_into(&mut run.steps, &outcome.steps);
         let flow_steps = outcome.steps.clone();

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use lattice_core::moe::cpu::find_non_finite;
-use lattice_core::moe::{MoeEngine, NonFinite, STEPS_PER_CHECK, initial_states};
+use lattice_core::moe::{MoeEngine, NonFinite, initial_states};
 
 use crate::backend::Backend;
 use crate::engines::{GpuMoeSetup, MoeBatch, gpu_moe_batch_limit};
@@ -152,7 +152,7 @@ impl<'a> MoeRun<'a> {
     }
 
     /// Steps one batch from step `job.from` to the end, generic over the engine, in windows of
-    /// up to [`STEPS_PER_CHECK`] steps (a window ends early at a snapshot step): the engine
+    /// up to [`MoeEngine::steps_per_check`] steps (a window ends early at a snapshot step): the engine
     /// runs a window without a host round trip and reports each of its steps' non-finite
     /// cells, so a failure is still named by its exact step.
     fn run_batch<E: MoeEngine<Error = Error>>(
@@ -170,7 +170,7 @@ impl<'a> MoeRun<'a> {
         let every = observer.snapshot_every();
         let mut done = job.from;
         while done < steps {
-            let mut k = (steps - done).min(STEPS_PER_CHECK);
+            let mut k = (steps - done).min(engine.steps_per_check());
             if every > 0 {
                 // Stop at the next snapshot step.
                 k = k.min(every - done % every);
@@ -181,7 +181,7 @@ impl<'a> MoeRun<'a> {
             for (i, bad) in flagged.iter().enumerate() {
                 let step = done + 1 + i as u32;
                 self.record_failures(job, items, step, bad, &mut errors);
-                self.report_step(job, step, ms, observer, measured);
+                self.report_step(job, step, ms, observer, measured)?;
             }
             done += k;
             if every > 0 && done.is_multiple_of(every) && done < steps {
@@ -241,19 +241,21 @@ impl<'a> MoeRun<'a> {
         ms: f64,
         observer: &mut dyn Observer,
         measured: &mut Measured,
-    ) {
+    ) -> Result<()> {
         let units = (job.range.len() * self.model.cache.dims().cells_usize()) as u64;
         measured.step_ms.push(ms);
         measured.work += units;
-        observer.step(&StepEvent {
-            batch: job.batch,
-            items: job.range.clone(),
-            step,
-            steps: self.model.cfg.steps,
-            ms,
-            units,
-            flows: None,
-        });
+        observer
+            .step(&StepEvent {
+                batch: job.batch,
+                items: job.range.clone(),
+                step,
+                steps: self.model.cfg.steps,
+                ms,
+                units,
+                flows: None,
+            })
+            .map_err(Error::Observer)
     }
 
     /// Each item's final states and error.

@@ -54,11 +54,17 @@ pub struct BatchDone<'a> {
     pub flow_steps: &'a [StepRecord],
 }
 
-/// Every method has a default that does nothing. An error returned from `snapshot` or
+/// Every method has a default that does nothing. An error returned from `step`, `snapshot` or
 /// `batch_done` ends the run with [`crate::Error::Observer`].
 pub trait Observer {
-    /// A step of a batch finished (progress).
-    fn step(&mut self, _event: &StepEvent<'_>) {}
+    /// A step of a batch finished (progress). An error stops the run here, between steps
+    /// (an interrupt, a cancelled job).
+    ///
+    /// # Errors
+    /// Whatever the observer fails with; it ends the run.
+    fn step(&mut self, _event: &StepEvent<'_>) -> Result<(), ObserverError> {
+        Ok(())
+    }
 
     /// MoE: deliver [`Snapshot`]s every this many steps (0: never). A batch's last step is
     /// never snapshotted: its states arrive in `batch_done`.

@@ -10,6 +10,7 @@ use lattice_core::config::{
 use lattice_core::flows::{FlowLayout, FlowShape, FlowWeights};
 use lattice_core::lattice::build_cache;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout};
+use lattice_core::tensors::NamedTensors;
 
 use crate::backend::{Backend, BackendChoice};
 use crate::error::{Error, Result};
@@ -34,6 +35,26 @@ impl Simulation {
     /// [`Error::Config`] (with line, column and field), [`Error::Lattice`], [`Error::Gpu`].
     pub fn from_file(path: &Path, backend: BackendChoice) -> Result<Self> {
         Self::from_loaded(config::load(path)?, Backend::select(backend)?)
+    }
+
+    /// A config given as RON text (what a config file holds), parsed and checked like a file;
+    /// `origin` names it in errors, and relative mask paths are taken from the current folder.
+    ///
+    /// # Errors
+    /// As [`Self::from_file`].
+    pub fn from_ron(text: &str, origin: &str, backend: BackendChoice) -> Result<Self> {
+        let path = Path::new(origin);
+        let config = config::parse(text, path)?;
+        if let Err(issues) = config::check(&config) {
+            let path = path.into();
+            return Err(ConfigError::Invalid { path, issues }.into());
+        }
+        let loaded = LoadedConfig {
+            config,
+            path: path.into(),
+            text_hash: config::fnv1a(text.as_bytes()),
+        };
+        Self::from_loaded(loaded, Backend::select(backend)?)
     }
 
     /// A config made in code, checked like a file (relative mask paths are taken from the
@@ -95,6 +116,32 @@ impl Simulation {
             Model::Flows(f) => f.weights = FlowWeights::load(f.weights.layout.clone(), path)?,
         }
         Ok(())
+    }
+
+    /// Replaces the weights with named tensors (`name → (shape, values)`, the names of
+    /// docs/weights.md), checked as a file is; `origin` names them in errors.
+    ///
+    /// # Errors
+    /// [`Error::Weights`] naming a missing, extra or mis-shaped tensor.
+    pub fn set_weights(&mut self, origin: &str, named: NamedTensors) -> Result<()> {
+        let origin = Path::new(origin);
+        match &mut self.model {
+            Model::Moe(m) => {
+                m.weights = MoeWeights::from_named(m.weights.layout.clone(), origin, named)?;
+            }
+            Model::Flows(f) => {
+                f.weights = FlowWeights::from_named(f.weights.layout.clone(), origin, named)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every weight tensor as `(name, shape, values)`, in the order of docs/weights.md.
+    pub fn weights(&self) -> Vec<(&str, &[u32], &[f32])> {
+        match &self.model {
+            Model::Moe(m) => m.weights.named().collect(),
+            Model::Flows(f) => f.weights.named().collect(),
+        }
     }
 
     /// Overrides the config's step count (MoE `steps`, flows `max_steps`).

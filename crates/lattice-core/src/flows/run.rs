@@ -2,6 +2,8 @@
 //! per-item early stop (so an item's result does not depend on the batch it runs in), step
 //! metrics, the optional trace, and what happens to flows still moving at the end.
 
+use std::ops::ControlFlow;
+
 use serde::{Deserialize, Serialize};
 
 use super::convergence::{Convergence, StopReason};
@@ -98,7 +100,8 @@ impl FlowsConfig {
 }
 
 /// Runs a placed batch to the end. `first_item` numbers the batch's items in the trace;
-/// `on_step` sees every step's totals as it ends (progress, logs).
+/// `on_step` sees every step's totals as it ends (progress, logs); when it breaks, the batch
+/// stops there and returns what it has (its caller says why).
 ///
 /// # Errors
 /// The engine's own failure.
@@ -108,7 +111,7 @@ pub fn run_batch<E: FlowEngine>(
     items: u32,
     first_item: u64,
     mut trace: Option<&mut Trace>,
-    mut on_step: impl FnMut(&StepRecord),
+    mut on_step: impl FnMut(&StepRecord) -> ControlFlow<()>,
 ) -> Result<BatchOutcome, E::Error> {
     let mut run = Items::new(cfg, items);
     let mut records = Vec::new();
@@ -129,8 +132,11 @@ pub fn run_batch<E: FlowEngine>(
         if let (Some(t), Some(before)) = (trace.as_deref_mut(), before) {
             t.record(step, first_item, &before, &engine.state()?, &run.stopped);
         }
-        on_step(&rec);
+        let flow = on_step(&rec);
         records.push(rec);
+        if flow.is_break() {
+            break;
+        }
     }
     let mut state = engine.state()?;
     finish_unfinished(&mut state, cfg.unfinished, &mut run.outcomes);

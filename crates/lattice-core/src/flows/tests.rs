@@ -2,6 +2,8 @@
 
 use super::aggregate::aggregate;
 use super::mapper::{noise_seed, place_batch, seeded_embeddings};
+use std::ops::ControlFlow;
+
 use super::run::run_batch;
 use super::state::{FlowState, event, status};
 use super::*;
@@ -33,7 +35,10 @@ fn run(cfg: &FlowsConfig, items: u32) -> (run::BatchOutcome, FlowWeights) {
         state,
         seeds: (0..items).map(|b| noise_seed(7, u64::from(b))).collect(),
     };
-    let out = run_batch(&mut engine, cfg, items, 0, None, |_| {}).unwrap();
+    let out = run_batch(&mut engine, cfg, items, 0, None, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     (out, w)
 }
 
@@ -85,7 +90,10 @@ fn run_with(cfg: &FlowsConfig, w: &FlowWeights, state: FlowState) -> run::BatchO
         state,
         seeds: (0..items).map(|b| noise_seed(7, u64::from(b))).collect(),
     };
-    run_batch(&mut engine, cfg, items, 0, None, |_| {}).unwrap()
+    run_batch(&mut engine, cfg, items, 0, None, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap()
 }
 
 #[test]

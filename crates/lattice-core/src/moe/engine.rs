@@ -28,6 +28,13 @@ pub trait MoeEngine {
     /// The backend's own failure (a lost device, a failed readback).
     fn step(&mut self) -> Result<Vec<NonFinite>, Self::Error>;
 
+    /// Steps the runtime asks for at once ([`Self::steps`]): 1 where a host check costs
+    /// nothing (the CPU; an observer then hears of every step as it ends), up to
+    /// [`STEPS_PER_CHECK`] where it is a device round trip.
+    fn steps_per_check(&self) -> u32 {
+        1
+    }
+
     /// `k` (≤ [`STEPS_PER_CHECK`]) synchronous steps; then, per step, what [`Self::step`]
     /// would have returned. A backend may run them without a host round trip in between.
     ///

@@ -7,7 +7,7 @@ mod weights;
 
 use std::collections::BTreeMap;
 
-pub use weights::{Weights, WeightsError};
+pub use weights::{NamedTensors, Weights, WeightsError};
 
 /// How a tensor is initialised from the seed (documented per tensor in docs/weights.md).
 #[derive(Debug, Clone, Copy, PartialEq)]

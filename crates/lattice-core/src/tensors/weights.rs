@@ -1,6 +1,7 @@
 //! Weights of one network: seeded initialisation (ChaCha8, one stream per tensor) and
 //! safetensors I/O that checks every name, shape and dtype against the layout.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
@@ -11,6 +12,9 @@ use safetensors::tensor::{Dtype, TensorView};
 use super::{Layout, TensorSpec, init};
 use crate::io::write_atomic;
 use crate::seeds::derive_seed;
+
+/// Tensors by name: `name → (shape, values)` (a safetensors file's, a Python dict's).
+pub type NamedTensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
 
 /// All tensors of a network, packed in layout order.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,43 +121,59 @@ impl<L: Layout> Weights<L> {
                 path: path.into(),
                 message: e.to_string(),
             })?;
+        let mut named = BTreeMap::new();
+        for (name, view) in file.tensors() {
+            if view.dtype() != Dtype::F32 {
+                return Err(WeightsError::DType {
+                    path: path.into(),
+                    name,
+                    got: view.dtype(),
+                });
+            }
+            let data = (view.data().chunks_exact(4))
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4-byte chunk")))
+                .collect();
+            named.insert(name, (view.shape().to_vec(), data));
+        }
+        Self::from_named(layout, path, named)
+    }
+
+    /// Weights from named tensors (`name → (shape, values)`), checked as a file is: exactly
+    /// the layout's tensors, each with its shape. `origin` names where they came from in
+    /// errors (a file, a Python dict).
+    pub fn from_named(layout: L, origin: &Path, named: NamedTensors) -> Result<Self, WeightsError> {
         let tl = layout.tensors();
-        let mut names: Vec<String> = file.names().into_iter().map(str::to_string).collect();
-        names.sort();
-        if let Some(extra) = names.iter().find(|n| tl.get(n).is_none()) {
+        if let Some(extra) = named.keys().find(|n| tl.get(n).is_none()) {
             return Err(WeightsError::Extra {
-                path: path.into(),
+                path: origin.into(),
                 name: extra.clone(),
                 network: tl.label.clone(),
             });
         }
         let mut data = vec![0.0f32; tl.total() as usize];
         for t in &tl.tensors {
-            let view = file.tensor(&t.name).map_err(|_| WeightsError::Missing {
-                path: path.into(),
+            let (shape, values) = named.get(&t.name).ok_or_else(|| WeightsError::Missing {
+                path: origin.into(),
                 name: t.name.clone(),
                 shape: t.shape.clone(),
             })?;
-            if view.dtype() != Dtype::F32 {
-                return Err(WeightsError::DType {
-                    path: path.into(),
-                    name: t.name.clone(),
-                    got: view.dtype(),
-                });
-            }
             let want: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
-            if view.shape() != want.as_slice() {
+            if *shape != want || values.len() != t.len() as usize {
                 return Err(WeightsError::Shape {
-                    path: path.into(),
+                    path: origin.into(),
                     name: t.name.clone(),
-                    got: view.shape().to_vec(),
+                    got: shape.clone(),
                     want: t.shape.clone(),
                 });
             }
-            for (v, chunk) in data[t.range()].iter_mut().zip(view.data().chunks_exact(4)) {
-                *v = f32::from_le_bytes(chunk.try_into().expect("4-byte chunk"));
-            }
+            data[t.range()].copy_from_slice(values);
         }
         Ok(Self { layout, data })
+    }
+
+    /// Every tensor as `(name, shape, values)`, in layout order.
+    pub fn named(&self) -> impl Iterator<Item = (&str, &[u32], &[f32])> {
+        (self.layout.tensors().tensors.iter())
+            .map(|t| (t.name.as_str(), t.shape.as_slice(), &self.data[t.range()]))
     }
 }

@@ -307,8 +307,8 @@ impl<'a> Watch<'a> {
 }
 
 impl Observer for Watch<'_> {
-    fn step(&mut self, e: &StepEvent<'_>) {
-        let Some(r) = e.flows else { return };
+    fn step(&mut self, e: &StepEvent<'_>) -> Result<(), ObserverError> {
+        let Some(r) = e.flows else { return Ok(()) };
         let (first, count) = (self.first_item + e.items.start, e.items.len());
         self.progress.step(e.units, e.step, e.steps, || {
             format!(
@@ -324,6 +324,7 @@ impl Observer for Watch<'_> {
                 r.dropped_by_capacity
             )
         });
+        Ok(())
     }
 
     fn batch_done(&mut self, d: &BatchDone<'_>) -> Result<(), ObserverError> {

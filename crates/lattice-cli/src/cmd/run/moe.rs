@@ -249,7 +249,7 @@ impl Watch<'_> {
 }
 
 impl Observer for Watch<'_> {
-    fn step(&mut self, e: &StepEvent<'_>) {
+    fn step(&mut self, e: &StepEvent<'_>) -> Result<(), ObserverError> {
         let (a, b) = (self.order[e.items.start], self.order[e.items.end - 1] + 1);
         self.progress.step(e.units, e.step, e.steps, || {
             format!(
@@ -257,6 +257,7 @@ impl Observer for Watch<'_> {
                 e.batch, e.step, e.steps, e.ms
             )
         });
+        Ok(())
     }
 
     fn snapshot_every(&self) -> u32 {
