@@ -1,0 +1,17 @@
+"""lattice: a 3D cellular lattice simulation engine (MoE cell updates and energy flows) on the
+GPU (wgpu) or the CPU, batched over many independent lattices.
+
+    import lattice
+    sim = lattice.Simulation("configs/debug.ron", backend="cpu")
+    result = sim.run()                 # the config's items, seeded by id
+    result.states.shape                # (items, N, S), float32
+
+Configs come from a path, a RON string or a dict; inputs, outputs and weights are numpy
+arrays. A run releases the GIL, stops between steps on Ctrl-C (KeyboardInterrupt), and raises
+ValueError for bad input, TypeError for a wrong array type, RuntimeError for a GPU failure and
+MemoryError when not even one item fits the device.
+"""
+
+from ._lattice import FlowsResult, MoeResult, Simulation, __version__
+
+__all__ = ["Simulation", "MoeResult", "FlowsResult", "__version__"]

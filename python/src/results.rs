@@ -1,0 +1,188 @@
+//! What `Simulation.run` returns: the outputs as numpy arrays in the order the items were
+//! given, each item's ok/error, and the run's figures.
+
+use lattice::{Output, Results, Stats};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::arrays::f32_output;
+
+/// A MoE run's results.
+#[pyclass(frozen, module = "lattice")]
+pub struct MoeResult {
+    /// Item ids, in the order of the arrays' first axis.
+    #[pyo3(get)]
+    ids: Vec<u64>,
+    /// Final states, float32 `[B, N, S]` (cell order x + y·W + z·W·H).
+    #[pyo3(get)]
+    states: Py<PyAny>,
+    /// Per item: whether it finished without error.
+    #[pyo3(get)]
+    ok: Vec<bool>,
+    /// Per item: why it failed (non-finite state, with step and cell), or None.
+    #[pyo3(get)]
+    errors: Vec<Option<String>>,
+    /// The run's figures (those `lattice run` prints and writes to metrics.json).
+    #[pyo3(get)]
+    stats: Py<PyDict>,
+}
+
+/// A flows run's results.
+#[pyclass(frozen, module = "lattice")]
+pub struct FlowsResult {
+    /// Item ids, in the order of the arrays' first axis.
+    #[pyo3(get)]
+    ids: Vec<u64>,
+    /// Surfaces, float32 `[B, 2, H, W]` (front, back).
+    #[pyo3(get)]
+    surface: Py<PyAny>,
+    /// Both planes in one softmax, float32 `[B, H, W]`.
+    #[pyo3(get)]
+    merged: Py<PyAny>,
+    /// With `collector` on: the embedding collected from each merged surface, `[B, E]`.
+    #[pyo3(get)]
+    embeddings_out: Option<Py<PyAny>>,
+    /// Per item: flow counts, steps run and why it stopped.
+    #[pyo3(get)]
+    counts: Vec<Py<PyAny>>,
+    /// Per step, summed over all items: live, spawned, completed, reflected, dropped.
+    #[pyo3(get)]
+    steps: Vec<Py<PyAny>>,
+    /// Per item: whether it finished without error.
+    #[pyo3(get)]
+    ok: Vec<bool>,
+    /// Per item: why it failed, or None.
+    #[pyo3(get)]
+    errors: Vec<Option<String>>,
+    /// The run's figures.
+    #[pyo3(get)]
+    stats: Py<PyDict>,
+}
+
+#[pymethods]
+impl MoeResult {
+    fn __len__(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn __repr__(&self) -> String {
+        let failed = self.ok.iter().filter(|&&ok| !ok).count();
+        format!("MoeResult({} items, {failed} failed)", self.ids.len())
+    }
+}
+
+#[pymethods]
+impl FlowsResult {
+    fn __len__(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "FlowsResult({} items, {} steps)",
+            self.ids.len(),
+            self.steps.len()
+        )
+    }
+}
+
+/// Item ids, outcome flags and errors in submission order.
+fn outcomes(results: &Results, ids: &[u64]) -> (Vec<bool>, Vec<Option<String>>) {
+    let get = |id| results.get(id).expect("every submitted item has a result");
+    let ok = ids.iter().map(|&id| get(id).is_ok()).collect();
+    let errors = (ids.iter())
+        .map(|&id| get(id).error.as_ref().map(ToString::to_string))
+        .collect();
+    (ok, errors)
+}
+
+/// MoE results; `shape` is `[N, S]`.
+pub fn moe(
+    py: Python<'_>,
+    results: &Results,
+    ids: Vec<u64>,
+    shape: [usize; 2],
+) -> PyResult<Py<PyAny>> {
+    let mut states = Vec::with_capacity(ids.len() * shape[0] * shape[1]);
+    for id in &ids {
+        states.extend_from_slice(results.get(*id).expect("submitted").output.states());
+    }
+    let (ok, errors) = outcomes(results, &ids);
+    let states = f32_output(py, states, &[ids.len(), shape[0], shape[1]])?.unbind();
+    let stats = stats(py, &results.stats)?.unbind();
+    let r = MoeResult {
+        ids,
+        states,
+        ok,
+        errors,
+        stats,
+    };
+    Ok(Py::new(py, r)?.into_any())
+}
+
+/// Flows results; `hw` is `[H, W]`, `embedding_dim` the collector's width.
+pub fn flows(
+    py: Python<'_>,
+    results: &Results,
+    ids: Vec<u64>,
+    hw: [usize; 2],
+    embedding_dim: usize,
+) -> PyResult<Py<PyAny>> {
+    let (mut planes, mut merged, mut collected) = (Vec::new(), Vec::new(), Vec::new());
+    let mut counts = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let Output::Flows {
+            planes: p,
+            merged: m,
+            totals,
+            embedding_out,
+        } = &results.get(*id).expect("submitted").output
+        else {
+            unreachable!("a flows run gives flows outputs");
+        };
+        planes.extend_from_slice(p);
+        merged.extend_from_slice(m);
+        collected.extend(embedding_out.iter().flatten());
+        counts.push(pythonize::pythonize(py, totals.as_ref())?.unbind());
+    }
+    let b = ids.len();
+    let [h, w] = hw;
+    let embeddings_out = if collected.is_empty() {
+        None
+    } else {
+        Some(f32_output(py, collected, &[b, embedding_dim])?.unbind())
+    };
+    let steps = (results.flow_steps.iter())
+        .map(|s| Ok(pythonize::pythonize(py, s)?.unbind()))
+        .collect::<PyResult<_>>()?;
+    let (ok, errors) = outcomes(results, &ids);
+    let r = FlowsResult {
+        surface: f32_output(py, planes, &[b, 2, h, w])?.unbind(),
+        merged: f32_output(py, merged, &[b, h, w])?.unbind(),
+        embeddings_out,
+        counts,
+        steps,
+        ok,
+        errors,
+        stats: stats(py, &results.stats)?.unbind(),
+        ids,
+    };
+    Ok(Py::new(py, r)?.into_any())
+}
+
+/// The run's figures as a dict.
+fn stats<'py>(py: Python<'py>, st: &Stats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("backend", &st.backend)?;
+    d.set_item("total_s", st.total_s)?;
+    d.set_item("items_per_s", st.items_per_s)?;
+    d.set_item("work", st.work)?;
+    d.set_item("work_per_s", st.work_per_s())?;
+    d.set_item("batch_size", st.batch_size)?;
+    d.set_item("batch_sizes", &st.batch_sizes)?;
+    d.set_item("halvings", st.halvings)?;
+    d.set_item("mean_step_ms", st.mean_step_ms)?;
+    d.set_item("max_step_ms", st.max_step_ms)?;
+    d.set_item("peak_host_memory_bytes", st.peak_host_memory_bytes)?;
+    Ok(d)
+}
