@@ -474,3 +474,26 @@ fn flow_weights_over_the_copy_limit_are_not_written_and_the_log_says_why() {
     assert!(m["outputs"].get("weights").is_none(), "{m}");
     assert!(d.join("o/surface.npy").exists());
 }
+
+/// `lattice run ... 2> log.txt`: a log file holds plain text, no colour escapes, and
+/// `NO_COLOR` is honoured the same way.
+#[test]
+fn a_log_written_to_a_file_has_no_escape_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("moe.ron"), MOE).unwrap();
+    for no_color in [None, Some("1")] {
+        let log = dir.path().join("log.txt");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lattice"));
+        cmd.current_dir(dir.path())
+            .args(["run", "moe.ron", "--backend", "cpu", "--out", "out"])
+            .stderr(std::fs::File::create(&log).unwrap());
+        if let Some(v) = no_color {
+            cmd.env("NO_COLOR", v);
+        }
+        assert!(cmd.status().unwrap().success());
+        let bytes = std::fs::read(&log).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("INFO"), "the log has lines to check: {text}");
+        assert!(!bytes.contains(&0x1b), "escape byte in the log: {text:?}");
+    }
+}

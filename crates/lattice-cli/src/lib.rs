@@ -7,6 +7,7 @@ mod cmd;
 mod progress;
 mod summary;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -57,6 +58,12 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
 }
 
+/// Colours only on a terminal, and never with `NO_COLOR` set (no-color.org): a log file or a
+/// CI log holds plain text.
+fn colour_logs() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Parses the command line, runs the command, prints errors; the process exit code.
 pub fn main() -> ExitCode {
     // Behave like other Unix tools when stdout is closed early (`lattice ... | head`):
@@ -73,6 +80,7 @@ pub fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         .with_target(false)
         .init();
     let result = match cli.command {
