@@ -75,11 +75,31 @@ fn vtk(path: &Path) -> Vtk {
     }
 }
 
-/// Decodes a PNG: its size and how many distinct pixels it has.
-fn png(path: &Path) -> (u32, u32, usize) {
+/// The colour of a "no value" cell in the figures (lattice-cli figures::NO_VALUE).
+const NO_VALUE: [u8; 3] = [200, 200, 200];
+
+/// What a figure shows, read from its pixels.
+struct Png {
+    size: (u32, u32),
+    distinct: usize,
+    /// Dark (text) pixels in the title band at the top.
+    title_ink: usize,
+    /// Pixels of the "no value" grey (a few come from anti-aliased text).
+    no_value_px: usize,
+}
+
+fn png(path: &Path) -> Png {
     let img = image::open(path).unwrap().to_rgb8();
     let distinct: BTreeSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
-    (img.width(), img.height(), distinct.len())
+    let title_ink = (img.enumerate_pixels())
+        .filter(|(_, y, p)| *y < 30 && p.0.iter().all(|&c| c < 100))
+        .count();
+    Png {
+        size: img.dimensions(),
+        distinct: distinct.len(),
+        title_ink,
+        no_value_px: img.pixels().filter(|p| p.0 == NO_VALUE).count(),
+    }
 }
 
 #[test]
@@ -104,10 +124,13 @@ fn a_moe_run_writes_the_picture_and_grid_its_options_ask_for() {
     let states = npy(&d.join("o/states.npy"));
     let (n, s) = (6 * 5 * 4, 24);
     assert_eq!(states.len(), 2 * n * s);
-    // states.png: z = 1, channel 3 of item 0, W×H cells of 512/W pixels, not constant.
-    let (w, h, distinct) = png(&d.join("o/states.png"));
-    assert_eq!((w, h), (6 * 85, 5 * 85));
-    assert!(distinct > 10, "{distinct} colours");
+    // states.png: a titled figure of z = 1, channel 3 of item 0 (square cells, the plot's
+    // longer side 360 px, axes and a colour bar around it), not constant, nothing missing.
+    let fig = png(&d.join("o/states.png"));
+    assert_eq!(fig.size, (558, 432));
+    assert!(fig.distinct > 10, "{} colours", fig.distinct);
+    assert!(fig.title_ink > 50, "a title is drawn");
+    assert!(fig.no_value_px < 100, "{} grey pixels", fig.no_value_px);
     // states.vtk: the whole item 0, the chosen channel and the norm, equal to states.npy.
     let g = vtk(&d.join("o/states.vtk"));
     assert_eq!((g.dims, g.points), ([6, 5, 4], n));
@@ -153,11 +176,20 @@ fn a_flows_run_writes_pictures_and_an_event_trace_matching_its_totals() {
     assert_eq!(code, 0, "{err}");
     let surface = npy(&d.join("o/surface.npy"));
     let (w, h) = (7, 6);
-    // surface.png: item 0's front | gap | back, (2W+1)×H cells, not constant.
-    let (pw, ph, distinct) = png(&d.join("o/surface.png"));
-    let scale = 512 / (2 * w + 1);
-    assert_eq!((pw, ph), ((2 * w + 1) * scale, h * scale));
-    assert!(distinct > 3, "{distinct} colours");
+    // surface.png: item 0's front and back planes side by side, titled, not constant; the
+    // "no value" grey where no flow landed (those cells hold the empty softmax's 0).
+    let fig = png(&d.join("o/surface.png"));
+    assert_eq!(fig.size, (2 * 428 + 130, 441));
+    assert!(fig.distinct > 10, "{} colours", fig.distinct);
+    assert!(fig.title_ink > 50, "a title is drawn");
+    let empty_cells = surface[..2 * w * h].iter().filter(|&&v| v == 0.0).count();
+    assert!(empty_cells > 0, "this case leaves cells empty");
+    // Cells are 360 / 7 ≈ 51 px wide: every empty one paints thousands of grey pixels.
+    assert!(
+        fig.no_value_px > 2000 * empty_cells,
+        "{} grey pixels",
+        fig.no_value_px
+    );
     // surface.vtk: W×H×2, the energy of item 0's two planes as in surface.npy.
     let g = vtk(&d.join("o/surface.vtk"));
     assert_eq!((g.dims, g.points), ([7, 6, 2], 2 * 7 * 6));

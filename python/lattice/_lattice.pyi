@@ -95,6 +95,9 @@ class FlowsResult:
     ids: list[int]
     surface: npt.NDArray[np.float32]
     """[B, 2, H, W]: front plane, back plane."""
+    landed: npt.NDArray[np.uint32]
+    """[B, 2, H, W]: flows landed in each surface cell (where 0, the surface holds the empty
+    softmax's 0, not a flow's energy)."""
     merged: npt.NDArray[np.float32]
     """[B, H, W]: both planes in one softmax."""
     embeddings_out: Optional[npt.NDArray[np.float32]]

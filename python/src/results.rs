@@ -2,6 +2,7 @@
 //! given, each item's ok/error, and the run's figures.
 
 use lattice::{Output, Results, Stats};
+use numpy::{PyArray, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -36,6 +37,10 @@ pub struct FlowsResult {
     /// Surfaces, float32 `[B, 2, H, W]` (front, back).
     #[pyo3(get)]
     surface: Py<PyAny>,
+    /// Flows landed in each cell of `surface`, uint32 `[B, 2, H, W]` (where 0, the surface
+    /// holds the empty softmax's 0, not a flow's energy).
+    #[pyo3(get)]
+    landed: Py<PyAny>,
     /// Both planes in one softmax, float32 `[B, H, W]`.
     #[pyo3(get)]
     merged: Py<PyAny>,
@@ -129,11 +134,13 @@ pub fn flows(
     embedding_dim: usize,
 ) -> PyResult<Py<PyAny>> {
     let (mut planes, mut merged, mut collected) = (Vec::new(), Vec::new(), Vec::new());
+    let mut landed = Vec::new();
     let mut counts = Vec::with_capacity(ids.len());
     for id in &ids {
         let Output::Flows {
             planes: p,
             merged: m,
+            landed: l,
             totals,
             embedding_out,
         } = &results.get(*id).expect("submitted").output
@@ -142,6 +149,7 @@ pub fn flows(
         };
         planes.extend_from_slice(p);
         merged.extend_from_slice(m);
+        landed.extend_from_slice(l);
         collected.extend(embedding_out.iter().flatten());
         counts.push(pythonize::pythonize(py, totals.as_ref())?.unbind());
     }
@@ -158,6 +166,10 @@ pub fn flows(
     let (ok, errors) = outcomes(results, &ids);
     let r = FlowsResult {
         surface: f32_output(py, planes, &[b, 2, h, w])?.unbind(),
+        landed: PyArray::from_vec(py, landed)
+            .reshape([b, 2, h, w])?
+            .into_any()
+            .unbind(),
         merged: f32_output(py, merged, &[b, h, w])?.unbind(),
         embeddings_out,
         counts,

@@ -39,6 +39,10 @@ def test_flows_run_equals_the_cli(root, run_cli):
     assert same_bytes(result.surface, np.load(out / "surface.npy"))
     assert same_bytes(result.merged, np.load(out / "surface_merged.npy"))
     assert result.surface.shape == (8, 2, 20, 20)
+    assert result.landed.dtype == np.uint32 and result.landed.shape == (8, 2, 20, 20)
+    assert np.all(result.surface[result.landed == 0] == 0), "empty cells hold 0"
+    landed = [int(result.landed[k].sum()) for k in range(8)]
+    assert landed == [c["completed_front"] + c["completed_back"] for c in result.counts]
     assert any(c["completed_front"] + c["completed_back"] > 0 for c in result.counts)
     assert [s["step"] for s in result.steps] == list(range(len(result.steps)))
 

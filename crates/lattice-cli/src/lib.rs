@@ -4,6 +4,7 @@
 
 mod backend;
 mod cmd;
+mod figures;
 mod progress;
 mod summary;
 

@@ -213,6 +213,7 @@ impl<'a> FlowsRun<'a> {
                     output: Output::Flows {
                         planes: surf.planes[k * 2 * wh..(k + 1) * 2 * wh].to_vec(),
                         merged,
+                        landed: surf.landed[k * 2 * wh..(k + 1) * 2 * wh].to_vec(),
                         totals: Box::new(totals),
                         embedding_out,
                     },

@@ -73,6 +73,9 @@ pub enum Output {
         planes: Vec<f32>,
         /// `[H, W]`: both planes in one softmax.
         merged: Vec<f32>,
+        /// `[2, H, W]`: flows landed in each cell of `planes` (where 0, the plane's value is
+        /// the empty softmax's 0, not a flow's energy).
+        landed: Vec<u32>,
         /// Flow counts, steps run and why the item stopped.
         totals: Box<ItemOutcome>,
         /// `[embedding_dim]`, with `collector` on.

@@ -16,6 +16,9 @@ pub struct Surfaces {
     pub planes: Vec<f32>,
     /// `[items, H, W]`: both planes' flows in one softmax (the reference system's output).
     pub merged: Vec<f32>,
+    /// `[items, 2, H, W]`: how many flows landed in each cell of `planes` (0: the cell's
+    /// value is no flow's, just the empty softmax's 0).
+    pub landed: Vec<u32>,
 }
 
 /// The aggregation weight of a completed flow.
@@ -43,7 +46,7 @@ pub fn softmax_energy(flows: &mut [(f32, f32)]) -> f32 {
 /// Surfaces of every item of a batch from its completion records.
 pub fn aggregate(shape: &FlowShape, state: &FlowState) -> Surfaces {
     let wh = shape.surface() as usize;
-    let per_item: Vec<(Vec<f32>, Vec<f32>)> = (0..state.items)
+    let per_item: Vec<(Vec<f32>, Vec<f32>, Vec<u32>)> = (0..state.items)
         .into_par_iter()
         .map(|b| {
             // groups[plane][cell]; plane 2 is the merged surface.
@@ -56,19 +59,30 @@ pub fn aggregate(shape: &FlowShape, state: &FlowState) -> Surfaces {
                 groups[plane][cell].push(pair);
                 groups[2][cell].push(pair);
             }
+            let landed = groups[..2]
+                .iter()
+                .flatten()
+                .map(|f| f.len() as u32)
+                .collect();
             let mut out: Vec<Vec<f32>> = groups
                 .into_iter()
                 .map(|g| g.into_iter().map(|mut f| softmax_energy(&mut f)).collect())
                 .collect();
             let merged = out.pop().expect("three surfaces");
-            (out.concat(), merged)
+            (out.concat(), merged, landed)
         })
         .collect();
-    let (planes, merged): (Vec<_>, Vec<_>) = per_item.into_iter().unzip();
-    Surfaces {
-        planes: planes.concat(),
-        merged: merged.concat(),
+    let mut surfaces = Surfaces {
+        planes: Vec::new(),
+        merged: Vec::new(),
+        landed: Vec::new(),
+    };
+    for (planes, merged, landed) in per_item {
+        surfaces.planes.extend(planes);
+        surfaces.merged.extend(merged);
+        surfaces.landed.extend(landed);
     }
+    surfaces
 }
 
 #[cfg(test)]

@@ -119,6 +119,8 @@ pub struct FlowsCheckpoint {
     /// `[done_items, 2, H, W]` and `[done_items, H, W]`, relative to the checkpoint folder.
     pub planes: String,
     pub merged: String,
+    /// Item 0's flows per surface cell `[2, H, W]`, for its picture.
+    pub item0_landed: Vec<u32>,
 }
 
 pub fn dir(out: &Path) -> PathBuf {
@@ -217,6 +219,7 @@ impl FlowsCheckpoint {
             results: Vec::new(),
             planes: String::new(),
             merged: String::new(),
+            item0_landed: Vec::new(),
         }
     }
 

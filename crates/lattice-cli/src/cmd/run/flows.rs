@@ -12,11 +12,12 @@ use lattice_core::flows::trace::Trace;
 use lattice_core::inputs::read_items;
 use lattice_core::io::{write_atomic, write_f32};
 
-use lattice_core::images::{write_heatmap, write_vtk};
+use lattice_core::images::write_vtk;
 
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::metrics::{FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate};
-use super::{RunArgs, origin, png_scale};
+use super::{RunArgs, config_name, origin};
+use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
 use crate::summary::{batches_line, peak_line, print_summary};
 use lattice_sim::ItemRecord;
@@ -125,7 +126,8 @@ fn write_outputs(
         &[items, h, w],
         &watch.merged,
     )?;
-    surface_pictures(out, &shape, &watch.planes[..2 * shape.surface() as usize])?;
+    let item0 = 0..2 * shape.surface() as usize;
+    surface_pictures(args, &shape, &watch.planes[item0], &watch.ck.item0_landed)?;
     let mut outputs = FlowOutputs {
         surface: "surface.npy",
         surface_merged: "surface_merged.npy",
@@ -332,12 +334,17 @@ impl Observer for Watch<'_> {
             let Output::Flows {
                 planes,
                 merged,
+                landed,
                 totals,
                 embedding_out,
             } = &r.output
             else {
                 unreachable!("a flows run gives flows outputs")
             };
+            if self.finished.is_empty() {
+                // Item 0: its picture marks the cells no flow reached.
+                self.ck.item0_landed.clone_from(landed);
+            }
             self.planes.extend_from_slice(planes);
             self.merged.extend_from_slice(merged);
             self.outcomes.push((**totals).clone());
@@ -384,21 +391,36 @@ fn write_events(path: &Path, trace: &Trace) -> anyhow::Result<()> {
 
 /// `surface.png` (item 0: front and back side by side, a dark column between) and
 /// `surface.vtk` (item 0 as a W×H×2 grid: front at z = 0, back at z = 1).
-fn surface_pictures(out: &Path, shape: &FlowShape, item0: &[f32]) -> anyhow::Result<()> {
-    let (w, h) = (shape.w as usize, shape.h as usize);
-    let gap = f32::NAN;
-    let mut rows = Vec::with_capacity(h * (2 * w + 1));
-    for y in (0..h).rev() {
-        rows.extend_from_slice(&item0[y * w..(y + 1) * w]);
-        rows.push(gap);
-        rows.extend_from_slice(&item0[(h + y) * w..(h + y + 1) * w]);
-    }
-    write_heatmap(
-        &out.join("surface.png"),
+/// `surface.png` (item 0's front and back planes, cells no flow reached marked) and
+/// `surface.vtk` (item 0's two planes).
+fn surface_pictures(
+    args: &RunArgs,
+    shape: &FlowShape,
+    item0: &[f32],
+    landed: &[u32],
+) -> anyhow::Result<()> {
+    let (w, h, out) = (shape.w as usize, shape.h as usize, &args.out);
+    let marked: Vec<f32> = (item0.iter().zip(landed))
+        .map(|(&v, &n)| if n == 0 { f32::NAN } else { v })
+        .collect();
+    let (front, back) = marked.split_at(w * h);
+    let panel = |caption: &str, values| Panel {
+        caption: caption.into(),
+        values,
+        w,
         h,
-        2 * w + 1,
-        &rows,
-        png_scale(2 * shape.w + 1),
+    };
+    figures::write(
+        &out.join("surface.png"),
+        &Figure {
+            title: format!("{}: flow surfaces", config_name(&args.config)),
+            panels: vec![
+                panel("item 0, front plane (z = −1)", front),
+                panel("item 0, back plane (z = +1)", back),
+            ],
+            value_label: "energy".into(),
+            no_value: "no flow landed",
+        },
     )?;
     write_vtk(
         &out.join("surface.vtk"),

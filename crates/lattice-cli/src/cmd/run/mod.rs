@@ -88,9 +88,12 @@ impl From<Order> for lattice_core::inputs::InputOrder {
     }
 }
 
-/// Heatmap scale so a picture is about 512 pixels wide.
-fn png_scale(width: u32) -> u32 {
-    (512 / width.max(1)).max(1)
+/// The config's file name, for figure titles.
+fn config_name(config: &Path) -> String {
+    config.file_name().map_or_else(
+        || config.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Test switch: when set, the first batch of a run fails as if it could not allocate, so the

@@ -10,11 +10,12 @@ use lattice_core::io::write_f32;
 use lattice_core::moe::initial_states;
 use lattice_sim::ItemRecord;
 
-use lattice_core::images::{write_heatmap, write_vtk};
+use lattice_core::images::write_vtk;
 
 use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::metrics::{Metrics, MoeMetrics, MoeOutputs, Rate};
-use super::{RunArgs, origin, png_scale};
+use super::{RunArgs, config_name, origin};
+use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
 use crate::summary::{batches_line, peak_line, print_summary};
 use lattice_sim::{
@@ -63,7 +64,7 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
     watch.progress.finish();
     let per_item: Vec<ItemRecord> = watch.ck.results.iter().flatten().cloned().collect();
     write_f32(&args.out.join("states.npy"), &shape, &states)?;
-    let (slice_z, channel) = pictures(args, dims, s, &states[..n * s])?;
+    let (slice_z, channel) = pictures(args, moe.steps, dims, s, &states[..n * s])?;
     sim.save_weights(&args.out.join("weights.safetensors"))?;
     let specific = MoeMetrics {
         simulation: "moe",
@@ -308,6 +309,7 @@ impl Observer for Watch<'_> {
 /// the state norm, every cell); returns the slice and channel drawn.
 fn pictures(
     args: &RunArgs,
+    steps: u32,
     dims: lattice_core::Dims,
     s: usize,
     item0: &[f32],
@@ -319,17 +321,20 @@ fn pictures(
     let slice: Vec<f32> = (0..plane)
         .map(|k| item0[(z as usize * plane + k) * s + c])
         .collect();
-    // Row y = H−1 at the top, as a plot of the x-y plane.
-    let flipped: Vec<f32> = (0..h)
-        .rev()
-        .flat_map(|y| slice[y * w..(y + 1) * w].to_vec())
-        .collect();
-    write_heatmap(
+    let name = config_name(&args.config);
+    figures::write(
         &args.out.join("states.png"),
-        h,
-        w,
-        &flipped,
-        png_scale(dims.w()),
+        &Figure {
+            title: format!("{name}: states after {steps} step(s)"),
+            panels: vec![Panel {
+                caption: format!("item 0, z = {z}, channel {c}"),
+                values: &slice,
+                w,
+                h,
+            }],
+            value_label: format!("channel {c}"),
+            no_value: "non-finite",
+        },
     )?;
     let channel: Vec<f32> = item0.chunks(s).map(|v| v[c]).collect();
     let norm: Vec<f32> = item0
