@@ -1,9 +1,9 @@
 //! Whole-step tests of the CPU flow reference on small lattices.
 
-use super::aggregate::aggregate;
-use super::mapper::{noise_seed, place_batch, seeded_embeddings};
 use std::ops::ControlFlow;
 
+use super::aggregate::aggregate;
+use super::mapper::{noise_seed, place_batch, seeded_embeddings};
 use super::run::run_batch;
 use super::state::{FlowState, event, status};
 use super::*;
