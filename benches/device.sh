@@ -3,8 +3,10 @@
 # benches/device-prepare.sh; run with carry [".gl", ".devbin"]). Installs the Vulkan loader
 # from .gl/, checks that wgpu sees a hardware adapter, then writes to $OUT (or ./device-out):
 #   info.json         the adapters wgpu sees and the one chosen
-#   bench_moe.json    MoE DEBUG B=1/64, EXPERIMENT B=1/8 on the GPU (cell-updates/s, % of FP32)
-#   bench_flows.json  flows debug B=64, experiment B=16 on the GPU (flow-steps/s)
+#   bench_moe.json    MoE DEBUG B=1/64, EXPERIMENT B=1/8 on the GPU (cell-updates/s, % of FP32),
+#                     with the per-kernel profile (--profile: ms, FLOP, bytes, % of peak and
+#                     bandwidth, modeled roofline bounds)
+#   bench_flows.json  flows debug B=64, experiment B=16 on the GPU (flow-steps/s), profiled too
 #   *.log             each command's stderr (the table and the logs)
 # Each case is time-limited so that one slow case cannot use up the device time.
 set -uo pipefail
@@ -25,7 +27,7 @@ if ! grep -q '"type": "DiscreteGpu"' "$out/info.json"; then
 fi
 status=0
 for what in moe flows; do
-    timeout "${CASE_TIMEOUT_S:-240}" "$bin" bench "$what" --backend gpu --steps "$steps" \
+    timeout "${CASE_TIMEOUT_S:-240}" "$bin" bench "$what" --backend gpu --profile --steps "$steps" \
         > "$out/bench_$what.json" 2> "$out/bench_$what.log" || status=$?
     tail -n 8 "$out/bench_$what.log"
 done

@@ -373,3 +373,58 @@ fn a_window_of_gpu_steps_reports_each_steps_non_finite_cells_like_the_cpu() {
         "{g:?}"
     );
 }
+
+/// `lattice bench --profile`: every MoE kernel timed by timestamp queries, its FLOP and bytes
+/// those of the cost model for the case, its GPU time within the step's wall time.
+#[test]
+fn bench_profile_times_every_moe_kernel_against_the_cost_model() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--backend",
+        "gpu",
+        "bench",
+        "moe",
+        "--profile",
+        "--only",
+        "debug/B=1/",
+        "--steps",
+        "1",
+    ];
+    let ran = common::lattice_in(dir.path(), &args, &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    let row = &report["results"][0];
+    assert_eq!(row["case"], "moe/debug/B=1/gpu");
+    let kernels = row["kernels"]
+        .as_array()
+        .expect("a profiled case has kernels");
+    let names: Vec<&str> = kernels
+        .iter()
+        .map(|k| k["kernel"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["moe_prep", "moe_gather", "moe_update"]);
+    let cells = 15.0 * 15.0 * 15.0;
+    let mut gpu_ms = 0.0;
+    for k in kernels {
+        let ms = k["ms_per_step"].as_f64().unwrap();
+        assert!(ms > 0.0, "{k}");
+        assert_eq!(k["dispatches_per_step"], 1.0, "{k}");
+        assert!(k["modeled_ms_h100"].as_f64().unwrap() > 0.0, "{k}");
+        let flop = k["flop_per_step"].as_f64().unwrap();
+        assert!(flop > cells, "{k}");
+        approx::assert_relative_eq!(
+            k["achieved_flops"].as_f64().unwrap(),
+            flop / (ms * 1e-3),
+            max_relative = 1e-9
+        );
+        gpu_ms += ms;
+    }
+    assert!(
+        gpu_ms <= row["ms_per_step"].as_f64().unwrap() * 1.05,
+        "{row}"
+    );
+    assert!(ran.stderr.contains("modeled H100"), "{}", ran.stderr);
+}

@@ -2,6 +2,7 @@
 //! reference kernels that every WGSL shader mirrors.
 
 pub mod config;
+pub mod cost;
 pub mod flows;
 pub mod geometry;
 pub mod images;

@@ -15,6 +15,7 @@ use lattice_core::tensors::TensorSpec;
 use crate::context::{GpuContext, GpuError};
 use crate::header::Header;
 use crate::kernel::{Kernel, Staging, allocating, read_back, storage, storage_zeroed, uniform};
+use crate::profile::{Profiler, kernel_pass};
 use crate::shaders::{self, KernelSpec};
 
 /// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl).
@@ -425,6 +426,8 @@ pub struct GpuFlows<'a> {
     /// The per-item counts, copied at the end of every step's command buffer.
     counts_staging: Staging,
     done_cap: u32,
+    /// With [`Self::enable_profiling`]: per-kernel GPU time of every step.
+    profiler: Option<Profiler>,
 }
 
 impl<'a> GpuFlows<'a> {
@@ -469,7 +472,21 @@ impl<'a> GpuFlows<'a> {
             cur: 0,
             counts: state.counts.clone(),
             done_cap: state.done_capacity,
+            profiler: None,
         })
+    }
+
+    /// Times every kernel of every later step; false when the adapter has no timestamp
+    /// queries.
+    pub fn enable_profiling(&mut self) -> bool {
+        let layers = self.g.gru.len() as u32;
+        self.profiler = Profiler::new(self.ctx, 5 + layers);
+        self.profiler.is_some()
+    }
+
+    /// The kernel times so far, when profiling.
+    pub fn profiler_mut(&mut self) -> Option<&mut Profiler> {
+        self.profiler.as_mut()
     }
 
     fn slots(&self) -> usize {
@@ -519,27 +536,38 @@ impl<'a> GpuFlows<'a> {
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         enc.clear_buffer(&self.b.pair_count, 0, None);
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            k.neuron
-                .dispatch(ctx, &mut pass, &self.g.neuron[self.cur], u64::from(live));
-            let tiles = live.div_ceil(TILE);
-            let max = ctx.limits.max_compute_workgroups_per_dimension;
-            let (ty, tz) = (tiles.min(max), tiles.div_ceil(tiles.min(max)));
-            for g in &self.g.gru {
-                k.gru
-                    .dispatch_groups(&mut pass, g, sh.hidden.div_ceil(64), ty, tz);
-            }
-            k.heads
-                .dispatch(ctx, &mut pass, &self.g.heads, u64::from(live));
-            let hl = u64::from(sh.hidden_len());
-            k.commit
-                .dispatch(ctx, &mut pass, &self.g.commit, u64::from(live) * hl);
-            k.plan
-                .dispatch_groups(&mut pass, &self.g.plan[self.cur], self.items, 1, 1);
-            if children > 0 {
-                k.copy.dispatch(ctx, &mut pass, &self.g.copy, children * hl);
-            }
+        let prof = &mut self.profiler;
+        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_neuron");
+        k.neuron
+            .dispatch(ctx, &mut pass, &self.g.neuron[self.cur], u64::from(live));
+        drop(pass);
+        let tiles = live.div_ceil(TILE);
+        let max = ctx.limits.max_compute_workgroups_per_dimension;
+        let (ty, tz) = (tiles.min(max), tiles.div_ceil(tiles.min(max)));
+        for g in &self.g.gru {
+            let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_gru");
+            k.gru
+                .dispatch_groups(&mut pass, g, sh.hidden.div_ceil(64), ty, tz);
+        }
+        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_heads");
+        k.heads
+            .dispatch(ctx, &mut pass, &self.g.heads, u64::from(live));
+        drop(pass);
+        let hl = u64::from(sh.hidden_len());
+        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_commit");
+        k.commit
+            .dispatch(ctx, &mut pass, &self.g.commit, u64::from(live) * hl);
+        drop(pass);
+        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_plan");
+        k.plan
+            .dispatch_groups(&mut pass, &self.g.plan[self.cur], self.items, 1, 1);
+        drop(pass);
+        if children > 0 {
+            let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_copy");
+            k.copy.dispatch(ctx, &mut pass, &self.g.copy, children * hl);
+        }
+        if let Some(p) = prof {
+            p.record_resolve(&mut enc);
         }
         self.counts_staging.record_copy(&mut enc, &self.b.counts);
         ctx.queue.submit([enc.finish()]);
@@ -548,6 +576,9 @@ impl<'a> GpuFlows<'a> {
         }
         self.cur = 1 - self.cur;
         self.counts = self.counts_staging.read(ctx, self.items as usize)?;
+        if let Some(p) = &mut self.profiler {
+            p.collect(ctx)?;
+        }
         Ok(self.counts.clone())
     }
 

@@ -8,6 +8,7 @@ pub mod header;
 pub mod kernel;
 pub mod layout;
 pub mod moe;
+pub mod profile;
 pub mod shaders;
 #[cfg(feature = "test-support")]
 pub mod standalone_gather;

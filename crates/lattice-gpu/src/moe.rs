@@ -18,6 +18,7 @@ use crate::gather::GpuNeighbors;
 use crate::header::Header;
 use crate::kernel::{Kernel, Staging, allocating, read_back, storage, storage_zeroed, uniform};
 use crate::layout::LatticeParams;
+use crate::profile::{Profiler, kernel_pass};
 use crate::shaders::{self, KernelSpec};
 
 /// WGSL `MoeParams` (uniform, 32 bytes).
@@ -300,6 +301,8 @@ pub struct GpuMoe {
     ring_steps: u32,
     /// Which of `states` holds the current states.
     current: usize,
+    /// With [`Self::enable_profiling`]: per-kernel GPU time of every submission.
+    profiler: Option<Profiler>,
 }
 
 impl GpuMoe {
@@ -397,6 +400,7 @@ impl GpuMoe {
             ),
             ring_steps: 0,
             current: 0,
+            profiler: None,
         };
         Ok(moe)
     }
@@ -406,30 +410,27 @@ impl GpuMoe {
         u64::from(self.items) * 4
     }
 
-    /// Records `steps` steps into one command buffer and submits it (no wait).
+    /// Records `steps` steps into one command buffer and submits it (no wait). Each kernel
+    /// dispatch is its own compute pass, timed when profiling.
     pub fn submit_steps(&mut self, ctx: &GpuContext, steps: u32) {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         for step in 0..steps {
             let k = self.current;
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("moe step"),
-                timestamp_writes: None,
-            });
             let rows_total = u64::from(self.items) * u64::from(self.cells);
-            self.prep.dispatch(
-                ctx,
-                &mut pass,
-                &self.prep_groups[k],
-                rows_total * u64::from(self.fh),
-            );
+            let mut pass = kernel_pass(&mut enc, self.profiler.as_mut(), "moe_prep");
+            let prep_rows = rows_total * u64::from(self.fh);
+            self.prep
+                .dispatch(ctx, &mut pass, &self.prep_groups[k], prep_rows);
+            drop(pass);
             for chunk in &self.chunks {
                 debug_assert!(chunk.first_row as u64 + chunk.rows as u64 <= rows_total);
-                self.gather
-                    .dispatch(ctx, &mut pass, &chunk.gather[k], u64::from(chunk.rows));
-                self.update
-                    .dispatch(ctx, &mut pass, &chunk.update[k], u64::from(chunk.rows));
+                let rows = u64::from(chunk.rows);
+                let mut pass = kernel_pass(&mut enc, self.profiler.as_mut(), "moe_gather");
+                self.gather.dispatch(ctx, &mut pass, &chunk.gather[k], rows);
+                drop(pass);
+                let mut pass = kernel_pass(&mut enc, self.profiler.as_mut(), "moe_update");
+                self.update.dispatch(ctx, &mut pass, &chunk.update[k], rows);
             }
-            drop(pass);
             self.current = 1 - k;
             // This step's flags into the ring, then all finite again for the next step. Past
             // the ring's length (an unchecked run) the last slot keeps the latest step.
@@ -439,7 +440,31 @@ impl GpuMoe {
             enc.copy_buffer_to_buffer(&self.bad_reset, 0, &self.bad, 0, self.flag_bytes());
         }
         self.ring_steps = steps.min(STEPS_PER_CHECK);
+        if let Some(p) = &self.profiler {
+            p.record_resolve(&mut enc);
+        }
         ctx.queue.submit([enc.finish()]);
+    }
+
+    /// Times every kernel of every later submission (of at most [`STEPS_PER_CHECK`] steps);
+    /// false when the adapter has no timestamp queries.
+    pub fn enable_profiling(&mut self, ctx: &GpuContext) -> bool {
+        let passes = STEPS_PER_CHECK * (1 + 2 * self.chunks.len() as u32);
+        self.profiler = Profiler::new(ctx, passes);
+        self.profiler.is_some()
+    }
+
+    /// Adds the last submission's kernel times to the totals (waits for it).
+    ///
+    /// # Errors
+    /// A failed readback.
+    pub fn collect_profile(&mut self, ctx: &GpuContext) -> Result<(), GpuError> {
+        self.profiler.as_mut().map_or(Ok(()), |p| p.collect(ctx))
+    }
+
+    /// The profiler, when profiling.
+    pub fn profiler_mut(&mut self) -> Option<&mut Profiler> {
+        self.profiler.as_mut()
     }
 
     /// Replaces the current states (`[items, N, S]`) and clears the non-finite flags.
@@ -500,6 +525,16 @@ impl<'a> GpuMoeEngine<'a> {
     pub fn new(ctx: &'a GpuContext, moe: GpuMoe) -> Self {
         Self { ctx, moe }
     }
+
+    /// Times every kernel from now on ([`GpuMoe::enable_profiling`]).
+    pub fn enable_profiling(&mut self) -> bool {
+        self.moe.enable_profiling(self.ctx)
+    }
+
+    /// The kernel times so far, when profiling.
+    pub fn profiler_mut(&mut self) -> Option<&mut Profiler> {
+        self.moe.profiler_mut()
+    }
 }
 
 impl MoeEngine for GpuMoeEngine<'_> {
@@ -521,6 +556,7 @@ impl MoeEngine for GpuMoeEngine<'_> {
         );
         self.moe.submit_steps(self.ctx, k);
         let per_step = self.moe.non_finite_steps(self.ctx)?;
+        self.moe.collect_profile(self.ctx)?;
         Ok(per_step
             .into_iter()
             .map(|flags| {
@@ -532,8 +568,20 @@ impl MoeEngine for GpuMoeEngine<'_> {
     }
 
     fn run_unchecked(&mut self, steps: u32) -> Result<(), GpuError> {
-        self.moe.submit_steps(self.ctx, steps);
-        self.moe.wait(self.ctx)
+        if self.moe.profiler_mut().is_none() {
+            self.moe.submit_steps(self.ctx, steps);
+            return self.moe.wait(self.ctx);
+        }
+        // A profiled submission holds at most STEPS_PER_CHECK steps' timestamps.
+        let mut left = steps;
+        while left > 0 {
+            let k = left.min(STEPS_PER_CHECK);
+            self.moe.submit_steps(self.ctx, k);
+            self.moe.wait(self.ctx)?;
+            self.moe.collect_profile(self.ctx)?;
+            left -= k;
+        }
+        Ok(())
     }
 
     fn states(&self) -> Result<Vec<f32>, GpuError> {

@@ -15,6 +15,7 @@ use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
 use lattice_gpu::gather::GpuNeighbors;
 use lattice_gpu::moe::{GpuMoe, GpuMoeEngine, MoeKernels};
+use lattice_gpu::profile::Profiler;
 
 use crate::error::{Error, Result};
 
@@ -90,6 +91,25 @@ impl<'a> MoeBatch<'a> {
                 Self::Gpu(Box::new(GpuMoeEngine::new(ctx, moe)))
             }
         })
+    }
+}
+
+impl MoeBatch<'_> {
+    /// GPU: times every kernel from now on (`lattice bench --profile`); false on the CPU or
+    /// when the adapter has no timestamp queries.
+    pub fn enable_profiling(&mut self) -> bool {
+        match self {
+            Self::Cpu(_) => false,
+            Self::Gpu(e) => e.enable_profiling(),
+        }
+    }
+
+    /// GPU, when profiling: the kernel times so far.
+    pub fn profiler_mut(&mut self) -> Option<&mut Profiler> {
+        match self {
+            Self::Cpu(_) => None,
+            Self::Gpu(e) => e.profiler_mut(),
+        }
     }
 }
 

@@ -4,14 +4,15 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use lattice_core::config::{self, MoeConfig, Simulation};
-use lattice_core::moe::cost::flops_per_cell;
+use lattice_core::cost::moe::flops_per_cell;
+use lattice_core::cost::{self, Device};
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
 use lattice_core::{NeighborCache, neighbors::Stencil};
 use lattice_gpu::GpuContext;
 use serde_json::json;
 
 use super::bench_flows;
-use super::bench_rows::{Flops, MoeRow, NeighborRow, Row};
+use super::bench_rows::{Flops, MoeRow, NeighborRow, Row, kernel_rows};
 use lattice_core::moe::MoeEngine;
 use lattice_sim::BackendChoice;
 use lattice_sim::engines::{GpuMoeSetup, MoeBatch};
@@ -38,18 +39,18 @@ pub struct BenchArgs {
     /// Only the cases whose label contains this text (e.g. "debug").
     #[arg(long)]
     pub only: Option<String>,
+    /// GPU cases: time every kernel with timestamp queries and set each against its cost
+    /// model (FLOP, bytes, fraction of the device's peak, modeled roofline bounds).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 const DEBUG: &str = include_str!("../../../../configs/debug.ron");
 const EXPERIMENT: &str = include_str!("../../../../configs/experiment.ron");
 
-/// FP32 peak (non-tensor) of devices we know, by adapter name.
+/// FP32 peak (non-tensor) of the devices we know, by adapter name.
 fn fp32_peak(name: &str) -> Option<f64> {
-    let known = [("H100", 67.0e12), ("H200", 67.0e12), ("A100", 19.5e12)];
-    known
-        .iter()
-        .find(|(k, _)| name.contains(k))
-        .map(|(_, v)| *v)
+    Device::known(name).map(|d| d.fp32_flops)
 }
 
 pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
@@ -81,7 +82,11 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
             for ctx in &backends {
                 let label = format!("moe/{preset}/B={items}/{}", ctx.map_or("cpu", |_| "gpu"));
                 if keep(&label) {
-                    results.push(moe_case(&label, text, items, *ctx, args.steps)?);
+                    let run = Timed {
+                        steps: args.steps,
+                        profile: args.profile,
+                    };
+                    results.push(moe_case(&label, text, items, *ctx, run)?);
                 }
             }
         }
@@ -92,9 +97,11 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
                 let label = format!("flows/{preset}/B={items}/{}", ctx.map_or("cpu", |_| "gpu"));
                 if keep(&label) {
                     let peak = ctx.and_then(|c| fp32_peak(&c.adapter.name));
-                    results.push(bench_flows::case(
-                        &label, text, items, *ctx, args.steps, peak,
-                    )?);
+                    let run = Timed {
+                        steps: args.steps,
+                        profile: args.profile,
+                    };
+                    results.push(bench_flows::case(&label, text, items, *ctx, run, peak)?);
                 }
             }
         }
@@ -137,6 +144,9 @@ fn report(gpu: Option<&GpuContext>, results: &[Row]) -> anyhow::Result<()> {
     );
     for r in results {
         eprintln!("{}", r.table_line());
+        for k in r.kernels() {
+            eprintln!("{}", k.table_line());
+        }
     }
     Ok(())
 }
@@ -183,13 +193,21 @@ fn neighbors(keep: &dyn Fn(&str) -> bool) -> Vec<Row> {
     out
 }
 
+/// How a case is timed: its timed steps, and whether GPU kernels are profiled.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    pub steps: u32,
+    pub profile: bool,
+}
+
 fn moe_case(
     label: &str,
     text: &str,
     items: usize,
     gpu: Option<&GpuContext>,
-    steps: u32,
+    run: Timed,
 ) -> anyhow::Result<Row> {
+    let steps = run.steps;
     let cfg = config::parse(text, std::path::Path::new("preset.ron"))?;
     let Simulation::Moe(moe) = &cfg.simulation else {
         unreachable!("the MoE bench presets are Moe configs")
@@ -209,8 +227,15 @@ fn moe_case(
         None => None,
     };
     let mut sim = MoeBatch::new(setup.as_ref(), &cache, moe, &weights, states, items)?;
+    let profiling = gpu.is_some() && run.profile;
+    if profiling && !sim.enable_profiling() {
+        anyhow::bail!("--profile: this adapter has no timestamp queries");
+    }
     tracing::info!("{label}: warm-up step");
     sim.run_unchecked(1)?;
+    if let Some(p) = sim.profiler_mut() {
+        p.reset();
+    }
     tracing::info!("{label}: {steps} timed step(s)");
     // Poll-bracketed wall time: run_unchecked waits for the GPU before returning.
     let t = Instant::now();
@@ -226,6 +251,11 @@ fn moe_case(
     ];
     let flops = flops_per_cell(&shape, counts, moe.ode_steps);
     let peak = gpu.and_then(|c| fp32_peak(&c.adapter.name));
+    let kernels = sim.profiler_mut().map(|p| {
+        let costs = cost::moe::kernels(&shape, counts, moe.ode_steps);
+        let device = gpu.and_then(|c| Device::known(&c.adapter.name));
+        kernel_rows(p.totals(), &costs, (n * items) as f64, steps, device)
+    });
     Ok(Row::Moe(MoeRow {
         case: label.into(),
         backend: gpu.map_or("cpu (rayon)".to_string(), |c| {
@@ -239,5 +269,6 @@ fn moe_case(
         cell_updates_per_s: updates,
         flops_per_cell_update: flops,
         flops: Flops::new(flops, updates, peak),
+        kernels,
     }))
 }

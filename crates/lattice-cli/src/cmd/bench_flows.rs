@@ -5,9 +5,11 @@
 
 use std::time::Instant;
 
-use super::bench_rows::{Flops, FlowRow, Row};
+use super::bench::Timed;
+use super::bench_rows::{Flops, FlowRow, Row, kernel_rows};
 use lattice_core::config::{self, FlowsConfig, Simulation};
-use lattice_core::flows::cost::flops_per_flow_step;
+use lattice_core::cost::flows::flops_per_flow_step;
+use lattice_core::cost::{self, Device};
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::run::FlowEngine;
 use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights};
@@ -25,9 +27,10 @@ pub fn case(
     text: &str,
     items: u32,
     gpu: Option<&GpuContext>,
-    steps: u32,
+    run: Timed,
     peak: Option<f64>,
 ) -> anyhow::Result<Row> {
+    let steps = run.steps;
     let cfg = config::parse(text, std::path::Path::new("preset.ron"))?;
     let Simulation::Flows(f) = &cfg.simulation else {
         unreachable!("the flow bench presets are Flows configs")
@@ -45,15 +48,39 @@ pub fn case(
                 state,
                 seeds,
             };
-            time_steps(&mut e, &f, steps).map_err(|x| match x {})?
+            (time_steps(&mut e, &f, steps).map_err(|x| match x {})?, None)
         }
         Some(ctx) => {
             let kernels = FlowKernels::new(ctx, &weights.layout, &weights.data, f.capacity())?;
             let mut e = GpuFlows::new(ctx, &kernels, &state, &seeds)?;
-            time_steps(&mut e, &f, steps)?
+            if run.profile && !e.enable_profiling() {
+                anyhow::bail!("--profile: this adapter has no timestamp queries");
+            }
+            let timed = time_steps(&mut e, &f, steps)?;
+            let device = Device::known(&ctx.adapter.name);
+            let rows = e.profiler_mut().map(|p| {
+                let (units, done) = (timed.flow_steps as f64, timed.steps);
+                let costs = cost::flows::kernels(&shape, timed.spawned as f64 / units.max(1.0));
+                kernel_rows(
+                    p.totals(),
+                    &costs,
+                    units / f64::from(done.max(1)),
+                    done,
+                    device,
+                )
+            });
+            (timed, rows)
         }
     };
-    let (flow_steps, secs, done) = timed;
+    let (
+        Steps {
+            flow_steps,
+            secs,
+            steps: done,
+            ..
+        },
+        kernels,
+    ) = timed;
     let ms = secs * 1e3 / f64::from(done.max(1));
     let rate = flow_steps as f64 / secs;
     let flops = flops_per_flow_step(&shape);
@@ -70,28 +97,60 @@ pub fn case(
         flow_steps_per_s: rate,
         flops_per_flow_step: flops,
         flops: Flops::new(flops, rate, peak),
+        kernels,
     }))
 }
 
-/// One untimed warm-up step, then up to `steps` timed ones (fewer if every flow finished):
-/// (flow-steps, seconds, steps timed).
-fn time_steps<E: FlowEngine>(
+/// What the timed steps did.
+struct Steps {
+    flow_steps: u64,
+    /// Children spawned in the timed steps.
+    spawned: u64,
+    secs: f64,
+    steps: u32,
+}
+
+/// One untimed warm-up step (its kernel times forgotten), then up to `steps` timed ones
+/// (fewer if every flow finished).
+fn time_steps<E: FlowEngine + Profiled>(
     e: &mut E,
     f: &FlowsConfig,
     steps: u32,
-) -> Result<(u64, f64, u32), E::Error> {
+) -> Result<Steps, E::Error> {
     let mut counts = e.step(&f.rule(0))?;
-    let mut flow_steps = 0u64;
-    let mut done = 0;
+    e.forget_profile();
+    let mut timed = Steps {
+        flow_steps: 0,
+        spawned: 0,
+        secs: 0.0,
+        steps: 0,
+    };
     let t = Instant::now();
     for step in 1..=steps {
         let live: u64 = counts.iter().map(|c| u64::from(c.moving)).sum();
         if live == 0 {
             break;
         }
-        flow_steps += live;
+        timed.flow_steps += live;
         counts = e.step(&f.rule(step))?;
-        done += 1;
+        timed.spawned += counts.iter().map(|c| u64::from(c.spawned)).sum::<u64>();
+        timed.steps += 1;
     }
-    Ok((flow_steps, t.elapsed().as_secs_f64(), done))
+    timed.secs = t.elapsed().as_secs_f64();
+    Ok(timed)
+}
+
+/// An engine whose kernel times can be forgotten after the warm-up (the CPU has none).
+trait Profiled {
+    fn forget_profile(&mut self) {}
+}
+
+impl Profiled for CpuFlows<'_> {}
+
+impl Profiled for GpuFlows<'_> {
+    fn forget_profile(&mut self) {
+        if let Some(p) = self.profiler_mut() {
+            p.reset();
+        }
+    }
 }

@@ -1,6 +1,10 @@
 //! The rows `lattice bench` prints, as typed structs: the JSON on stdout and the table on
 //! stderr come from the same values.
 
+use std::collections::BTreeMap;
+
+use lattice_core::cost::{Device, KernelCost};
+use lattice_gpu::profile::KernelTime;
 use serde::Serialize;
 
 /// One benchmark case's result.
@@ -59,6 +63,9 @@ pub struct MoeRow {
     pub flops_per_cell_update: f64,
     #[serde(flatten)]
     pub flops: Flops,
+    /// With `--profile` on a GPU: each kernel's time against its cost model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<Vec<KernelRow>>,
 }
 
 /// A flow step case.
@@ -75,9 +82,96 @@ pub struct FlowRow {
     pub flops_per_flow_step: f64,
     #[serde(flatten)]
     pub flops: Flops,
+    /// With `--profile` on a GPU: each kernel's time against its cost model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernels: Option<Vec<KernelRow>>,
+}
+
+/// One kernel of a profiled case: GPU time per step (timestamp queries) next to the cost
+/// model (`lattice_core::cost`) and the roofline bounds it gives.
+#[derive(Debug, Serialize)]
+pub struct KernelRow {
+    pub kernel: &'static str,
+    pub dispatches_per_step: f64,
+    pub ms_per_step: f64,
+    pub flop_per_step: f64,
+    pub bytes_per_step: f64,
+    pub achieved_flops: f64,
+    pub achieved_bytes_per_s: f64,
+    /// Where the device's limits are known.
+    pub fraction_of_fp32_peak: Option<f64>,
+    pub fraction_of_bandwidth: Option<f64>,
+    /// Modeled: the roofline bound on this device, where its limits are known.
+    pub modeled_ms_this_device: Option<f64>,
+    /// Modeled: the roofline bound on an H100 (67 TFLOP/s FP32, 3.35 TB/s).
+    pub modeled_ms_h100: f64,
+}
+
+/// The kernel rows of a profiled case: `totals` over `steps` steps of `units` cell-updates
+/// or flow-steps per step, costed by `costs`, on `device` (its limits, if known).
+pub fn kernel_rows(
+    totals: &BTreeMap<&'static str, KernelTime>,
+    costs: &[KernelCost],
+    units: f64,
+    steps: u32,
+    device: Option<Device>,
+) -> Vec<KernelRow> {
+    let steps = f64::from(steps.max(1));
+    costs
+        .iter()
+        .filter_map(|c| {
+            let t = totals.get(c.kernel)?;
+            let ms = t.ms / steps;
+            let (flop, bytes) = (c.flop * units, c.bytes * units);
+            let per_s = |v: f64| if ms > 0.0 { v / (ms * 1e-3) } else { 0.0 };
+            let (achieved_flops, achieved_bytes) = (per_s(flop), per_s(bytes));
+            Some(KernelRow {
+                kernel: c.kernel,
+                dispatches_per_step: t.dispatches as f64 / steps,
+                ms_per_step: ms,
+                flop_per_step: flop,
+                bytes_per_step: bytes,
+                achieved_flops,
+                achieved_bytes_per_s: achieved_bytes,
+                fraction_of_fp32_peak: device.map(|d| achieved_flops / d.fp32_flops),
+                fraction_of_bandwidth: device.map(|d| achieved_bytes / d.bandwidth),
+                modeled_ms_this_device: device.map(|d| d.bound_s(c, units) * 1e3),
+                modeled_ms_h100: Device::H100.bound_s(c, units) * 1e3,
+            })
+        })
+        .collect()
+}
+
+impl KernelRow {
+    /// The table line, under the case's columns (ms/step, GFLOP/s, % FP32), then GB/s and
+    /// the modeled H100 bound.
+    pub fn table_line(&self) -> String {
+        let pct = self
+            .fraction_of_fp32_peak
+            .map_or("—".to_string(), |f| format!("{:.2}", f * 100.0));
+        format!(
+            "  {:<32} {:>12.3} {:>16} {:>14.2} {:>10}   {:.2} GB/s, modeled H100 {:.4} ms",
+            self.kernel,
+            self.ms_per_step,
+            "",
+            self.achieved_flops * 1e-9,
+            pct,
+            self.achieved_bytes_per_s * 1e-9,
+            self.modeled_ms_h100
+        )
+    }
 }
 
 impl Row {
+    /// The kernel rows of a profiled case.
+    pub fn kernels(&self) -> &[KernelRow] {
+        match self {
+            Self::Moe(r) => r.kernels.as_deref().unwrap_or(&[]),
+            Self::Flows(r) => r.kernels.as_deref().unwrap_or(&[]),
+            Self::Neighbors(_) => &[],
+        }
+    }
+
     /// The table line: case, ms/step, cells|flows per s, GFLOP/s, % of FP32 peak.
     pub fn table_line(&self) -> String {
         let num = |v: Option<f64>, digits: usize, scale: f64| {

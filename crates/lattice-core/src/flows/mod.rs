@@ -10,7 +10,6 @@
 pub mod aggregate;
 pub mod convergence;
 pub mod coords;
-pub mod cost;
 pub mod cpu;
 pub mod mapper;
 pub mod net;

@@ -1,7 +1,6 @@
 //! The MoE cellular lattice (reference-system.md part A): network layout and weights, the CPU
 //! reference step, and seeded initial states.
 
-pub mod cost;
 pub mod cpu;
 pub mod engine;
 pub mod gather;
