@@ -6,9 +6,10 @@ mod backend;
 mod cmd;
 mod figures;
 mod progress;
+mod ranks;
 mod summary;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -74,6 +75,7 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    let ranks = ranks::Ranks::init();
     let cli = Cli::parse();
     let default = if cli.quiet { "error" } else { "info" };
     tracing_subscriber::fmt()
@@ -85,24 +87,40 @@ pub fn main() -> ExitCode {
         .with_target(false)
         .init();
     let result = match cli.command {
-        Command::Info { json } => cmd::info::run(json),
+        Command::Info { json } => cmd::info::run(json, &ranks),
         Command::Validate { config, json } => cmd::validate::run(&config, json),
         Command::Inspect { what } => cmd::inspect::run(what),
-        Command::Run(args) => cmd::run::run(args, cli.backend.into(), cli.quiet),
+        Command::Run(args) => cmd::run::run(args, cli.backend.into(), cli.quiet, &ranks),
         Command::Bench(args) => cmd::bench::run(args, cli.backend.into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let top = e.to_string();
-            eprintln!("error: {top}");
-            // Wrapper errors often repeat their cause in their own message: print each once.
-            for cause in e.chain().skip(1).map(|c| c.to_string()) {
-                if !top.contains(&cause) {
-                    eprintln!("  caused by: {cause}");
-                }
+            report(&e, &ranks);
+            if ranks.size() > 1 {
+                // One rank's failure ends the job: the others never wait on it. The pause
+                // lets the launcher forward this rank's message before the job is torn down.
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                ranks.abort(2);
             }
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes on stderr in one write (under MPI a launcher that tears the job
+/// down may cut a message written piece by piece), naming the rank in a job of several.
+fn report(e: &anyhow::Error, ranks: &ranks::Ranks) {
+    let top = e.to_string();
+    let mut text = match ranks.size() {
+        1 => format!("error: {top}\n"),
+        p => format!("error: rank {} of {p}: {top}\n", ranks.rank()),
+    };
+    // Wrapper errors often repeat their cause in their own message: print each once.
+    for cause in e.chain().skip(1).map(|c| c.to_string()) {
+        if !top.contains(&cause) {
+            text.push_str(&format!("  caused by: {cause}\n"));
+        }
+    }
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

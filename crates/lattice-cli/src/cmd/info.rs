@@ -4,7 +4,9 @@ use lattice_gpu::context::NO_ADAPTER_HELP;
 use lattice_gpu::{GpuContext, list_adapters};
 use serde_json::json;
 
-pub fn run(json_out: bool) -> anyhow::Result<()> {
+use crate::ranks::Ranks;
+
+pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
     let adapters = list_adapters();
     let chosen = GpuContext::new();
     let describe = |a: &lattice_gpu::context::summary::AdapterSummary| {
@@ -23,6 +25,7 @@ pub fn run(json_out: bool) -> anyhow::Result<()> {
         "chosen": chosen.as_ref().ok().map(|c| describe(&c.adapter)),
         "why_none": chosen.as_ref().err().map(|e| e.to_string()),
         "cpu_threads": lattice_sim::rayon_threads(),
+        "mpi": {"built_with": Ranks::built_with_mpi(), "rank": ranks.rank(), "ranks": ranks.size()},
     });
     if json_out {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -72,5 +75,10 @@ pub fn run(json_out: bool) -> anyhow::Result<()> {
         "cpu path: rayon on {} threads",
         lattice_sim::rayon_threads()
     );
+    match (Ranks::built_with_mpi(), ranks.size()) {
+        (false, _) => println!("mpi: not built in (cargo build --release --features mpi)"),
+        (true, 1) => println!("mpi: built in; one process (launch with mpirun -n P or srun)"),
+        (true, p) => println!("mpi: rank {} of {p}", ranks.rank()),
+    }
     Ok(())
 }

@@ -14,17 +14,20 @@ use lattice_core::io::{write_atomic, write_f32};
 
 use lattice_core::images::write_vtk;
 
+use super::by_items::{self, RankTiming};
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::metrics::{FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate};
 use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
+use crate::ranks::Ranks;
 use crate::summary::{batches_line, peak_line, print_summary};
 use lattice_sim::ItemRecord;
 use lattice_sim::{
     BatchDone, FlowsModel, Item, Model, Observer, ObserverError, Output, Results, Simulation,
     Stats, StepEvent,
 };
+use serde::{Deserialize, Serialize};
 
 /// Weight files above this are not copied into the output folder (they are reproducible from
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
@@ -39,19 +42,26 @@ fn max_weights_copy() -> u64 {
         .unwrap_or(MAX_WEIGHTS_COPY)
 }
 
-pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
+pub(super) fn run(
+    args: &RunArgs,
+    sim: &Simulation,
+    quiet: bool,
+    ranks: &Ranks,
+) -> anyhow::Result<()> {
     let Model::Flows(model) = sim.model() else {
         bail!("{} is not a Flows config", sim.loaded().path.display());
     };
     let cfg = &model.cfg;
     let items = sim.config().batch.items as usize;
+    // Under MPI this rank runs its share of the items; rank 0 gathers the rest.
+    let share = ranks.share(items);
     // Before anything big is allocated: does one batch fit?
-    let batch = sim.batch_size(items)?;
+    let batch = sim.batch_size(share.len().max(1))?;
     let embeddings = read_embeddings(args, cfg, items)?;
-    let mut watch = Watch::resume_or_start(args, sim, cfg, items, quiet)?;
+    let mut watch = Watch::resume_or_start(args, sim, cfg, share.len(), quiet)?;
     let e = cfg.embedding_dim as usize;
     // Item ids are the items' indices.
-    let submitted: Vec<Item> = (watch.first_item..items)
+    let submitted: Vec<Item> = (share.start + watch.first_item..share.end)
         .map(|b| match &embeddings {
             Some(v) => Item::embedding(b as u64, v[b * e..(b + 1) * e].to_vec()),
             None => Item::seeded(b as u64),
@@ -59,6 +69,10 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
         .collect();
     let results = sim.run_observed(&submitted, &mut watch)?;
     watch.progress.finish();
+    let timing = RankTiming::new(ranks, &share, &results.stats);
+    let Some(rank_timings) = gather_flows(ranks, &mut watch, timing, items)? else {
+        return Ok(());
+    };
     let outputs = write_outputs(args, sim, model, &watch, &results)?;
     let flow_steps: u64 = watch.step_records.iter().map(|r| u64::from(r.live)).sum();
     let shape = FlowShape::from_config(cfg);
@@ -84,9 +98,60 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
         Rate::FlowStepsPerS(st.work_per_s()),
         &specific,
     )
+    .with_ranks(rank_timings)
     .write(args)?;
     print_flows_summary(args, sim, &specific, st);
     Ok(())
+}
+
+/// What a rank's flows part holds besides its arrays (planes, merged, collected).
+#[derive(Serialize, Deserialize)]
+struct FlowsPart {
+    outcomes: Vec<ItemOutcome>,
+    finished: Vec<ItemRecord>,
+    step_records: Vec<StepRecord>,
+    item0_landed: Vec<u32>,
+}
+
+/// Sends this rank's items to rank 0; there, puts every rank's into `watch` in item order and
+/// returns the ranks' timings (`None` on the other ranks).
+fn gather_flows(
+    ranks: &Ranks,
+    watch: &mut Watch<'_>,
+    timing: RankTiming,
+    items: usize,
+) -> anyhow::Result<Option<Vec<RankTiming>>> {
+    if ranks.size() == 1 {
+        return Ok(Some(vec![timing]));
+    }
+    let part = FlowsPart {
+        outcomes: std::mem::take(&mut watch.outcomes),
+        finished: std::mem::take(&mut watch.finished),
+        step_records: std::mem::take(&mut watch.step_records),
+        item0_landed: std::mem::take(&mut watch.ck.item0_landed),
+    };
+    let arrays = [&watch.planes[..], &watch.merged[..], &watch.collected[..]];
+    let Some(parts) = by_items::gather(ranks, timing, part, &arrays)? else {
+        return Ok(None);
+    };
+    let (mut planes, mut merged, mut collected) = (Vec::new(), Vec::new(), Vec::new());
+    let mut timings = Vec::new();
+    for (timing, part, arrays) in parts {
+        if timing.items[0] == 0 && timing.items[1] > 0 {
+            watch.ck.item0_landed = part.item0_landed;
+        }
+        watch.outcomes.extend(part.outcomes);
+        watch.finished.extend(part.finished);
+        StepRecord::merge_into(&mut watch.step_records, &part.step_records);
+        let [p, m, c] = <[Vec<f32>; 3]>::try_from(arrays).expect("three arrays");
+        planes.extend(p);
+        merged.extend(m);
+        collected.extend(c);
+        timings.push(timing);
+    }
+    (watch.planes, watch.merged, watch.collected) = (planes, merged, collected);
+    watch.items = items;
+    Ok(Some(timings))
 }
 
 /// `--embeddings`, `[items, embedding_dim]`, or None for seeded ones.

@@ -9,6 +9,7 @@ use lattice_sim::ItemRecord;
 use lattice_sim::{Simulation, Stats};
 use serde::Serialize;
 
+use super::by_items::RankTiming;
 use super::{RunArgs, origin};
 
 /// The fields every run has, with the simulation's own flattened in.
@@ -26,6 +27,9 @@ pub struct Metrics<'a, S: Serialize> {
     resumed_from: Option<&'a PathBuf>,
     weights: String,
     timing: Timing,
+    /// Under MPI: each rank's share and timing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ranks: Option<Vec<RankTiming>>,
     #[serde(flatten)]
     specific: S,
 }
@@ -79,11 +83,18 @@ impl<'a, S: Serialize> Metrics<'a, S> {
                 items_per_s: st.items_per_s,
                 peak_host_memory_bytes: st.peak_host_memory_bytes,
             },
+            ranks: None,
             specific,
         }
     }
 
     /// Writes `OUT/metrics.json` atomically.
+    /// Under MPI (more than one rank): each rank's share and timing.
+    pub fn with_ranks(mut self, ranks: Vec<RankTiming>) -> Self {
+        self.ranks = (ranks.len() > 1).then_some(ranks);
+        self
+    }
+
     pub fn write(&self, args: &RunArgs) -> anyhow::Result<()> {
         lattice_core::io::write_atomic(&args.out.join("metrics.json"), |w| {
             serde_json::to_writer_pretty(&mut *w, self).map_err(std::io::Error::other)

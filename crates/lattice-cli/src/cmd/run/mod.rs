@@ -1,6 +1,7 @@
 //! `lattice run`: load and check the config, prepare the output folder and the backend, then
 //! run the configured simulation ([`moe`] or [`flows`]) and write its outputs.
 
+mod by_items;
 mod checkpoint;
 mod flows;
 mod metrics;
@@ -14,6 +15,8 @@ use lattice_core::config::{self, Simulation};
 
 use lattice_sim as api;
 use lattice_sim::{Backend, BackendChoice};
+
+use crate::ranks::Ranks;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -100,7 +103,12 @@ fn config_name(config: &Path) -> String {
 /// halving path runs on any machine (tests/cli_runtime.rs).
 const FAIL_FIRST_BATCH_ENV: &str = "LATTICE_FAIL_FIRST_BATCH";
 
-pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Result<()> {
+pub fn run(
+    mut args: RunArgs,
+    backend: BackendChoice,
+    quiet: bool,
+    ranks: &Ranks,
+) -> anyhow::Result<()> {
     let loaded = config::load(&args.config)?;
     if let Some(dir) = &args.resume {
         args.out = dir.clone();
@@ -121,7 +129,10 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
         _ => {}
     }
     let _span = tracing::info_span!("run", config = %args.config.display()).entered();
-    prepare_out(&args.out)?;
+    let _rank = (ranks.size() > 1).then(|| tracing::info_span!("rank", r = ranks.rank()).entered());
+    if ranks.is_root() {
+        prepare_out(&args.out)?;
+    }
     let backend = Backend::select(backend)?;
     tracing::info!(backend = %backend.name(), "backend");
     let is_moe = matches!(loaded.config.simulation, Simulation::Moe(_));
@@ -133,10 +144,13 @@ pub fn run(mut args: RunArgs, backend: BackendChoice, quiet: bool) -> anyhow::Re
         sim.set_steps(steps);
     }
     sim.set_fail_first_batch(std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some());
+    by_items::check(&args, &sim, ranks)?;
+    // Under MPI every rank but 0 keeps its progress to itself.
+    let quiet = quiet || !ranks.is_root();
     if is_moe {
-        moe::run(&args, &sim, quiet)
+        moe::run(&args, &sim, quiet, ranks)
     } else {
-        flows::run(&args, &sim, quiet)
+        flows::run(&args, &sim, quiet, ranks)
     }
 }
 

@@ -12,18 +12,25 @@ use lattice_sim::ItemRecord;
 
 use lattice_core::images::write_vtk;
 
+use super::by_items::{self, RankTiming};
 use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
 use super::metrics::{Metrics, MoeMetrics, MoeOutputs, Rate};
 use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
+use crate::ranks::Ranks;
 use crate::summary::{batches_line, peak_line, print_summary};
 use lattice_sim::{
     BatchDone, Item, ItemError, Model, Observer, ObserverError, Simulation, Snapshot, Stats,
     StepEvent,
 };
 
-pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Result<()> {
+pub(super) fn run(
+    args: &RunArgs,
+    sim: &Simulation,
+    quiet: bool,
+    ranks: &Ranks,
+) -> anyhow::Result<()> {
     let Model::Moe(model) = sim.model() else {
         bail!("{} is not a Moe config", sim.loaded().path.display());
     };
@@ -31,11 +38,14 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
     let items = sim.config().batch.items as usize;
     let (n, s) = (dims.cells_usize(), moe.state_size as usize);
     check_picture_args(args, moe.state_size, dims.d())?;
+    // Under MPI this rank runs its share of the items; rank 0 gathers the rest.
+    let share = ranks.share(items);
     // Before anything big is allocated: does one batch fit?
-    let batch = sim.batch_size(items)?;
+    let batch = sim.batch_size(share.len().max(1))?;
     let shape = [items as u64, n as u64, s as u64];
     let (ck, mut states) = start_or_resume(args, sim, moe, shape)?;
-    let order = run_order(&ck.done, moe.steps);
+    let mut order = run_order(&ck.done, moe.steps);
+    order.retain(|b| share.contains(b));
     // Fresh seeded items are submitted as seeded (the API draws the same states from the seed
     // and the id), so only given or checkpointed states are copied. Item ids are indices.
     let submitted: Vec<Item> = order
@@ -48,7 +58,10 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
             },
         })
         .collect();
-    let remaining: u64 = ck.done.iter().map(|&d| u64::from(moe.steps - d)).sum();
+    let remaining: u64 = ck.done[share.clone()]
+        .iter()
+        .map(|&d| u64::from(moe.steps - d))
+        .sum();
     let mut watch = Watch {
         progress: Progress::new(remaining * n as u64, moe.steps, args.log_every, quiet),
         order: &order,
@@ -62,7 +75,28 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
     };
     let results = sim.run_observed(&submitted, &mut watch)?;
     watch.progress.finish();
-    let per_item: Vec<ItemRecord> = watch.ck.results.iter().flatten().cloned().collect();
+    let Watch { mut ck, .. } = watch;
+    let timing = RankTiming::new(ranks, &share, &results.stats);
+    let v = n * s;
+    let mine: Vec<ItemRecord> = share
+        .clone()
+        .filter_map(|b| ck.results[b].clone())
+        .collect();
+    let own = &states[share.start * v..share.end * v];
+    let Some(parts) = by_items::gather(ranks, timing, mine, &[own])? else {
+        return Ok(());
+    };
+    let mut rank_timings = Vec::new();
+    for (timing, records, arrays) in parts {
+        let [a, b] = timing.items;
+        states[a * v..b * v].copy_from_slice(&arrays[0]);
+        for r in records {
+            let id = r.id as usize;
+            ck.results[id] = Some(r);
+        }
+        rank_timings.push(timing);
+    }
+    let per_item: Vec<ItemRecord> = ck.results.iter().flatten().cloned().collect();
     write_f32(&args.out.join("states.npy"), &shape, &states)?;
     let (slice_z, channel) = pictures(args, moe.steps, dims, s, &states[..n * s])?;
     sim.save_weights(&args.out.join("weights.safetensors"))?;
@@ -91,6 +125,7 @@ pub(super) fn run(args: &RunArgs, sim: &Simulation, quiet: bool) -> anyhow::Resu
         Rate::CellUpdatesPerS(st.work_per_s()),
         &specific,
     )
+    .with_ranks(rank_timings)
     .write(args)?;
     print_moe_summary(args, sim, &per_item, st);
     fail_if_any_failed(&per_item)

@@ -1,0 +1,104 @@
+//! A run by items under MPI: the checks every rank makes before step 1, and what a rank sends
+//! rank 0 when its share is done (its items' results and its timing). Rank 0 merges the parts
+//! in rank order, which is item order, so the files it writes are those of one process.
+
+use std::ops::Range;
+
+use anyhow::bail;
+use lattice_sim::{Simulation, Stats};
+use serde::{Deserialize, Serialize};
+
+use super::RunArgs;
+use crate::ranks::{Ranks, pack, unpack};
+
+/// Test switch: the rank named here fails before its first step, as a bad input would.
+pub const FAIL_RANK_ENV: &str = "LATTICE_FAIL_RANK";
+
+/// Before step 1: refuses what a run by items does not do yet, and checks that every rank has
+/// rank 0's config, version and weights.
+///
+/// # Errors
+/// An unsupported option, a rank that differs, or the injected failure.
+pub fn check(args: &RunArgs, sim: &Simulation, ranks: &Ranks) -> anyhow::Result<()> {
+    if ranks.size() == 1 {
+        return Ok(());
+    }
+    if args.checkpoint_every > 0 || args.resume.is_some() {
+        bail!("--checkpoint-every and --resume are not supported under MPI yet; run without them");
+    }
+    if let lattice_core::config::Simulation::Flows(f) = &sim.config().simulation
+        && f.trace.is_some()
+    {
+        bail!("a flows trace is not supported under MPI yet; remove trace from the config");
+    }
+    if std::env::var(FAIL_RANK_ENV).is_ok_and(|r| r == ranks.rank().to_string()) {
+        bail!("failing as {FAIL_RANK_ENV} asks (a test of the job's failure path)");
+    }
+    let weights: Vec<u8> = (sim.weights().iter())
+        .flat_map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()))
+        .collect();
+    ranks.agree("the config", sim.loaded().text_hash)?;
+    let version = lattice_core::config::fnv1a(env!("CARGO_PKG_VERSION").as_bytes());
+    ranks.agree("the version", version)?;
+    ranks.agree("the weights", lattice_core::config::fnv1a(&weights))?;
+    Ok(())
+}
+
+/// One rank's figures, as written to `metrics.json` under `ranks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankTiming {
+    pub rank: usize,
+    /// Its items, `[first, end)`.
+    pub items: [usize; 2],
+    pub backend: String,
+    pub compute_s: f64,
+    pub mean_step_ms: f64,
+    /// Cell-updates (MoE) or flow-steps (flows) per second.
+    pub work_per_s: f64,
+}
+
+impl RankTiming {
+    pub fn new(ranks: &Ranks, share: &Range<usize>, st: &Stats) -> Self {
+        Self {
+            rank: ranks.rank(),
+            items: [share.start, share.end],
+            backend: st.backend.clone(),
+            compute_s: st.total_s,
+            mean_step_ms: st.mean_step_ms,
+            work_per_s: st.work_per_s(),
+        }
+    }
+}
+
+/// What a rank sends: its timing, its items' records, and its arrays.
+#[derive(Serialize, Deserialize)]
+struct Part<R> {
+    timing: RankTiming,
+    records: R,
+}
+
+/// Sends this rank's part to rank 0; there, returns every rank's (its own first, in rank
+/// order) as (timing, records, arrays).
+///
+/// # Errors
+/// A malformed message.
+#[allow(clippy::type_complexity)]
+pub fn gather<R: Serialize + serde::de::DeserializeOwned>(
+    ranks: &Ranks,
+    timing: RankTiming,
+    records: R,
+    arrays: &[&[f32]],
+) -> anyhow::Result<Option<Vec<(RankTiming, R, Vec<Vec<f32>>)>>> {
+    let bytes = pack(&Part { timing, records }, arrays);
+    let Some(all) = ranks.gather(bytes) else {
+        return Ok(None);
+    };
+    let parts = all
+        .iter()
+        .map(|b| {
+            let (p, arrays): (Part<R>, _) = unpack(b, arrays.len())?;
+            Ok((p.timing, p.records, arrays))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(Some(parts))
+}
