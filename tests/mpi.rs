@@ -9,6 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod common;
+
 const REQUIRE_MPI_ENV: &str = "LATTICE_REQUIRE_MPI";
 
 const MOE: &str = "(seed: 3, batch: (items: 5, max_batch_size: Fixed(2)), simulation: \
@@ -178,4 +180,114 @@ fn gpu_runs_by_items_equal_one_gpu_process() {
     run(None, "one");
     run(Some(2), "n2");
     same_files(d, "one", "n2", &["states.npy"]);
+}
+
+/// R = 0.2 · 10 (or 11) = 2: a halo of 2 planes; 10 and 11 planes split 2 and 3 ways unevenly
+/// for 3 ranks.
+const SLABS: [(&str, &str); 3] = [
+    (
+        "bounded.ron",
+        "(seed: 3, batch: (items: 3, max_batch_size: Fixed(2)), simulation: Moe((lattice: \
+         (dims: (6, 5, 10), radius_ratio: 0.2), steps: 3)))",
+    ),
+    (
+        "periodic.ron",
+        "(seed: 4, batch: (items: 2), simulation: Moe((lattice: (dims: (5, 6, 11), \
+         boundary: Periodic, radius_ratio: 0.2), steps: 3)))",
+    ),
+    (
+        "masked.ron",
+        "(seed: 5, batch: (items: 2), simulation: Moe((lattice: (dims: (6, 5, 10), \
+         radius_ratio: 0.2, mask: Some(\"mask.npy\")), steps: 3)))",
+    ),
+];
+
+#[test]
+fn a_lattice_split_in_z_slabs_equals_one_process_byte_for_byte() {
+    if !mpi_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mask = (0..10 * 5 * 6).map(|i| u8::from(i % 5 != 2));
+    common::write_npy(&d.join("mask.npy"), &[10, 5, 6], mask);
+    for (file, text) in SLABS {
+        std::fs::write(d.join(file), text).unwrap();
+        let one = format!("{file}-one");
+        let args = ["-q", "run", file, "--backend", "cpu", "--out", &one];
+        let (code, err) = lattice(d, None, &args, &[]);
+        assert_eq!(code, 0, "{file}: {err}");
+        for p in [2, 3] {
+            let out = format!("{file}-n{p}");
+            let args = [
+                "-q",
+                "run",
+                file,
+                "--backend",
+                "cpu",
+                "--split",
+                "z-slabs",
+                "--out",
+                &out,
+            ];
+            let (code, err) = lattice(d, Some(p), &args, &[]);
+            assert_eq!(code, 0, "{file} on {p} ranks: {err}");
+            same_files(d, &one, &out, &["states.npy"]);
+            let m: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(d.join(&out).join("metrics.json")).unwrap())
+                    .unwrap();
+            let ranks = m["ranks"].as_array().unwrap();
+            assert_eq!(ranks.len(), p as usize);
+            for r in ranks {
+                assert!(r["halo_bytes_per_step"].as_f64().unwrap() > 0.0, "{r}");
+                assert!(r["exchange_ms_per_step"].as_f64().unwrap() >= 0.0, "{r}");
+            }
+            assert_eq!(
+                ranks.last().unwrap()["planes"][1],
+                if file == "periodic.ron" { 11 } else { 10 }
+            );
+        }
+    }
+}
+
+#[test]
+fn slabs_thinner_than_the_halo_and_slabs_on_the_gpu_are_refused() {
+    if !mpi_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // R = 0.5 · 10 = 5: a halo of 5 planes; 3 ranks would own 3 planes each.
+    let thick = "(seed: 3, batch: (items: 1), simulation: Moe((lattice: (dims: (6, 5, 10), \
+                 radius_ratio: 0.5), steps: 1)))";
+    std::fs::write(d.join("thick.ron"), thick).unwrap();
+    let args = [
+        "-q",
+        "run",
+        "thick.ron",
+        "--backend",
+        "cpu",
+        "--split",
+        "z-slabs",
+    ];
+    let (code, err) = lattice(d, Some(3), &args, &[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("thinner") || err.contains("use at most 2 ranks"),
+        "{err}"
+    );
+    if lattice::gpu::test_context().is_some() {
+        let args = [
+            "-q",
+            "run",
+            "thick.ron",
+            "--backend",
+            "gpu",
+            "--split",
+            "z-slabs",
+        ];
+        let (code, err) = lattice(d, Some(2), &args, &[]);
+        assert_ne!(code, 0);
+        assert!(err.contains("CPU backend only"), "{err}");
+    }
 }

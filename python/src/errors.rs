@@ -18,6 +18,7 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::NonFiniteInput { .. }
         | Error::DuplicateItem(_)
         | Error::BatchTooLarge { .. }
+        | Error::Domain(_)
         | Error::Serialize(_) => PyValueError::new_err(message),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
         Error::Gpu { .. } | Error::BatchOfOneFailed(_) | Error::Observer(_) => {

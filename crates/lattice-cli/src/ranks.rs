@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use lattice_core::moe::domain::{Halo, Planes};
 #[cfg(feature = "mpi")]
 use mpi::traits::{Communicator, Destination, Root, Source};
 
@@ -117,6 +118,41 @@ impl Ranks {
     }
 }
 
+impl Ranks {
+    /// The halo exchange of this rank's slab `planes` of every lattice (`plane_values` floats
+    /// per z-plane of an item), counting into `tally`. A job of one has nothing to exchange.
+    pub fn halo(
+        &self,
+        planes: Planes,
+        plane_values: usize,
+        tally: std::sync::Arc<HaloTally>,
+    ) -> Box<dyn Halo> {
+        #[cfg(feature = "mpi")]
+        if self.world.is_some() {
+            return Box::new(MpiHalo::new(
+                planes,
+                plane_values,
+                self.rank,
+                self.size,
+                tally,
+            ));
+        }
+        let _ = (planes, plane_values, tally);
+        Box::new(OneProcess)
+    }
+}
+
+/// The halo of a job of one: the slab is the whole lattice.
+struct OneProcess;
+
+impl Halo for OneProcess {
+    fn exchange(&mut self, _states: &mut [f32]) {}
+
+    fn lowest_over_ranks(&mut self, lowest: Vec<u32>) -> Vec<u32> {
+        lowest
+    }
+}
+
 /// Items `[items·r/p, items·(r+1)/p)` of rank `r` of `p`.
 pub fn share(items: usize, rank: usize, size: usize) -> Range<usize> {
     items * rank / size..items * (rank + 1) / size
@@ -197,5 +233,153 @@ mod tests {
         assert_eq!(bits(&arrays[0]), bits(&a));
         assert!(arrays[1].is_empty());
         assert!(unpack::<(String, u32)>(&bytes[..bytes.len() - 1], 2).is_err());
+    }
+}
+
+/// What a rank's halo exchanges cost: bytes sent and time spent, over all exchanges.
+#[derive(Debug, Default)]
+pub struct HaloTally {
+    pub bytes_sent: std::sync::atomic::AtomicU64,
+    pub nanos: std::sync::atomic::AtomicU64,
+    pub exchanges: std::sync::atomic::AtomicU64,
+}
+
+impl HaloTally {
+    /// Mean bytes sent and milliseconds spent per exchange (per step).
+    pub fn per_step(&self) -> (f64, f64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = self.exchanges.load(Relaxed).max(1) as f64;
+        (
+            self.bytes_sent.load(Relaxed) as f64 / n,
+            self.nanos.load(Relaxed) as f64 * 1e-6 / n,
+        )
+    }
+}
+
+#[cfg(feature = "mpi")]
+pub use exchange::MpiHalo;
+
+#[cfg(feature = "mpi")]
+mod exchange {
+    use std::ops::Range;
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Instant;
+
+    use lattice_core::moe::domain::{Halo, Planes};
+    use mpi::collective::SystemOperation;
+    use mpi::topology::SimpleCommunicator;
+    use mpi::traits::{Communicator, CommunicatorCollectives, Destination, Source};
+
+    use super::HaloTally;
+
+    /// Tags: planes sent to the rank above, and to the rank below.
+    const UP: i32 = 1;
+    const DOWN: i32 = 2;
+
+    /// The halo exchange of one rank's z-slab over MPI_COMM_WORLD: non-blocking sends of its
+    /// edge planes, blocking receives of its halo planes (device memory is not involved: the
+    /// CPU backend's states are host memory).
+    pub struct MpiHalo {
+        planes: Planes,
+        /// Floats in one z-plane of one item (W·H·S).
+        plane_values: usize,
+        up: Option<i32>,
+        down: Option<i32>,
+        tally: Arc<HaloTally>,
+    }
+
+    impl MpiHalo {
+        pub fn new(
+            planes: Planes,
+            plane_values: usize,
+            rank: usize,
+            size: usize,
+            tally: Arc<HaloTally>,
+        ) -> Self {
+            let (r, p) = (rank as i32, size as i32);
+            let up = planes.above().map(|_| (r + 1) % p);
+            let down = planes.below().map(|_| (r + p - 1) % p);
+            Self {
+                planes,
+                plane_values,
+                up,
+                down,
+                tally,
+            }
+        }
+
+        fn values(&self, z: &Range<u32>) -> Range<usize> {
+            z.start as usize * self.plane_values..z.end as usize * self.plane_values
+        }
+    }
+
+    impl Halo for MpiHalo {
+        fn exchange(&mut self, states: &mut [f32]) {
+            let t = Instant::now();
+            let world = SimpleCommunicator::world();
+            let per_item = self.plane_values * self.planes.depth as usize;
+            let (owned, h) = (self.planes.owned.clone(), self.planes.halo);
+            let top = self.values(&(owned.end - h..owned.end));
+            let bottom = self.values(&(owned.start..owned.start + h));
+            let below = self.planes.below().map(|z| self.values(&z));
+            let above = self.planes.above().map(|z| self.values(&z));
+            let mut sent = 0u64;
+            for item in states.chunks_mut(per_item) {
+                let send_up = item[top.clone()].to_vec();
+                let send_down = item[bottom.clone()].to_vec();
+                let mut from_below = vec![0.0f32; below.as_ref().map_or(0, ExactSizeIterator::len)];
+                let mut from_above = vec![0.0f32; above.as_ref().map_or(0, ExactSizeIterator::len)];
+                mpi::request::scope(|scope| {
+                    let to_up = (self.up).map(|u| {
+                        world
+                            .process_at_rank(u)
+                            .immediate_send_with_tag(scope, &send_up[..], UP)
+                    });
+                    let to_down = (self.down).map(|d| {
+                        (world.process_at_rank(d)).immediate_send_with_tag(
+                            scope,
+                            &send_down[..],
+                            DOWN,
+                        )
+                    });
+                    if let Some(d) = self.down {
+                        world
+                            .process_at_rank(d)
+                            .receive_into_with_tag(&mut from_below[..], UP);
+                    }
+                    if let Some(u) = self.up {
+                        world
+                            .process_at_rank(u)
+                            .receive_into_with_tag(&mut from_above[..], DOWN);
+                    }
+                    for r in [to_up, to_down].into_iter().flatten() {
+                        r.wait();
+                    }
+                });
+                if let Some(z) = &below {
+                    item[z.clone()].copy_from_slice(&from_below);
+                }
+                if let Some(z) = &above {
+                    item[z.clone()].copy_from_slice(&from_above);
+                }
+                let sends = u64::from(self.up.is_some()) * send_up.len() as u64
+                    + u64::from(self.down.is_some()) * send_down.len() as u64;
+                sent += 4 * sends;
+            }
+            self.tally.bytes_sent.fetch_add(sent, Relaxed);
+            (self.tally.nanos).fetch_add(t.elapsed().as_nanos() as u64, Relaxed);
+            self.tally.exchanges.fetch_add(1, Relaxed);
+        }
+
+        fn lowest_over_ranks(&mut self, lowest: Vec<u32>) -> Vec<u32> {
+            let mut all = vec![u32::MAX; lowest.len()];
+            SimpleCommunicator::world().all_reduce_into(
+                &lowest[..],
+                &mut all[..],
+                SystemOperation::min(),
+            );
+            all
+        }
     }
 }

@@ -10,6 +10,7 @@ use lattice_core::flows::mapper::place_batch;
 use lattice_core::flows::run::{BatchOutcome, StepRecord};
 use lattice_core::flows::trace::Trace;
 use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights, run_batch};
+use lattice_core::moe::domain::Domain;
 use lattice_core::moe::{CpuMoe, MoeEngine, MoeNet, MoeWeights, NonFinite, ParamLayout};
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
@@ -69,11 +70,16 @@ impl<'a> MoeBatch<'a> {
         weights: &'a MoeWeights,
         states: Vec<f32>,
         items: usize,
+        domain: Option<&'a Domain>,
     ) -> Result<Self> {
         Ok(match gpu {
             None => {
                 let net = MoeNet::new(&weights.layout, &weights.data, moe.combine, moe.ode_steps);
-                Self::Cpu(Box::new(CpuMoe::new(net, cache, states, items)))
+                let engine = CpuMoe::new(net, cache, states, items);
+                Self::Cpu(Box::new(match domain {
+                    Some(d) => engine.with_domain(d),
+                    None => engine,
+                }))
             }
             Some(g) => {
                 let (ctx, neighbors, kernels) = (g.ctx, &g.neighbors, &g.kernels);

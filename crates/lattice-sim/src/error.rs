@@ -89,6 +89,9 @@ pub enum Error {
     /// The observer ended the run.
     #[error("{0}")]
     Observer(#[source] ObserverError),
+    /// A lattice split across ranks that this simulation or backend cannot run.
+    #[error("{0}")]
+    Domain(String),
     /// The config could not be serialized (a config made in code).
     #[error("serializing the config: {0}")]
     Serialize(#[from] ron::Error),

@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use lattice_core::moe::cpu::find_non_finite;
+use lattice_core::moe::domain::Domain;
 use lattice_core::moe::{MoeEngine, NonFinite, initial_states};
 
 use crate::backend::Backend;
@@ -34,14 +35,21 @@ pub(crate) struct MoeRun<'a> {
     backend: &'a Backend,
     model: &'a MoeModel,
     seed: u64,
+    domain: Option<&'a Domain>,
 }
 
 impl<'a> MoeRun<'a> {
-    pub(crate) fn new(backend: &'a Backend, model: &'a MoeModel, seed: u64) -> Self {
+    pub(crate) fn new(
+        backend: &'a Backend,
+        model: &'a MoeModel,
+        seed: u64,
+        domain: Option<&'a Domain>,
+    ) -> Self {
         Self {
             backend,
             model,
             seed,
+            domain,
         }
     }
 
@@ -135,8 +143,16 @@ impl<'a> MoeRun<'a> {
             let Tally { batches, measured } = &mut *tally;
             run_batches(batches, first..end, size, |batch, r| {
                 let states = self.batch_states(&items[r.clone()]);
-                let mut engine =
-                    MoeBatch::new(gpu.as_ref(), &m.cache, &m.cfg, &m.weights, states, r.len())?;
+                let (cfg, weights) = (&m.cfg, &m.weights);
+                let mut engine = MoeBatch::new(
+                    gpu.as_ref(),
+                    &m.cache,
+                    cfg,
+                    weights,
+                    states,
+                    r.len(),
+                    self.domain,
+                )?;
                 let job = BatchJob {
                     batch,
                     range: r,

@@ -9,6 +9,7 @@ use lattice_core::config::{
 };
 use lattice_core::flows::{FlowLayout, FlowShape, FlowWeights};
 use lattice_core::lattice::build_cache;
+use lattice_core::moe::domain::Domain;
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout};
 use lattice_core::tensors::NamedTensors;
 
@@ -26,6 +27,7 @@ pub struct Simulation {
     backend: Backend,
     model: Model,
     fail_first_batch: bool,
+    domain: Option<Domain>,
 }
 
 impl Simulation {
@@ -102,6 +104,7 @@ impl Simulation {
             backend,
             model,
             fail_first_batch: false,
+            domain: None,
         })
     }
 
@@ -150,6 +153,34 @@ impl Simulation {
             Model::Moe(m) => m.cfg.steps = steps,
             Model::Flows(f) => f.cfg.max_steps = Some(steps),
         }
+    }
+
+    /// Runs only `domain`'s slab of every MoE lattice from now on, exchanging halos through it
+    /// (one rank of a lattice split across processes); results then hold current states in
+    /// the slab's planes only.
+    ///
+    /// # Errors
+    /// [`Error::Domain`] on the GPU backend or a flows simulation, which do not split yet.
+    pub fn set_domain(&mut self, domain: Domain) -> Result<()> {
+        if !matches!(self.model, Model::Moe(_)) {
+            return Err(Error::Domain(
+                "only a MoE lattice can be split across ranks".into(),
+            ));
+        }
+        if !matches!(self.backend, Backend::Cpu) {
+            return Err(Error::Domain(
+                "a lattice split across ranks runs on the CPU backend only, for now; use \
+                 --backend cpu"
+                    .into(),
+            ));
+        }
+        self.domain = Some(domain);
+        Ok(())
+    }
+
+    /// This rank's slab, when the lattice is split across ranks ([`Self::set_domain`]).
+    pub fn domain(&self) -> Option<&Domain> {
+        self.domain.as_ref()
     }
 
     /// Fault injection for tests of the halving path: the run's first batch fails as if it
@@ -252,7 +283,7 @@ impl Simulation {
         let seed = self.loaded.config.seed;
         let (flow_steps, trace) = match &self.model {
             Model::Moe(m) => {
-                let run = moe::MoeRun::new(&self.backend, m, seed);
+                let run = moe::MoeRun::new(&self.backend, m, seed, self.domain.as_ref());
                 run.run(items, size, observer, &mut tally)?;
                 (Vec::new(), None)
             }

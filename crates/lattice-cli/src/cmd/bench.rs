@@ -226,7 +226,7 @@ fn moe_case(
         Some(ctx) => Some(GpuMoeSetup::new(ctx, &cache, moe, &weights)?),
         None => None,
     };
-    let mut sim = MoeBatch::new(setup.as_ref(), &cache, moe, &weights, states, items)?;
+    let mut sim = MoeBatch::new(setup.as_ref(), &cache, moe, &weights, states, items, None)?;
     let profiling = gpu.is_some() && run.profile;
     if profiling && !sim.enable_profiling() {
         anyhow::bail!("--profile: this adapter has no timestamp queries");

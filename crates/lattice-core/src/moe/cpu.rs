@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::domain::Planes;
 use super::gather::Gather;
 use super::net::{MoeNet, Update};
 use crate::neighbors::{NeighborCache, NeighborClass};
@@ -15,23 +16,48 @@ pub fn step(
     next: &mut [f32],
     items: usize,
 ) {
+    step_planes(
+        net,
+        cache,
+        states,
+        next,
+        items,
+        &Planes::whole(cache.dims()),
+    );
+}
+
+/// [`step`] for the cells of `planes.owned` only, reading the states of the owned and halo
+/// planes (the rest of `states` is not read, the rest of `next` not written): a rank's slab.
+pub fn step_planes(
+    net: &MoeNet<'_>,
+    cache: &NeighborCache,
+    states: &[f32],
+    next: &mut [f32],
+    items: usize,
+    planes: &Planes,
+) {
     let n = cache.dims().cells_usize();
+    let plane = (cache.dims().w() * cache.dims().h()) as usize;
     let s = net.sh.s as usize;
     let hid = net.sh.func_hidden as usize;
     assert_eq!(states.len(), items * n * s, "states are [items, N, S]");
     assert_eq!(next.len(), states.len());
     let mut prep = vec![0.0f32; n * hid];
+    let owned = planes.owned.start as usize * plane..planes.owned.end as usize * plane;
     for b in 0..items {
         let item = &states[b * n * s..(b + 1) * n * s];
         prep.par_chunks_mut(hid)
             .zip(item.par_chunks(s))
-            .for_each(|(p, x)| net.prep(x, p));
-        next[b * n * s..(b + 1) * n * s]
+            .enumerate()
+            .filter(|(i, _)| planes.reads((i / plane) as u32))
+            .for_each(|(_, (p, x))| net.prep(x, p));
+        next[b * n * s + owned.start * s..b * n * s + owned.end * s]
             .par_chunks_mut(s)
             .enumerate()
             .for_each_init(
                 || (Gather::new(&net.sh), Update::new(&net.sh)),
-                |(g, u), (i, out)| {
+                |(g, u), (k, out)| {
+                    let i = owned.start + k;
                     let x = &item[i * s..(i + 1) * s];
                     if !cache.is_active(i as u32) {
                         out.copy_from_slice(x);

@@ -2,7 +2,10 @@
 //! here, `lattice_gpu::moe::GpuMoeEngine` on the GPU. A batch holds `items` lattices of N cells
 //! with S channels, `[items, N, S]`, stepped synchronously.
 
+use std::sync::PoisonError;
+
 use super::cpu;
+use super::domain::{Domain, Planes};
 use super::net::MoeNet;
 use crate::neighbors::NeighborCache;
 
@@ -57,13 +60,15 @@ pub trait MoeEngine {
     fn states(&self) -> Result<Vec<f32>, Self::Error>;
 }
 
-/// The rayon engine: double-buffered states stepped by [`cpu::step`].
+/// The rayon engine: double-buffered states stepped by [`cpu::step`], or with a [`Domain`],
+/// a rank's slab of each lattice stepped by [`cpu::step_planes`] and its halo exchanged.
 pub struct CpuMoe<'a> {
     net: MoeNet<'a>,
     cache: &'a NeighborCache,
     states: Vec<f32>,
     next: Vec<f32>,
     items: usize,
+    domain: Option<&'a Domain>,
 }
 
 impl<'a> CpuMoe<'a> {
@@ -75,21 +80,34 @@ impl<'a> CpuMoe<'a> {
             next: vec![0.0; states.len()],
             states,
             items,
+            domain: None,
         }
+    }
+
+    /// Steps only this rank's slab of every lattice, exchanging halos after each step. The
+    /// states outside the slab and its halo are then stale: read the slab's planes only.
+    pub fn with_domain(mut self, domain: &'a Domain) -> Self {
+        self.domain = Some(domain);
+        self
+    }
+
+    fn planes(&self) -> Planes {
+        self.domain
+            .map_or_else(|| Planes::whole(self.cache.dims()), |d| d.planes.clone())
     }
 }
 
 impl CpuMoe<'_> {
     /// One step from the current states into the other buffer, then swaps them.
     fn advance(&mut self) {
-        cpu::step(
-            &self.net,
-            self.cache,
-            &self.states,
-            &mut self.next,
-            self.items,
-        );
+        let planes = self.planes();
+        let (net, cache, items) = (&self.net, self.cache, self.items);
+        cpu::step_planes(net, cache, &self.states, &mut self.next, items, &planes);
         std::mem::swap(&mut self.states, &mut self.next);
+        if let Some(d) = self.domain {
+            let mut halo = d.halo.lock().unwrap_or_else(PoisonError::into_inner);
+            halo.exchange(&mut self.states);
+        }
     }
 }
 
@@ -98,19 +116,24 @@ impl MoeEngine for CpuMoe<'_> {
 
     fn step(&mut self) -> Result<Vec<NonFinite>, Self::Error> {
         self.advance();
-        let n = self.cache.dims().cells_usize();
-        let s = self.net.sh.s as usize;
-        Ok(self
-            .states
-            .chunks(n * s)
-            .take(self.items)
-            .enumerate()
-            .filter_map(|(item, st)| {
-                cpu::find_non_finite(st, n, s).map(|(_, cell, _)| NonFinite {
-                    item,
-                    cell: cell as u32,
-                })
+        let dims = self.cache.dims();
+        let (n, s) = (dims.cells_usize(), self.net.sh.s as usize);
+        let plane = (dims.w() * dims.h()) as usize;
+        let owned = self.planes().owned;
+        let cells = owned.start as usize * plane * s..owned.end as usize * plane * s;
+        let mut lowest: Vec<u32> = (self.states.chunks(n * s).take(self.items))
+            .map(|st| {
+                cpu::find_non_finite(&st[cells.clone()], n, s)
+                    .map_or(u32::MAX, |(_, cell, _)| (cells.start / s + cell) as u32)
             })
+            .collect();
+        if let Some(d) = self.domain {
+            let mut halo = d.halo.lock().unwrap_or_else(PoisonError::into_inner);
+            lowest = halo.lowest_over_ranks(lowest);
+        }
+        Ok((lowest.into_iter().enumerate())
+            .filter(|&(_, cell)| cell != u32::MAX)
+            .map(|(item, cell)| NonFinite { item, cell })
             .collect())
     }
 

@@ -2,6 +2,7 @@
 //! reference step, and seeded initial states.
 
 pub mod cpu;
+pub mod domain;
 pub mod engine;
 pub mod gather;
 pub use crate::math;

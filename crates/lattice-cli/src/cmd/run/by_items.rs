@@ -1,6 +1,7 @@
-//! A run by items under MPI: the checks every rank makes before step 1, and what a rank sends
-//! rank 0 when its share is done (its items' results and its timing). Rank 0 merges the parts
-//! in rank order, which is item order, so the files it writes are those of one process.
+//! A run under MPI: the checks every rank makes before step 1, and what a rank sends rank 0
+//! when its share is done (its items' results, or its slab of every item, and its timing).
+//! Rank 0 merges the parts in rank order, which is item (or plane) order, so the files it writes
+//! are those of one process.
 
 use std::ops::Range;
 
@@ -9,7 +10,9 @@ use lattice_sim::{Simulation, Stats};
 use serde::{Deserialize, Serialize};
 
 use super::RunArgs;
-use crate::ranks::{Ranks, pack, unpack};
+use lattice_core::moe::domain::Planes;
+
+use crate::ranks::{HaloTally, Ranks, pack, unpack};
 
 /// Test switch: the rank named here fails before its first step, as a bad input would.
 pub const FAIL_RANK_ENV: &str = "LATTICE_FAIL_RANK";
@@ -55,6 +58,14 @@ pub struct RankTiming {
     pub mean_step_ms: f64,
     /// Cell-updates (MoE) or flow-steps (flows) per second.
     pub work_per_s: f64,
+    /// With `--split z-slabs`: the rank's planes `[z0, z1)`, and per step the halo bytes it
+    /// sent and the time its exchange took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub planes: Option<[u32; 2]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halo_bytes_per_step: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exchange_ms_per_step: Option<f64>,
 }
 
 impl RankTiming {
@@ -66,7 +77,20 @@ impl RankTiming {
             compute_s: st.total_s,
             mean_step_ms: st.mean_step_ms,
             work_per_s: st.work_per_s(),
+            planes: None,
+            halo_bytes_per_step: None,
+            exchange_ms_per_step: None,
         }
+    }
+
+    /// Adds a z-slab rank's planes and halo figures; its throughput counts its own cells.
+    pub fn with_slab(mut self, planes: &Planes, tally: &HaloTally) -> Self {
+        let (bytes, ms) = tally.per_step();
+        self.work_per_s *= planes.owned.len() as f64 / f64::from(planes.depth);
+        self.planes = Some([planes.owned.start, planes.owned.end]);
+        self.halo_bytes_per_step = Some(bytes);
+        self.exchange_ms_per_step = Some(ms);
+        self
     }
 }
 

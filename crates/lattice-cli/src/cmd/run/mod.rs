@@ -6,6 +6,7 @@ mod checkpoint;
 mod flows;
 mod metrics;
 mod moe;
+mod slabs;
 
 use std::path::{Path, PathBuf};
 
@@ -53,6 +54,10 @@ pub struct RunArgs {
     /// Override the config's number of steps (MoE `steps`, flows `max_steps`).
     #[arg(long)]
     pub steps: Option<u32>,
+    /// Under MPI: `items` gives each rank a share of the items; `z-slabs` splits every MoE
+    /// lattice into z-slabs, one per rank, exchanging halo planes every step (CPU backend).
+    #[arg(long, value_enum, default_value_t = Split::Items)]
+    pub split: Split,
     /// MoE: the state channel drawn in `states.png` and `states.vtk`.
     #[arg(long, default_value_t = 0)]
     pub channel: u32,
@@ -71,6 +76,15 @@ impl RunArgs {
 /// "seeded" or the file an input came from.
 fn origin(path: Option<&Path>) -> String {
     path.map_or("seeded".into(), |p| p.display().to_string())
+}
+
+/// How an MPI job divides a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    /// Each rank runs a contiguous share of the items.
+    Items,
+    /// Every rank runs every item, each its own z-slab of the lattice.
+    ZSlabs,
 }
 
 /// How a directory of precomputed input batches is read.
@@ -145,10 +159,14 @@ pub fn run(
     }
     sim.set_fail_first_batch(std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some());
     by_items::check(&args, &sim, ranks)?;
+    let halo = match args.split {
+        Split::ZSlabs if ranks.size() > 1 => Some(slabs::split(&mut sim, ranks)?),
+        _ => None,
+    };
     // Under MPI every rank but 0 keeps its progress to itself.
     let quiet = quiet || !ranks.is_root();
     if is_moe {
-        moe::run(&args, &sim, quiet, ranks)
+        moe::run(&args, &sim, quiet, ranks, halo.as_deref())
     } else {
         flows::run(&args, &sim, quiet, ranks)
     }

@@ -18,7 +18,7 @@ use super::metrics::{Metrics, MoeMetrics, MoeOutputs, Rate};
 use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
-use crate::ranks::Ranks;
+use crate::ranks::{HaloTally, Ranks};
 use crate::summary::{batches_line, peak_line, print_summary};
 use lattice_sim::{
     BatchDone, Item, ItemError, Model, Observer, ObserverError, Simulation, Snapshot, Stats,
@@ -30,6 +30,7 @@ pub(super) fn run(
     sim: &Simulation,
     quiet: bool,
     ranks: &Ranks,
+    halo: Option<&HaloTally>,
 ) -> anyhow::Result<()> {
     let Model::Moe(model) = sim.model() else {
         bail!("{} is not a Moe config", sim.loaded().path.display());
@@ -38,8 +39,14 @@ pub(super) fn run(
     let items = sim.config().batch.items as usize;
     let (n, s) = (dims.cells_usize(), moe.state_size as usize);
     check_picture_args(args, moe.state_size, dims.d())?;
-    // Under MPI this rank runs its share of the items; rank 0 gathers the rest.
-    let share = ranks.share(items);
+    // Under MPI this rank runs its share of the items, or its slab of every item; rank 0
+    // gathers the rest.
+    let slab = sim.domain().map(|d| d.planes.clone());
+    let share = if slab.is_some() {
+        0..items
+    } else {
+        ranks.share(items)
+    };
     // Before anything big is allocated: does one batch fit?
     let batch = sim.batch_size(share.len().max(1))?;
     let shape = [items as u64, n as u64, s as u64];
@@ -77,25 +84,16 @@ pub(super) fn run(
     watch.progress.finish();
     let Watch { mut ck, .. } = watch;
     let timing = RankTiming::new(ranks, &share, &results.stats);
-    let v = n * s;
-    let mine: Vec<ItemRecord> = share
-        .clone()
-        .filter_map(|b| ck.results[b].clone())
-        .collect();
-    let own = &states[share.start * v..share.end * v];
-    let Some(parts) = by_items::gather(ranks, timing, mine, &[own])? else {
+    let gathered = match (&slab, halo) {
+        (Some(planes), Some(tally)) => {
+            let timing = timing.with_slab(planes, tally);
+            gather_slabs(ranks, timing, &mut states, dims.w() * dims.h(), s)?
+        }
+        _ => gather_items(ranks, timing, &mut states, &mut ck.results, n * s)?,
+    };
+    let Some(rank_timings) = gathered else {
         return Ok(());
     };
-    let mut rank_timings = Vec::new();
-    for (timing, records, arrays) in parts {
-        let [a, b] = timing.items;
-        states[a * v..b * v].copy_from_slice(&arrays[0]);
-        for r in records {
-            let id = r.id as usize;
-            ck.results[id] = Some(r);
-        }
-        rank_timings.push(timing);
-    }
     let per_item: Vec<ItemRecord> = ck.results.iter().flatten().cloned().collect();
     write_f32(&args.out.join("states.npy"), &shape, &states)?;
     let (slice_z, channel) = pictures(args, moe.steps, dims, s, &states[..n * s])?;
@@ -129,6 +127,66 @@ pub(super) fn run(
     .write(args)?;
     print_moe_summary(args, sim, &per_item, st);
     fail_if_any_failed(&per_item)
+}
+
+/// Runs by items: sends this rank's items' states and records to rank 0; there, puts every
+/// rank's in place and returns the ranks' timings (`None` on the other ranks).
+fn gather_items(
+    ranks: &Ranks,
+    timing: RankTiming,
+    states: &mut [f32],
+    results: &mut [Option<ItemRecord>],
+    v: usize,
+) -> anyhow::Result<Option<Vec<RankTiming>>> {
+    let [a, b] = timing.items;
+    let mine: Vec<ItemRecord> = results[a..b].iter().flatten().cloned().collect();
+    let own = &states[a * v..b * v];
+    let Some(parts) = by_items::gather(ranks, timing, mine, &[own])? else {
+        return Ok(None);
+    };
+    let mut timings = Vec::new();
+    for (timing, records, arrays) in parts {
+        let [a, b] = timing.items;
+        states[a * v..b * v].copy_from_slice(&arrays[0]);
+        for r in records {
+            let id = r.id as usize;
+            results[id] = Some(r);
+        }
+        timings.push(timing);
+    }
+    Ok(Some(timings))
+}
+
+/// Runs by z-slabs: sends this rank's planes of every item to rank 0; there, puts every rank's
+/// planes in place (the records are the same on every rank: failures are agreed on each step).
+fn gather_slabs(
+    ranks: &Ranks,
+    timing: RankTiming,
+    states: &mut [f32],
+    plane_cells: u32,
+    s: usize,
+) -> anyhow::Result<Option<Vec<RankTiming>>> {
+    let pv = plane_cells as usize * s;
+    let per_item = states.len() / timing.items[1].max(1);
+    let range = |t: &RankTiming| {
+        let [z0, z1] = t.planes.expect("a slab rank's timing names its planes");
+        z0 as usize * pv..z1 as usize * pv
+    };
+    let own: Vec<f32> = (states.chunks(per_item))
+        .flat_map(|item| item[range(&timing)].iter().copied())
+        .collect();
+    let Some(parts) = by_items::gather(ranks, timing, (), &[&own])? else {
+        return Ok(None);
+    };
+    let mut timings = Vec::new();
+    for (timing, (), arrays) in parts {
+        let r = range(&timing);
+        for (item, slab) in states.chunks_mut(per_item).zip(arrays[0].chunks(r.len())) {
+            item[r.clone()].copy_from_slice(slab);
+        }
+        timings.push(timing);
+    }
+    Ok(Some(timings))
 }
 
 /// `--channel` and `--slice-z` name a channel and a plane that exist.
