@@ -54,6 +54,19 @@ impl Ranks {
         self.size
     }
 
+    /// This rank's place among the ranks on its machine (MPI's shared-memory split), which
+    /// picks its GPU; `None` in a job of one.
+    pub fn local_rank(&self) -> Option<usize> {
+        #[cfg(feature = "mpi")]
+        if let Some((_, world)) = &self.world
+            && self.size > 1
+        {
+            let node = world.split_shared(self.rank as i32);
+            return Some(node.rank() as usize);
+        }
+        None
+    }
+
     /// Rank 0: the one that writes the outputs.
     pub fn is_root(&self) -> bool {
         self.rank == 0

@@ -108,6 +108,39 @@ impl GpuContext {
             apply_limit_buckets: false,
         }))
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        Self::open(adapter)
+    }
+
+    /// The `index`-th GPU of the machine, counting around (`index` modulo their number): one
+    /// GPU per process when several processes share a machine (MPI, by node-local rank).
+    /// Hardware adapters are counted when there are any, else every adapter; one Vulkan
+    /// adapter per device is taken where a device shows under several APIs.
+    pub fn nth(index: usize) -> Result<Self, GpuError> {
+        let inst = instance();
+        let all = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
+        let hardware = |a: &wgpu::Adapter| {
+            matches!(
+                a.get_info().device_type,
+                wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+            )
+        };
+        let mut picked: Vec<wgpu::Adapter> = if all.iter().any(hardware) {
+            all.into_iter().filter(hardware).collect()
+        } else {
+            all
+        };
+        // The same device under Vulkan and GL: keep the first backend listed for it.
+        let mut seen = std::collections::BTreeSet::new();
+        picked
+            .retain(|a| seen.insert((a.get_info().vendor, a.get_info().device, a.get_info().name)));
+        if picked.is_empty() {
+            return Err(GpuError::NoAdapter("no adapter to choose from".into()));
+        }
+        let k = index % picked.len();
+        Self::open(picked.swap_remove(k))
+    }
+
+    fn open(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
         let summary = AdapterSummary::from_adapter(&adapter);
         let wanted = wgpu::Features::TIMESTAMP_QUERY;
         let features = wanted & adapter.features();

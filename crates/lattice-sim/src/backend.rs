@@ -31,12 +31,25 @@ impl Backend {
     /// # Errors
     /// [`Error::Gpu`] when `Gpu` is chosen and no device can be opened.
     pub fn select(choice: BackendChoice) -> Result<Self> {
+        Self::select_gpu(choice, None)
+    }
+
+    /// [`Self::select`] with the `index`-th GPU of the machine (counting around) rather than
+    /// the high-performance one: one GPU per process when several share a machine.
+    ///
+    /// # Errors
+    /// As [`Self::select`].
+    pub fn select_gpu(choice: BackendChoice, index: Option<usize>) -> Result<Self> {
+        let open = || match index {
+            Some(k) => GpuContext::nth(k),
+            None => GpuContext::new(),
+        };
         match choice {
             BackendChoice::Cpu => Ok(Self::Cpu),
             BackendChoice::Gpu => Ok(Self::Gpu(Box::new(
-                GpuContext::new().map_err(Error::gpu("opening the GPU"))?,
+                open().map_err(Error::gpu("opening the GPU"))?,
             ))),
-            BackendChoice::Auto => Ok(match GpuContext::new() {
+            BackendChoice::Auto => Ok(match open() {
                 // A software rasterizer (lavapipe/llvmpipe) shares the CPU with rayon and is
                 // far slower than the CPU path: it is for testing the shaders, not for runs.
                 Ok(ctx) if ctx.adapter.device_type == "Cpu" => {

@@ -25,7 +25,10 @@ pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
         "chosen": chosen.as_ref().ok().map(|c| describe(&c.adapter)),
         "why_none": chosen.as_ref().err().map(|e| e.to_string()),
         "cpu_threads": lattice_sim::rayon_threads(),
-        "mpi": {"built_with": Ranks::built_with_mpi(), "rank": ranks.rank(), "ranks": ranks.size()},
+        "mpi": {
+            "built_with": Ranks::built_with_mpi(), "rank": ranks.rank(), "ranks": ranks.size(),
+            "local_rank": ranks.local_rank(),
+        },
     });
     if json_out {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -78,7 +81,12 @@ pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
     match (Ranks::built_with_mpi(), ranks.size()) {
         (false, _) => println!("mpi: not built in (cargo build --release --features mpi)"),
         (true, 1) => println!("mpi: built in; one process (launch with mpirun -n P or srun)"),
-        (true, p) => println!("mpi: rank {} of {p}", ranks.rank()),
+        (true, p) => println!(
+            "mpi: rank {} of {p}, local rank {} (this rank takes GPU {} of the machine, counting around)",
+            ranks.rank(),
+            ranks.local_rank().unwrap_or(0),
+            ranks.local_rank().unwrap_or(0)
+        ),
     }
     Ok(())
 }

@@ -147,7 +147,8 @@ pub fn run(
     if ranks.is_root() {
         prepare_out(&args.out)?;
     }
-    let backend = Backend::select(backend)?;
+    // Ranks sharing a machine take its GPUs in turn.
+    let backend = Backend::select_gpu(backend, ranks.local_rank())?;
     tracing::info!(backend = %backend.name(), "backend");
     let is_moe = matches!(loaded.config.simulation, Simulation::Moe(_));
     let mut sim = api::Simulation::from_loaded(loaded, backend)?;
