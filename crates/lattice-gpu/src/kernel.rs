@@ -219,6 +219,22 @@ impl Staging {
         enc.copy_buffer_to_buffer(src, 0, &self.buffer, offset, bytes);
     }
 
+    /// Records the copy of `bytes` bytes of `src` from `src_offset` to `offset` in this buffer.
+    pub fn record_copy_from(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        offset: u64,
+        bytes: u64,
+    ) {
+        assert!(
+            offset + bytes <= self.bytes,
+            "a copy within the staging buffer"
+        );
+        enc.copy_buffer_to_buffer(src, src_offset, &self.buffer, offset, bytes);
+    }
+
     /// Waits for the submitted copy and returns its `len` elements.
     pub fn read<T: Pod>(&self, ctx: &GpuContext, len: usize) -> Result<Vec<T>, GpuError> {
         let bytes = (len * std::mem::size_of::<T>()) as u64;

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod moe;
 pub mod profile;
 pub mod shaders;
+pub mod slab;
 #[cfg(feature = "test-support")]
 pub mod standalone_gather;
 

@@ -5,6 +5,8 @@
 //! `const`s, so any preset works without editing shaders. Rows (item, cell) are processed in
 //! chunks so no binding exceeds the adapter's limit.
 
+use std::ops::Range;
+
 use bytemuck::{Pod, Zeroable};
 use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
@@ -319,15 +321,16 @@ impl GpuMoe {
         states: &[f32],
         items: u32,
     ) -> Result<Self, GpuError> {
+        let inputs = (weights, combine, states, items);
         allocating(ctx, || {
-            Self::build(
-                ctx, cache, neighbors, kernels, weights, combine, states, items,
-            )
+            Self::build(ctx, cache, neighbors, kernels, inputs, None)
         })
     }
 
+    /// [`Self::new`] for a rank's slab: gather and update run on the cells `owned` of each
+    /// item only (their rows are this rank's); the rest of the states is read, never written.
     #[allow(clippy::too_many_arguments)]
-    fn build(
+    pub fn new_slab(
         ctx: &GpuContext,
         cache: &NeighborCache,
         neighbors: &GpuNeighbors,
@@ -336,6 +339,21 @@ impl GpuMoe {
         combine: Combine,
         states: &[f32],
         items: u32,
+        owned: Range<u32>,
+    ) -> Result<Self, GpuError> {
+        let inputs = (weights, combine, states, items);
+        allocating(ctx, || {
+            Self::build(ctx, cache, neighbors, kernels, inputs, Some(owned.clone()))
+        })
+    }
+
+    fn build(
+        ctx: &GpuContext,
+        cache: &NeighborCache,
+        neighbors: &GpuNeighbors,
+        kernels: &MoeKernels,
+        (weights, combine, states, items): (&[f32], Combine, &[f32], u32),
+        owned: Option<Range<u32>>,
     ) -> Result<Self, GpuError> {
         let sh = kernels.layout.shape;
         assert_eq!(
@@ -368,16 +386,32 @@ impl GpuMoe {
                 .bind(ctx, &[&all, &b.wts, &b.states[k], &b.prep])
         });
         let mut chunks = Vec::new();
-        let mut first = 0u64;
-        while first < rows_total {
-            let rows = (rows_total - first).min(u64::from(chunk_rows)) as u32;
-            let params = MoeParams {
-                first_row: first as u32,
-                rows,
-                ..base
+        let cells_per_item = u64::from(cells);
+        let own = owned
+            .clone()
+            .map_or(0..cells_per_item, |r| u64::from(r.start)..u64::from(r.end));
+        for item in 0..u64::from(items) {
+            let (mut first, end) = match owned {
+                Some(_) => (
+                    item * cells_per_item + own.start,
+                    item * cells_per_item + own.end,
+                ),
+                None => (0, rows_total),
             };
-            chunks.push(Chunk::bind(ctx, kernels, neighbors, &b, &params));
-            first += u64::from(rows);
+            while first < end {
+                let rows = (end - first).min(u64::from(chunk_rows)) as u32;
+                let params = MoeParams {
+                    first_row: first as u32,
+                    rows,
+                    ..base
+                };
+                chunks.push(Chunk::bind(ctx, kernels, neighbors, &b, &params));
+                first += u64::from(rows);
+            }
+            if owned.is_none() {
+                // One run of chunks over every item's rows together (fewer, fuller dispatches).
+                break;
+            }
         }
         tracing::debug!(chunks = chunks.len(), chunk_rows, "MoE GPU step prepared");
         let moe = Self {
@@ -505,6 +539,60 @@ impl GpuMoe {
     pub fn non_finite(&self, ctx: &GpuContext) -> Result<Vec<Option<u32>>, GpuError> {
         let last = self.non_finite_steps(ctx)?.pop();
         Ok(last.unwrap_or_else(|| vec![None; self.items as usize]))
+    }
+
+    /// Copies the cells `cells` (ranges within an item) of every item of the current states
+    /// into the same places of `host` (`[items, N, S]`); waits for the copy.
+    ///
+    /// # Errors
+    /// A failed readback.
+    pub fn read_cells(
+        &self,
+        ctx: &GpuContext,
+        cells: &[Range<u32>],
+        host: &mut [f32],
+    ) -> Result<(), GpuError> {
+        let places = self.places(cells);
+        let total: usize = places.iter().map(|r| r.len()).sum();
+        let staging = Staging::new(ctx, "slab edges", total as u64 * 4);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let mut at = 0u64;
+        for r in &places {
+            let bytes = r.len() as u64 * 4;
+            let src = &self.states[self.current];
+            staging.record_copy_from(&mut enc, src, r.start as u64 * 4, at, bytes);
+            at += bytes;
+        }
+        ctx.queue.submit([enc.finish()]);
+        let values: Vec<f32> = staging.read(ctx, total)?;
+        let mut rest = values.as_slice();
+        for r in places {
+            let (head, tail) = rest.split_at(r.len());
+            host[r].copy_from_slice(head);
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// Writes the same places of `host` into the current states (before the next step).
+    pub fn write_cells(&self, ctx: &GpuContext, cells: &[Range<u32>], host: &[f32]) {
+        for r in self.places(cells) {
+            let bytes = bytemuck::cast_slice(&host[r.clone()]);
+            ctx.queue
+                .write_buffer(&self.states[self.current], r.start as u64 * 4, bytes);
+        }
+    }
+
+    /// The float ranges of `cells` in every item of a `[items, N, S]` array.
+    fn places(&self, cells: &[Range<u32>]) -> Vec<Range<usize>> {
+        let (n, s) = (self.cells as usize, self.s as usize);
+        (0..self.items as usize)
+            .flat_map(|b| {
+                cells
+                    .iter()
+                    .map(move |c| (b * n + c.start as usize) * s..(b * n + c.end as usize) * s)
+            })
+            .collect()
     }
 
     /// Copies the current states to the host, `[items, N, S]`.

@@ -17,6 +17,7 @@ use lattice_gpu::flows::{FlowKernels, GpuFlows};
 use lattice_gpu::gather::GpuNeighbors;
 use lattice_gpu::moe::{GpuMoe, GpuMoeEngine, MoeKernels};
 use lattice_gpu::profile::Profiler;
+use lattice_gpu::slab::GpuSlabEngine;
 
 use crate::error::{Error, Result};
 
@@ -56,6 +57,8 @@ pub enum MoeBatch<'a> {
     Cpu(Box<CpuMoe<'a>>),
     /// The wgpu engine.
     Gpu(Box<GpuMoeEngine<'a>>),
+    /// The wgpu engine on a rank's slab of each lattice (a lattice split across ranks).
+    GpuSlab(Box<GpuSlabEngine<'a>>),
 }
 
 impl<'a> MoeBatch<'a> {
@@ -83,18 +86,25 @@ impl<'a> MoeBatch<'a> {
             }
             Some(g) => {
                 let (ctx, neighbors, kernels) = (g.ctx, &g.neighbors, &g.kernels);
-                let moe = GpuMoe::new(
-                    ctx,
-                    cache,
-                    neighbors,
-                    kernels,
-                    &weights.data,
-                    moe.combine,
-                    &states,
-                    items as u32,
-                )
-                .map_err(Error::gpu("setting up the MoE step on the GPU"))?;
-                Self::Gpu(Box::new(GpuMoeEngine::new(ctx, moe)))
+                let (w, combine, n) = (&weights.data, moe.combine, items as u32);
+                let setting_up = Error::gpu("setting up the MoE step on the GPU");
+                match domain {
+                    None => {
+                        let moe =
+                            GpuMoe::new(ctx, cache, neighbors, kernels, w, combine, &states, n)
+                                .map_err(setting_up)?;
+                        Self::Gpu(Box::new(GpuMoeEngine::new(ctx, moe)))
+                    }
+                    Some(d) => {
+                        let plane = cache.dims().w() * cache.dims().h();
+                        let owned = d.planes.owned.start * plane..d.planes.owned.end * plane;
+                        let moe = GpuMoe::new_slab(
+                            ctx, cache, neighbors, kernels, w, combine, &states, n, owned,
+                        )
+                        .map_err(setting_up)?;
+                        Self::GpuSlab(Box::new(GpuSlabEngine::new(ctx, moe, d, plane, states)))
+                    }
+                }
             }
         })
     }
@@ -105,7 +115,7 @@ impl MoeBatch<'_> {
     /// when the adapter has no timestamp queries.
     pub fn enable_profiling(&mut self) -> bool {
         match self {
-            Self::Cpu(_) => false,
+            Self::Cpu(_) | Self::GpuSlab(_) => false,
             Self::Gpu(e) => e.enable_profiling(),
         }
     }
@@ -113,7 +123,7 @@ impl MoeBatch<'_> {
     /// GPU, when profiling: the kernel times so far.
     pub fn profiler_mut(&mut self) -> Option<&mut Profiler> {
         match self {
-            Self::Cpu(_) => None,
+            Self::Cpu(_) | Self::GpuSlab(_) => None,
             Self::Gpu(e) => e.profiler_mut(),
         }
     }
@@ -126,6 +136,7 @@ impl MoeEngine for MoeBatch<'_> {
         match self {
             Self::Cpu(e) => e.step().map_err(|never| match never {}),
             Self::Gpu(e) => e.step().map_err(Error::gpu("a MoE step")),
+            Self::GpuSlab(e) => e.step().map_err(Error::gpu("a MoE step on a slab")),
         }
     }
 
@@ -133,6 +144,7 @@ impl MoeEngine for MoeBatch<'_> {
         match self {
             Self::Cpu(e) => e.steps_per_check(),
             Self::Gpu(e) => e.steps_per_check(),
+            Self::GpuSlab(e) => e.steps_per_check(),
         }
     }
 
@@ -140,6 +152,7 @@ impl MoeEngine for MoeBatch<'_> {
         match self {
             Self::Cpu(e) => e.steps(k).map_err(|never| match never {}),
             Self::Gpu(e) => e.steps(k).map_err(Error::gpu("MoE steps")),
+            Self::GpuSlab(e) => e.steps(k).map_err(Error::gpu("MoE steps on a slab")),
         }
     }
 
@@ -147,6 +160,7 @@ impl MoeEngine for MoeBatch<'_> {
         match self {
             Self::Cpu(e) => e.run_unchecked(steps).map_err(|never| match never {}),
             Self::Gpu(e) => e.run_unchecked(steps).map_err(Error::gpu("MoE steps")),
+            Self::GpuSlab(e) => (e.run_unchecked(steps)).map_err(Error::gpu("MoE steps on a slab")),
         }
     }
 
@@ -154,6 +168,7 @@ impl MoeEngine for MoeBatch<'_> {
         match self {
             Self::Cpu(e) => e.states().map_err(|never| match never {}),
             Self::Gpu(e) => e.states().map_err(Error::gpu("reading the MoE states")),
+            Self::GpuSlab(e) => e.states().map_err(Error::gpu("reading the MoE states")),
         }
     }
 }

@@ -160,18 +160,11 @@ impl Simulation {
     /// the slab's planes only.
     ///
     /// # Errors
-    /// [`Error::Domain`] on the GPU backend or a flows simulation, which do not split yet.
+    /// [`Error::Domain`] for a flows simulation (flows are per item: they split by items).
     pub fn set_domain(&mut self, domain: Domain) -> Result<()> {
         if !matches!(self.model, Model::Moe(_)) {
             return Err(Error::Domain(
                 "only a MoE lattice can be split across ranks".into(),
-            ));
-        }
-        if !matches!(self.backend, Backend::Cpu) {
-            return Err(Error::Domain(
-                "a lattice split across ranks runs on the CPU backend only, for now; use \
-                 --backend cpu"
-                    .into(),
             ));
         }
         self.domain = Some(domain);
