@@ -145,23 +145,55 @@ fn a_failing_rank_ends_the_job_named_within_30_s() {
         !d.join("o/states.npy").exists(),
         "no output after a failed job"
     );
-    // A rank that differs from rank 0 (another weights file) is refused before step 1.
-    let (code, err) = lattice(
-        d,
-        Some(2),
-        &[
+}
+
+/// Ranks that were given different configs (MPMD launch: rank 1 runs another file) stop before
+/// step 1, naming what differs; the job ends, it does not hang.
+#[test]
+fn ranks_that_disagree_on_the_config_stop_before_step_1() {
+    if !mpi_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("a.ron"), MOE).unwrap();
+    std::fs::write(d.join("b.ron"), MOE.replace("seed: 3", "seed: 4")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_lattice");
+    let start = Instant::now();
+    let out = Command::new("mpirun")
+        .current_dir(d)
+        .args([
+            "-n",
+            "1",
+            bin,
             "-q",
             "run",
-            "moe.ron",
+            "a.ron",
             "--backend",
             "cpu",
-            "--checkpoint-every",
+            "--out",
+            "o",
+        ])
+        .args([
+            ":",
+            "-n",
             "1",
-        ],
-        &[],
-    );
-    assert_ne!(code, 0);
-    assert!(err.contains("not supported under MPI"), "{err}");
+            bin,
+            "-q",
+            "run",
+            "b.ron",
+            "--backend",
+            "cpu",
+            "--out",
+            "o",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("the config differs from rank 0's"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert!(!d.join("o/states.npy").exists());
 }
 
 #[test]
@@ -309,5 +341,50 @@ fn gpu_slabs_equal_one_gpu_process_and_the_cpu_within_tolerance() {
             (a - b).abs() <= 1e-4 * a.abs().max(0.01 * scale),
             "{k}: cpu {a} gpu {b}"
         );
+    }
+}
+
+/// `--checkpoint-every` under MPI: each rank keeps its checkpoint in OUT/rank-R-of-P/; a run
+/// resumed from them (the outputs removed, so the resumed run must recompute what it writes)
+/// ends byte-identical to one uninterrupted process, by items and by z-slabs.
+#[test]
+fn checkpoints_and_resume_work_under_mpi() {
+    if !mpi_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 12 items on 3 ranks in batches of 2: every rank checkpoints after its first batch.
+    let flows = FLOWS.replace("items: 5", "items: 12");
+    std::fs::write(d.join("flows.ron"), flows).unwrap();
+    std::fs::write(d.join("moe.ron"), MOE).unwrap();
+    std::fs::write(d.join(SLABS[0].0), SLABS[0].1).unwrap();
+    let cases: [(&str, &[&str], &str); 3] = [
+        ("moe.ron", &[], "states.npy"),
+        ("flows.ron", &[], "surface.npy"),
+        (SLABS[0].0, &["--split", "z-slabs"], "states.npy"),
+    ];
+    for (cfg, split, file) in cases {
+        let run = |ranks, extra: &[&str]| {
+            let mut args = vec!["-q", "run", cfg, "--backend", "cpu"];
+            args.extend_from_slice(extra);
+            let (code, err) = lattice(d, ranks, &args, &[]);
+            assert_eq!(code, 0, "{cfg} {extra:?}: {err}");
+        };
+        run(None, &["--out", "one"]);
+        let mut first = vec!["--checkpoint-every", "1", "--out", "ck"];
+        first.extend_from_slice(split);
+        run(Some(3), &first);
+        assert!(
+            d.join("ck/rank-1-of-3/checkpoint/checkpoint.json").exists(),
+            "{cfg}"
+        );
+        std::fs::remove_file(d.join("ck").join(file)).unwrap();
+        let mut resume = vec!["--resume", "ck"];
+        resume.extend_from_slice(split);
+        run(Some(3), &resume);
+        same_files(d, "one", "ck", &[file]);
+        std::fs::remove_dir_all(d.join("one")).unwrap();
+        std::fs::remove_dir_all(d.join("ck")).unwrap();
     }
 }

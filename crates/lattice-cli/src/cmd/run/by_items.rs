@@ -9,7 +9,6 @@ use anyhow::bail;
 use lattice_sim::{Simulation, Stats};
 use serde::{Deserialize, Serialize};
 
-use super::RunArgs;
 use lattice_core::moe::domain::Planes;
 
 use crate::ranks::{HaloTally, Ranks, pack, unpack};
@@ -17,17 +16,14 @@ use crate::ranks::{HaloTally, Ranks, pack, unpack};
 /// Test switch: the rank named here fails before its first step, as a bad input would.
 pub const FAIL_RANK_ENV: &str = "LATTICE_FAIL_RANK";
 
-/// Before step 1: refuses what a run by items does not do yet, and checks that every rank has
-/// rank 0's config, version and weights.
+/// Before step 1: refuses what a run under MPI does not do yet (a flows trace), and checks that
+/// every rank has rank 0's config, version and weights.
 ///
 /// # Errors
 /// An unsupported option, a rank that differs, or the injected failure.
-pub fn check(args: &RunArgs, sim: &Simulation, ranks: &Ranks) -> anyhow::Result<()> {
+pub fn check(sim: &Simulation, ranks: &Ranks) -> anyhow::Result<()> {
     if ranks.size() == 1 {
         return Ok(());
-    }
-    if args.checkpoint_every > 0 || args.resume.is_some() {
-        bail!("--checkpoint-every and --resume are not supported under MPI yet; run without them");
     }
     if let lattice_core::config::Simulation::Flows(f) = &sim.config().simulation
         && f.trace.is_some()

@@ -1,7 +1,7 @@
 //! `lattice run` on a Flows config: reads the embeddings, submits every unfinished item to the
 //! library API, checkpoints at batch ends through an observer, writes surfaces and totals.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use lattice_core::config::FlowsConfig;
@@ -70,7 +70,7 @@ pub(super) fn run(
     let results = sim.run_observed(&submitted, &mut watch)?;
     watch.progress.finish();
     let timing = RankTiming::new(ranks, &share, &results.stats);
-    let Some(rank_timings) = gather_flows(ranks, &mut watch, timing, items)? else {
+    let Some(rank_timings) = gather_flows(ranks, model, &mut watch, timing, items)? else {
         return Ok(());
     };
     let outputs = write_outputs(args, sim, model, &watch, &results)?;
@@ -117,13 +117,17 @@ struct FlowsPart {
 /// returns the ranks' timings (`None` on the other ranks).
 fn gather_flows(
     ranks: &Ranks,
-    watch: &mut Watch<'_>,
+    model: &FlowsModel,
+    watch: &mut Watch,
     timing: RankTiming,
     items: usize,
 ) -> anyhow::Result<Option<Vec<RankTiming>>> {
     if ranks.size() == 1 {
         return Ok(Some(vec![timing]));
     }
+    // Every item of this rank's share collected, those finished before a resume included.
+    watch.collected = collected_embeddings(model, watch);
+    watch.first_item = 0;
     let part = FlowsPart {
         outcomes: std::mem::take(&mut watch.outcomes),
         finished: std::mem::take(&mut watch.finished),
@@ -179,7 +183,7 @@ fn write_outputs(
     args: &RunArgs,
     sim: &Simulation,
     model: &FlowsModel,
-    watch: &Watch<'_>,
+    watch: &Watch,
     results: &Results,
 ) -> anyhow::Result<FlowOutputs> {
     let shape = FlowShape::from_config(&model.cfg);
@@ -229,7 +233,7 @@ fn write_outputs(
 
 /// Every item's collected embedding: items finished before a resume are collected here, the
 /// others came with their results.
-fn collected_embeddings(model: &FlowsModel, watch: &Watch<'_>) -> Vec<f32> {
+fn collected_embeddings(model: &FlowsModel, watch: &Watch) -> Vec<f32> {
     let weights = &model.weights;
     let wh = FlowShape::from_config(&model.cfg).surface() as usize;
     let merged = &watch.merged;
@@ -303,7 +307,7 @@ fn print_flows_summary(args: &RunArgs, sim: &Simulation, m: &FlowsMetrics<'_>, s
 
 /// What `lattice run` does while a flows run goes: progress, and the finished items' surfaces
 /// and totals, checkpointed at a batch end once N steps have run since the last checkpoint.
-struct Watch<'a> {
+struct Watch {
     progress: Progress,
     ck: FlowsCheckpoint,
     planes: Vec<f32>,
@@ -319,13 +323,14 @@ struct Watch<'a> {
     first_item: usize,
     since_checkpoint: u32,
     every: u32,
-    out: &'a Path,
+    /// Where its checkpoints go (OUT, or this rank's folder in it).
+    out: PathBuf,
 }
 
-impl<'a> Watch<'a> {
+impl Watch {
     /// A fresh watch, or one that continues `--resume DIR`'s checkpoint.
     fn resume_or_start(
-        args: &'a RunArgs,
+        args: &RunArgs,
         sim: &Simulation,
         cfg: &FlowsConfig,
         items: usize,
@@ -334,7 +339,8 @@ impl<'a> Watch<'a> {
         let shape = FlowShape::from_config(cfg);
         let header = Header::new("flows", sim.loaded(), args.weights_origin(), cfg.steps());
         let hw = [u64::from(shape.h), u64::from(shape.w)];
-        let (ck, planes, merged) = match &args.resume {
+        let home = args.checkpoint_home();
+        let (ck, planes, merged) = match args.resume.as_ref().map(|_| &home) {
             Some(dir) => {
                 if cfg.trace.is_some() {
                     bail!(
@@ -368,12 +374,12 @@ impl<'a> Watch<'a> {
             first_item,
             since_checkpoint: 0,
             every: args.checkpoint_every,
-            out: &args.out,
+            out: home,
         })
     }
 }
 
-impl Observer for Watch<'_> {
+impl Observer for Watch {
     fn step(&mut self, e: &StepEvent<'_>) -> Result<(), ObserverError> {
         let Some(r) = e.flows else { return Ok(()) };
         let (first, count) = (self.first_item + e.items.start, e.items.len());
@@ -427,7 +433,7 @@ impl Observer for Watch<'_> {
             self.ck.outcomes = self.outcomes.clone();
             self.ck.results = self.finished.clone();
             self.ck
-                .save(self.out, self.hw, &self.planes, &self.merged)?;
+                .save(&self.out, self.hw, &self.planes, &self.merged)?;
             tracing::info!("checkpoint after item {done}");
             if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
                 return Err(format!(

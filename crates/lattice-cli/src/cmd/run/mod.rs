@@ -58,6 +58,9 @@ pub struct RunArgs {
     /// lattice into z-slabs, one per rank, exchanging halo planes every step (CPU backend).
     #[arg(long, value_enum, default_value_t = Split::Items)]
     pub split: Split,
+    /// Under MPI: this rank's checkpoint folder under OUT (each rank keeps its own).
+    #[arg(skip)]
+    pub rank_folder: Option<String>,
     /// MoE: the state channel drawn in `states.png` and `states.vtk`.
     #[arg(long, default_value_t = 0)]
     pub channel: u32,
@@ -67,6 +70,15 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The folder whose `checkpoint/` this process writes and resumes from: OUT (the resumed
+    /// folder with `--resume`), or under MPI its rank's folder in it.
+    fn checkpoint_home(&self) -> PathBuf {
+        match &self.rank_folder {
+            Some(r) => self.out.join(r),
+            None => self.out.clone(),
+        }
+    }
+
     /// Where the weights come from, as recorded in metrics and checkpoints.
     fn weights_origin(&self) -> String {
         origin(self.weights.as_deref())
@@ -159,7 +171,10 @@ pub fn run(
         sim.set_steps(steps);
     }
     sim.set_fail_first_batch(std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some());
-    by_items::check(&args, &sim, ranks)?;
+    by_items::check(&sim, ranks)?;
+    if ranks.size() > 1 {
+        args.rank_folder = Some(format!("rank-{}-of-{}", ranks.rank(), ranks.size()));
+    }
     let halo = match args.split {
         Split::ZSlabs if ranks.size() > 1 => Some(slabs::split(&mut sim, ranks)?),
         _ => None,

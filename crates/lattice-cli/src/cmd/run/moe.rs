@@ -69,6 +69,7 @@ pub(super) fn run(
         .iter()
         .map(|&d| u64::from(moe.steps - d))
         .sum();
+    let home = args.checkpoint_home();
     let mut watch = Watch {
         progress: Progress::new(remaining * n as u64, moe.steps, args.log_every, quiet),
         order: &order,
@@ -78,7 +79,7 @@ pub(super) fn run(
         shape,
         steps: moe.steps,
         every: args.checkpoint_every,
-        out: &args.out,
+        out: &home,
     };
     let results = sim.run_observed(&submitted, &mut watch)?;
     watch.progress.finish();
@@ -210,7 +211,8 @@ fn start_or_resume(
 ) -> anyhow::Result<(Checkpoint, Vec<f32>)> {
     let [items, n, s] = shape.map(|v| v as usize);
     let header = Header::new("moe", sim.loaded(), args.weights_origin(), moe.steps);
-    if let Some(dir) = &args.resume {
+    if args.resume.is_some() {
+        let dir = &args.checkpoint_home();
         let (ck, saved) = Checkpoint::load(dir, &header, shape)?;
         let finished = ck.done.iter().filter(|&&d| d == moe.steps).count();
         tracing::info!(
