@@ -30,6 +30,9 @@ pub struct BatchConfig {
     /// Largest group of items run together.
     #[serde(default)]
     pub max_batch_size: BatchSize,
+    /// Under MPI (`mpirun -n P`): how the ranks divide the run.
+    #[serde(default)]
+    pub split: Split,
 }
 
 impl Default for BatchConfig {
@@ -37,8 +40,19 @@ impl Default for BatchConfig {
         Self {
             items: 1,
             max_batch_size: BatchSize::Auto,
+            split: Split::Items,
         }
     }
+}
+
+/// How the ranks of an MPI job divide a run (one process ignores it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Split {
+    /// Each rank runs a contiguous share of the items.
+    #[default]
+    Items,
+    /// Every rank runs every item, each its own z-slab of the lattice (MoE).
+    ZSlabs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -55,9 +55,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub steps: Option<u32>,
     /// Under MPI: `items` gives each rank a share of the items; `z-slabs` splits every MoE
-    /// lattice into z-slabs, one per rank, exchanging halo planes every step (CPU backend).
-    #[arg(long, value_enum, default_value_t = Split::Items)]
-    pub split: Split,
+    /// lattice into z-slabs, one per rank, exchanging halo planes every step (default: the
+    /// config's `batch.split`, itself `Items` by default).
+    #[arg(long, value_enum)]
+    pub split: Option<Split>,
     /// Under MPI: this rank's checkpoint folder under OUT (each rank keeps its own).
     #[arg(skip)]
     pub rank_folder: Option<String>,
@@ -97,6 +98,15 @@ pub enum Split {
     Items,
     /// Every rank runs every item, each its own z-slab of the lattice.
     ZSlabs,
+}
+
+impl From<Split> for config::Split {
+    fn from(s: Split) -> Self {
+        match s {
+            Split::Items => Self::Items,
+            Split::ZSlabs => Self::ZSlabs,
+        }
+    }
 }
 
 /// How a directory of precomputed input batches is read.
@@ -175,8 +185,9 @@ pub fn run(
     if ranks.size() > 1 {
         args.rank_folder = Some(format!("rank-{}-of-{}", ranks.rank(), ranks.size()));
     }
-    let halo = match args.split {
-        Split::ZSlabs if ranks.size() > 1 => Some(slabs::split(&mut sim, ranks)?),
+    let split = args.split.map_or(sim.config().batch.split, Into::into);
+    let halo = match split {
+        config::Split::ZSlabs if ranks.size() > 1 => Some(slabs::split(&mut sim, ranks)?),
         _ => None,
     };
     // Under MPI every rank but 0 keeps its progress to itself.
