@@ -97,6 +97,13 @@ fn runs_by_items_equal_one_process_byte_for_byte() {
         for p in [2, 3] {
             let out = format!("n{p}");
             run(Some(p), &out);
+            // Parts cut in pieces of 1000 bytes arrive whole.
+            let pieces = format!("pieces{p}");
+            let args = ["-q", "run", cfg, "--backend", "cpu", "--out", &pieces];
+            let (code, err) = lattice(d, Some(p), &args, &[("LATTICE_MPI_PIECE_BYTES", "1000")]);
+            assert_eq!(code, 0, "{err}");
+            same_files(d, "one", &pieces, files);
+            std::fs::remove_dir_all(d.join(&pieces)).unwrap();
             same_files(d, "one", &out, files);
             let m: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(d.join(&out).join("metrics.json")).unwrap())

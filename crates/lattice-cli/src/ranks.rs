@@ -104,17 +104,28 @@ impl Ranks {
     }
 
     /// Rank 0: every rank's `bytes`, in rank order (its own first). Other ranks send theirs
-    /// and get `None`.
+    /// and get `None`. A part travels as its length, then pieces of at most 1 GiB (an MPI
+    /// message counts its elements in an `int`).
     pub fn gather(&self, bytes: Vec<u8>) -> Option<Vec<Vec<u8>>> {
         #[cfg(feature = "mpi")]
         if let Some((_, world)) = &self.world {
             if self.rank != 0 {
-                world.process_at_rank(0).send(&bytes[..]);
+                let root = world.process_at_rank(0);
+                root.send(&(bytes.len() as u64));
+                for piece in bytes.chunks(piece_bytes()) {
+                    root.send(piece);
+                }
                 return None;
             }
             let mut all = vec![bytes];
             for r in 1..self.size {
-                all.push(world.process_at_rank(r as i32).receive_vec::<u8>().0);
+                let rank = world.process_at_rank(r as i32);
+                let len = rank.receive::<u64>().0 as usize;
+                let mut part = Vec::with_capacity(len);
+                while part.len() < len {
+                    part.extend(rank.receive_vec::<u8>().0);
+                }
+                all.push(part);
             }
             return Some(all);
         }
@@ -164,6 +175,19 @@ impl Halo for OneProcess {
     fn lowest_over_ranks(&mut self, lowest: Vec<u32>) -> Vec<u32> {
         lowest
     }
+}
+
+/// Test switch: the size of the pieces a part is sent in (default 1 GiB), so that tests see a
+/// part cut in many pieces without sending gigabytes.
+const PIECE_BYTES_ENV: &str = "LATTICE_MPI_PIECE_BYTES";
+
+#[cfg(feature = "mpi")]
+fn piece_bytes() -> usize {
+    std::env::var(PIECE_BYTES_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(1 << 30)
 }
 
 /// Items `[items·r/p, items·(r+1)/p)` of rank `r` of `p`.

@@ -212,11 +212,7 @@ impl Staging {
         offset: u64,
         bytes: u64,
     ) {
-        assert!(
-            offset + bytes <= self.bytes,
-            "a copy within the staging buffer"
-        );
-        enc.copy_buffer_to_buffer(src, 0, &self.buffer, offset, bytes);
+        self.record_copy_from(enc, src, 0, offset, bytes);
     }
 
     /// Records the copy of `bytes` bytes of `src` from `src_offset` to `offset` in this buffer.
