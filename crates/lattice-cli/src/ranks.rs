@@ -179,6 +179,7 @@ impl Halo for OneProcess {
 
 /// Test switch: the size of the pieces a part is sent in (default 1 GiB), so that tests see a
 /// part cut in many pieces without sending gigabytes.
+#[cfg(feature = "mpi")]
 const PIECE_BYTES_ENV: &str = "LATTICE_MPI_PIECE_BYTES";
 
 #[cfg(feature = "mpi")]
