@@ -78,15 +78,20 @@ pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
         "cpu path: rayon on {} threads",
         lattice_sim::rayon_threads()
     );
+    print_mpi(ranks);
+    Ok(())
+}
+
+/// Whether MPI is built in, and this process's place in the job.
+fn print_mpi(ranks: &Ranks) {
+    let local = ranks.local_rank().unwrap_or(0);
     match (Ranks::built_with_mpi(), ranks.size()) {
         (false, _) => println!("mpi: not built in (cargo build --release --features mpi)"),
         (true, 1) => println!("mpi: built in; one process (launch with mpirun -n P or srun)"),
         (true, p) => println!(
-            "mpi: rank {} of {p}, local rank {} (this rank takes GPU {} of the machine, counting around)",
-            ranks.rank(),
-            ranks.local_rank().unwrap_or(0),
-            ranks.local_rank().unwrap_or(0)
+            "mpi: rank {} of {p}, local rank {local} (on the GPU it takes the machine's GPU \
+             {local}, counting around)",
+            ranks.rank()
         ),
     }
-    Ok(())
 }

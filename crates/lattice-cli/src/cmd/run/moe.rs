@@ -53,18 +53,7 @@ pub(super) fn run(
     let (ck, mut states) = start_or_resume(args, sim, moe, shape)?;
     let mut order = run_order(&ck.done, moe.steps);
     order.retain(|b| share.contains(b));
-    // Fresh seeded items are submitted as seeded (the API draws the same states from the seed
-    // and the id), so only given or checkpointed states are copied. Item ids are indices.
-    let submitted: Vec<Item> = order
-        .iter()
-        .map(|&b| match (&args.init_states, ck.done[b]) {
-            (None, 0) => Item::seeded(b as u64),
-            (_, done) => Item {
-                done_steps: done,
-                ..Item::states(b as u64, states[b * n * s..(b + 1) * n * s].to_vec())
-            },
-        })
-        .collect();
+    let submitted = submissions(args, &order, &ck.done, &states, n * s);
     let remaining: u64 = ck.done[share.clone()]
         .iter()
         .map(|&d| u64::from(moe.steps - d))
@@ -96,7 +85,57 @@ pub(super) fn run(
         return Ok(());
     };
     let per_item: Vec<ItemRecord> = ck.results.iter().flatten().cloned().collect();
-    write_f32(&args.out.join("states.npy"), &shape, &states)?;
+    let st = &results.stats;
+    write_outputs(
+        args,
+        sim,
+        (&states, shape),
+        &per_item,
+        st,
+        batch,
+        rank_timings,
+    )?;
+    print_moe_summary(args, sim, &per_item, st);
+    fail_if_any_failed(&per_item)
+}
+
+/// The items to run, in `order`. Fresh seeded items are submitted as seeded (the API draws
+/// the same states from the seed and the id), so only given or checkpointed states are copied.
+/// Item ids are indices.
+fn submissions(
+    args: &RunArgs,
+    order: &[usize],
+    done: &[u32],
+    states: &[f32],
+    v: usize,
+) -> Vec<Item> {
+    (order.iter())
+        .map(|&b| match (&args.init_states, done[b]) {
+            (None, 0) => Item::seeded(b as u64),
+            (_, steps) => Item {
+                done_steps: steps,
+                ..Item::states(b as u64, states[b * v..(b + 1) * v].to_vec())
+            },
+        })
+        .collect()
+}
+
+/// `states.npy`, the pictures, the weights and `metrics.json`.
+fn write_outputs(
+    args: &RunArgs,
+    sim: &Simulation,
+    (states, shape): (&[f32], [u64; 3]),
+    per_item: &[ItemRecord],
+    st: &Stats,
+    batch: usize,
+    rank_timings: Vec<RankTiming>,
+) -> anyhow::Result<()> {
+    let Model::Moe(model) = sim.model() else {
+        bail!("{} is not a Moe config", sim.loaded().path.display());
+    };
+    let (moe, dims) = (&model.cfg, model.cache.dims());
+    let (n, s) = (dims.cells_usize(), moe.state_size as usize);
+    write_f32(&args.out.join("states.npy"), &shape, states)?;
     let (slice_z, channel) = pictures(args, moe.steps, dims, s, &states[..n * s])?;
     sim.save_weights(&args.out.join("weights.safetensors"))?;
     let specific = MoeMetrics {
@@ -106,7 +145,7 @@ pub(super) fn run(
         state_size: s,
         neighbors: model.cache.stats(),
         init_states: origin(args.init_states.as_deref()),
-        per_item: &per_item,
+        per_item,
         outputs: MoeOutputs {
             states: "states.npy",
             weights: "weights.safetensors",
@@ -115,7 +154,6 @@ pub(super) fn run(
             png_shows: format!("item 0, z = {slice_z}, channel {channel}"),
         },
     };
-    let st = &results.stats;
     Metrics::new(
         args,
         sim,
@@ -125,9 +163,7 @@ pub(super) fn run(
         &specific,
     )
     .with_ranks(rank_timings)
-    .write(args)?;
-    print_moe_summary(args, sim, &per_item, st);
-    fail_if_any_failed(&per_item)
+    .write(args)
 }
 
 /// Runs by items: sends this rank's items' states and records to rank 0; there, puts every
