@@ -45,17 +45,7 @@ impl Simulation {
     /// # Errors
     /// As [`Self::from_file`].
     pub fn from_ron(text: &str, origin: &str, backend: BackendChoice) -> Result<Self> {
-        let path = Path::new(origin);
-        let config = config::parse(text, path)?;
-        if let Err(issues) = config::check(&config) {
-            let path = path.into();
-            return Err(ConfigError::Invalid { path, issues }.into());
-        }
-        let loaded = LoadedConfig {
-            config,
-            path: path.into(),
-            text_hash: config::fnv1a(text.as_bytes()),
-        };
+        let loaded = config::load_str(text, Path::new(origin))?;
         Self::from_loaded(loaded, Backend::select(backend)?)
     }
 

@@ -66,17 +66,23 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let config = parse(&text, path)?;
+    load_str(&text, path)
+}
+
+/// Parses and validates config text (what a file holds); `origin` names it in errors and
+/// relative paths in it are taken from its folder.
+pub fn load_str(text: &str, origin: &Path) -> Result<LoadedConfig, ConfigError> {
+    let config = parse(text, origin)?;
     let issues = validate::check(&config, &Limits::default());
     if !issues.is_empty() {
         return Err(ConfigError::Invalid {
-            path: path.to_path_buf(),
+            path: origin.to_path_buf(),
             issues,
         });
     }
     Ok(LoadedConfig {
         config,
-        path: path.to_path_buf(),
+        path: origin.to_path_buf(),
         text_hash: fnv1a(text.as_bytes()),
     })
 }
