@@ -385,21 +385,20 @@ impl GpuMoe {
                 .prep
                 .bind(ctx, &[&all, &b.wts, &b.states[k], &b.prep])
         });
+        // The rows to update: every item's together (fewer, fuller dispatches), or a slab's
+        // rows of each item.
+        let n = u64::from(cells);
+        let row_ranges: Vec<Range<u64>> = match &owned {
+            None => std::iter::once(0..rows_total).collect(),
+            Some(r) => (0..u64::from(items))
+                .map(|b| b * n + u64::from(r.start)..b * n + u64::from(r.end))
+                .collect(),
+        };
         let mut chunks = Vec::new();
-        let cells_per_item = u64::from(cells);
-        let own = owned
-            .clone()
-            .map_or(0..cells_per_item, |r| u64::from(r.start)..u64::from(r.end));
-        for item in 0..u64::from(items) {
-            let (mut first, end) = match owned {
-                Some(_) => (
-                    item * cells_per_item + own.start,
-                    item * cells_per_item + own.end,
-                ),
-                None => (0, rows_total),
-            };
-            while first < end {
-                let rows = (end - first).min(u64::from(chunk_rows)) as u32;
+        for range in row_ranges {
+            let mut first = range.start;
+            while first < range.end {
+                let rows = (range.end - first).min(u64::from(chunk_rows)) as u32;
                 let params = MoeParams {
                     first_row: first as u32,
                     rows,
@@ -407,10 +406,6 @@ impl GpuMoe {
                 };
                 chunks.push(Chunk::bind(ctx, kernels, neighbors, &b, &params));
                 first += u64::from(rows);
-            }
-            if owned.is_none() {
-                // One run of chunks over every item's rows together (fewer, fuller dispatches).
-                break;
             }
         }
         tracing::debug!(chunks = chunks.len(), chunk_rows, "MoE GPU step prepared");
@@ -541,8 +536,14 @@ impl GpuMoe {
         Ok(last.unwrap_or_else(|| vec![None; self.items as usize]))
     }
 
+    /// Floats that `cells` (ranges within an item) hold over every item.
+    pub fn cells_len(&self, cells: &[Range<u32>]) -> usize {
+        self.places(cells).iter().map(ExactSizeIterator::len).sum()
+    }
+
     /// Copies the cells `cells` (ranges within an item) of every item of the current states
-    /// into the same places of `host` (`[items, N, S]`); waits for the copy.
+    /// into the same places of `host` (`[items, N, S]`), through `staging` (at least
+    /// [`Self::cells_len`] floats, kept by the caller across steps); waits for the copy.
     ///
     /// # Errors
     /// A failed readback.
@@ -550,11 +551,11 @@ impl GpuMoe {
         &self,
         ctx: &GpuContext,
         cells: &[Range<u32>],
+        staging: &Staging,
         host: &mut [f32],
     ) -> Result<(), GpuError> {
         let places = self.places(cells);
-        let total: usize = places.iter().map(|r| r.len()).sum();
-        let staging = Staging::new(ctx, "slab edges", total as u64 * 4);
+        let total: usize = places.iter().map(ExactSizeIterator::len).sum();
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         let mut at = 0u64;
         for r in &places {

@@ -4,12 +4,12 @@
 //! the halo planes travel host → device. wgpu cannot hand device memory to MPI, hence the host.
 
 use std::ops::Range;
-use std::sync::PoisonError;
 
-use lattice_core::moe::domain::{Domain, Halo};
+use lattice_core::moe::domain::{Domain, Planes};
 use lattice_core::moe::{MoeEngine, NonFinite};
 
 use crate::context::{GpuContext, GpuError};
+use crate::kernel::Staging;
 use crate::moe::GpuMoe;
 
 /// The GPU engine of a slab: one step per submission, halos exchanged in between.
@@ -22,6 +22,8 @@ pub struct GpuSlabEngine<'a> {
     /// The host side of the exchange, `[items, N, S]`: after each step its edge and halo
     /// planes are current, the rest is the initial states.
     host: Vec<f32>,
+    /// The edge planes' readback, made once.
+    edges: Staging,
 }
 
 impl<'a> GpuSlabEngine<'a> {
@@ -33,8 +35,11 @@ impl<'a> GpuSlabEngine<'a> {
         plane_cells: u32,
         states: Vec<f32>,
     ) -> Self {
+        let edges = edge_cells(&domain.planes, plane_cells);
+        let bytes = moe.cells_len(&edges) as u64 * 4;
         Self {
             ctx,
+            edges: Staging::new(ctx, "slab edges", bytes),
             moe,
             domain,
             plane_cells,
@@ -42,42 +47,26 @@ impl<'a> GpuSlabEngine<'a> {
         }
     }
 
-    fn cells(&self, z: Range<u32>) -> Range<u32> {
-        z.start * self.plane_cells..z.end * self.plane_cells
-    }
-
     fn exchange(&mut self) -> Result<(), GpuError> {
         let p = &self.domain.planes;
-        let (owned, h) = (p.owned.clone(), p.halo);
-        let edges = [
-            self.cells(owned.start..owned.start + h),
-            self.cells(owned.end - h..owned.end),
-        ];
-        self.moe.read_cells(self.ctx, &edges, &mut self.host)?;
-        let mut halo = self
-            .domain
-            .halo
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        halo.exchange(&mut self.host);
+        let edges = edge_cells(p, self.plane_cells);
+        (self.moe).read_cells(self.ctx, &edges, &self.edges, &mut self.host)?;
+        self.domain.exchange().exchange(&mut self.host);
         let halos: Vec<Range<u32>> = [p.below(), p.above()]
             .into_iter()
             .flatten()
-            .map(|z| self.cells(z))
+            .map(|z| z.start * self.plane_cells..z.end * self.plane_cells)
             .collect();
         self.moe.write_cells(self.ctx, &halos, &self.host);
         Ok(())
     }
+}
 
-    fn lowest_over_ranks(&self, flags: Vec<Option<u32>>) -> Vec<u32> {
-        let lowest = flags.into_iter().map(|c| c.unwrap_or(u32::MAX)).collect();
-        let mut halo = self
-            .domain
-            .halo
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Halo::lowest_over_ranks(&mut **halo, lowest)
-    }
+/// The cells of a slab's edge planes, the ones its neighbors' halos hold.
+fn edge_cells(p: &Planes, plane_cells: u32) -> [Range<u32>; 2] {
+    let (owned, h) = (&p.owned, p.halo);
+    [owned.start..owned.start + h, owned.end - h..owned.end]
+        .map(|z| z.start * plane_cells..z.end * plane_cells)
 }
 
 impl MoeEngine for GpuSlabEngine<'_> {
@@ -87,10 +76,9 @@ impl MoeEngine for GpuSlabEngine<'_> {
         self.moe.submit_steps(self.ctx, 1);
         let flags = self.moe.non_finite(self.ctx)?;
         self.exchange()?;
-        Ok((self.lowest_over_ranks(flags).into_iter().enumerate())
-            .filter(|&(_, cell)| cell != u32::MAX)
-            .map(|(item, cell)| NonFinite { item, cell })
-            .collect())
+        let lowest = flags.into_iter().map(|c| c.unwrap_or(u32::MAX)).collect();
+        let lowest = self.domain.exchange().lowest_over_ranks(lowest);
+        Ok(NonFinite::from_lowest(lowest))
     }
 
     fn run_unchecked(&mut self, steps: u32) -> Result<(), GpuError> {
