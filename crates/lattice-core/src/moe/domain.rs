@@ -4,7 +4,7 @@
 //! gets, bit for bit, what one process computes for them.
 
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::geometry::{Boundary, Dims};
 
@@ -111,6 +111,14 @@ pub trait Halo: Send {
 pub struct Domain {
     pub planes: Planes,
     pub halo: Mutex<Box<dyn Halo>>,
+}
+
+impl Domain {
+    /// The exchange, for one call. A lock poisoned by a panic elsewhere still gives it: the
+    /// exchange keeps no state between calls that a panic could leave half-made.
+    pub fn exchange(&self) -> MutexGuard<'_, Box<dyn Halo>> {
+        self.halo.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[cfg(test)]

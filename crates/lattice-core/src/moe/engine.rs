@@ -2,8 +2,6 @@
 //! here, `lattice_gpu::moe::GpuMoeEngine` on the GPU. A batch holds `items` lattices of N cells
 //! with S channels, `[items, N, S]`, stepped synchronously.
 
-use std::sync::PoisonError;
-
 use super::cpu;
 use super::domain::{Domain, Planes};
 use super::net::MoeNet;
@@ -18,6 +16,16 @@ pub const STEPS_PER_CHECK: u32 = 16;
 pub struct NonFinite {
     pub item: usize,
     pub cell: u32,
+}
+
+impl NonFinite {
+    /// The items that have a non-finite cell, from each item's lowest (`u32::MAX`: none).
+    pub fn from_lowest(lowest: Vec<u32>) -> Vec<Self> {
+        (lowest.into_iter().enumerate())
+            .filter(|&(_, cell)| cell != u32::MAX)
+            .map(|(item, cell)| Self { item, cell })
+            .collect()
+    }
 }
 
 /// A backend that steps a batch of MoE lattices.
@@ -105,8 +113,7 @@ impl CpuMoe<'_> {
         cpu::step_planes(net, cache, &self.states, &mut self.next, items, &planes);
         std::mem::swap(&mut self.states, &mut self.next);
         if let Some(d) = self.domain {
-            let mut halo = d.halo.lock().unwrap_or_else(PoisonError::into_inner);
-            halo.exchange(&mut self.states);
+            d.exchange().exchange(&mut self.states);
         }
     }
 }
@@ -128,13 +135,9 @@ impl MoeEngine for CpuMoe<'_> {
             })
             .collect();
         if let Some(d) = self.domain {
-            let mut halo = d.halo.lock().unwrap_or_else(PoisonError::into_inner);
-            lowest = halo.lowest_over_ranks(lowest);
+            lowest = d.exchange().lowest_over_ranks(lowest);
         }
-        Ok((lowest.into_iter().enumerate())
-            .filter(|&(_, cell)| cell != u32::MAX)
-            .map(|(item, cell)| NonFinite { item, cell })
-            .collect())
+        Ok(NonFinite::from_lowest(lowest))
     }
 
     fn run_unchecked(&mut self, steps: u32) -> Result<(), Self::Error> {

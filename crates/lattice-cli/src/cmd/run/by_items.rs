@@ -6,7 +6,7 @@
 use std::ops::Range;
 
 use anyhow::bail;
-use lattice_sim::{Simulation, Stats};
+use lattice_sim::{Model, Simulation, Stats};
 use serde::{Deserialize, Serialize};
 
 use lattice_core::moe::domain::Planes;
@@ -33,13 +33,16 @@ pub fn check(sim: &Simulation, ranks: &Ranks) -> anyhow::Result<()> {
     if std::env::var(FAIL_RANK_ENV).is_ok_and(|r| r == ranks.rank().to_string()) {
         bail!("failing as {FAIL_RANK_ENV} asks (a test of the job's failure path)");
     }
-    let weights: Vec<u8> = (sim.weights().iter())
-        .flat_map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()))
-        .collect();
+    // The packed weights, hashed in place (a flows preset's are gigabytes: no copy).
+    let weights: &[f32] = match sim.model() {
+        Model::Moe(m) => &m.weights.data,
+        Model::Flows(f) => &f.weights.data,
+    };
     ranks.agree("the config", sim.loaded().text_hash)?;
     let version = lattice_core::config::fnv1a(env!("CARGO_PKG_VERSION").as_bytes());
     ranks.agree("the version", version)?;
-    ranks.agree("the weights", lattice_core::config::fnv1a(&weights))?;
+    let weights_hash = lattice_core::config::fnv1a(bytemuck::cast_slice(weights));
+    ranks.agree("the weights", weights_hash)?;
     Ok(())
 }
 
