@@ -1,6 +1,6 @@
 //! A rank's z-slab of every MoE lattice on the GPU (a lattice split across MPI ranks): gather
 //! and update run on the slab's cells only, and after every step the edge planes travel device
-//! → host, the [`Halo`] exchange carries them to the neighboring ranks (and brings theirs), and
+//! → host, the [`Halo`](lattice_core::moe::domain::Halo) exchange carries them to the neighboring ranks (and brings theirs), and
 //! the halo planes travel host → device. wgpu cannot hand device memory to MPI, hence the host.
 
 use std::ops::Range;
