@@ -41,7 +41,8 @@ fn moe_step(c: &mut Criterion) {
                 ctx.adapter.name
             );
         } else {
-            let kernels = MoeKernels::new(&ctx, &ParamLayout::new(MoeShape::DEBUG), 3);
+            let kernels =
+                MoeKernels::new(&ctx, &ParamLayout::new(MoeShape::DEBUG), 3).expect("DEBUG fits");
             for items in [1usize, 8] {
                 let (cache, w, states) = setup(items);
                 let up = GpuNeighbors::upload(&ctx, &cache).unwrap();

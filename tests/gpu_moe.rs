@@ -20,7 +20,8 @@ fn shared() -> Option<&'static (GpuContext, MoeKernels)> {
     SHARED
         .get_or_init(|| {
             let ctx = lattice_gpu::test_context()?;
-            let kernels = MoeKernels::new(&ctx, &ParamLayout::new(MoeShape::DEBUG), 3);
+            let kernels =
+                MoeKernels::new(&ctx, &ParamLayout::new(MoeShape::DEBUG), 3).expect("DEBUG fits");
             Some((ctx, kernels))
         })
         .as_ref()
@@ -161,4 +162,33 @@ fn gpu_runs_are_bit_identical() {
     let (a, b) = (run(), run());
     assert_ne!(a, states);
     assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+/// The update kernel computes a tile of rows together and replaces an empty class's output
+/// afterwards: here one tile holds masked-off rows, a pair of cells with LOCAL neighbors only
+/// and a pair with FUNCTIONAL ones only (R = 3: LOCAL d < 1.2, FUNCTIONAL d <= 2.4, DISTANT
+/// d <= 2.97); a DISTANT-only pair and a full block (every class) are elsewhere.
+#[test]
+fn tiles_mixing_rows_with_and_without_each_class() {
+    let dims = Dims::new(9, 8, 7).unwrap();
+    let pairs = [[0, 0], [1, 0], [4, 0], [6, 0], [0, 5], [2, 7]];
+    let mask: Vec<bool> = (0..dims.cells())
+        .map(|i| {
+            let (x, y, z) = (i % 9, (i / 9) % 8, i / 72);
+            z >= 3 || (z == 0 && pairs.contains(&[x, y]))
+        })
+        .collect();
+    let cache =
+        NeighborCache::build(dims, Boundary::Bounded, Radius::from_r(3.0), Some(mask)).unwrap();
+    let at = |x: u32, y: u32| cache.class_counts(x + 9 * y);
+    assert_eq!(at(0, 0), [1, 0, 0]);
+    assert_eq!(at(4, 0), [0, 1, 0]);
+    assert_eq!(at(0, 5), [0, 0, 1]);
+    assert!(
+        cache
+            .class_counts(4 + 9 * 4 + 72 * 4)
+            .iter()
+            .all(|&n| n > 0)
+    );
+    compare(&cache, Combine::Residual, 2, 3);
 }

@@ -149,7 +149,7 @@ fn the_chunked_gpu_moe_path_equals_the_unchunked_one() {
     let (Some(whole), Some(mut chunked)) = (gpu(), gpu()) else {
         return;
     };
-    // One binding holds the batch's states but only a fraction of its per-row scratch, so
+    // One binding holds the batch's states but only a fraction of its per-row records, so
     // the gather and update kernels run over several chunks of rows.
     let (rows, s) = (4 * 6 * 5 * 4u64, 24u64);
     chunked.limits.max_storage_buffer_binding_size = rows * s * 4;
@@ -158,7 +158,7 @@ fn the_chunked_gpu_moe_path_equals_the_unchunked_one() {
         unreachable!()
     };
     let shape = lattice::core::moe::MoeShape::from_config(m);
-    let per_row = lattice::gpu::moe::scratch_len(&shape) * 4;
+    let per_row = lattice::core::moe::gather::record_width(&shape) as u64 * 4;
     assert!(rows * s * 4 / per_row < rows / 2, "at least two chunks");
     let (a, b) = (moe_on(whole, "Fixed(4)"), moe_on(chunked, "Fixed(4)"));
     assert_eq!(states_of(&a), states_of(&b), "bit-identical");
@@ -286,7 +286,7 @@ fn the_memory_plans_count_every_buffer_a_batch_allocates() {
         weights,
     } = moe_parts();
     let neighbors = lattice::gpu::gather::GpuNeighbors::upload(&ctx, &cache).unwrap();
-    let kernels = lattice::gpu::moe::MoeKernels::new(&ctx, &layout, m.ode_steps);
+    let kernels = lattice::gpu::moe::MoeKernels::new(&ctx, &layout, m.ode_steps).unwrap();
     for items in [1u32, 3] {
         let n = (cache.dims().cells() * m.state_size * items) as usize;
         let states = vec![0.1f32; n];
@@ -351,7 +351,7 @@ fn a_window_of_gpu_steps_reports_each_steps_non_finite_cells_like_the_cpu() {
     let net = MoeNet::new(&layout, &weights.data, m.combine, m.ode_steps);
     let mut cpu = CpuMoe::new(net, &cache, states.clone(), 2);
     let neighbors = lattice::gpu::gather::GpuNeighbors::upload(&ctx, &cache).unwrap();
-    let kernels = lattice::gpu::moe::MoeKernels::new(&ctx, &layout, m.ode_steps);
+    let kernels = lattice::gpu::moe::MoeKernels::new(&ctx, &layout, m.ode_steps).unwrap();
     let moe = lattice::gpu::moe::GpuMoe::new(
         &ctx,
         &cache,
@@ -427,4 +427,28 @@ fn bench_profile_times_every_moe_kernel_against_the_cost_model() {
         "{row}"
     );
     assert!(ran.stderr.contains("modeled H100"), "{}", ran.stderr);
+}
+
+/// A network whose one row of the update kernel's tile exceeds the adapter's workgroup memory
+/// is refused by name before any pipeline is built, not a wgpu validation panic.
+#[test]
+fn an_update_tile_over_the_workgroup_limit_is_a_named_error() {
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    let limit = ctx.limits.max_compute_workgroup_storage_size;
+    let s = limit / 4 / 9 + 1;
+    let shape = lattice::core::moe::MoeShape {
+        s,
+        ..lattice::core::moe::MoeShape::DEBUG
+    };
+    let layout = lattice::core::moe::ParamLayout::new(shape);
+    let Err(e) = lattice::gpu::moe::MoeKernels::new(&ctx, &layout, 1) else {
+        panic!("state size {s} fits {limit} bytes of workgroup memory");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains("moe_update") && text.contains("state_size"),
+        "{text}"
+    );
 }

@@ -332,7 +332,8 @@ fn gpu_moe_step_matches_the_oracle() {
         };
         check(&cfg, "gpu", 2e-5, |cache, w, x0| {
             let neighbors = lattice_gpu::gather::GpuNeighbors::upload(&ctx, cache).unwrap();
-            let kernels = lattice_gpu::moe::MoeKernels::new(&ctx, &w.layout, cfg.ode_steps);
+            let kernels =
+                lattice_gpu::moe::MoeKernels::new(&ctx, &w.layout, cfg.ode_steps).unwrap();
             let moe = lattice_gpu::moe::GpuMoe::new(
                 &ctx,
                 cache,

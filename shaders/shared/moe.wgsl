@@ -10,8 +10,7 @@ struct MoeParams {
     // 1: x' = x + sum w o (Residual); 0: x' = sum w o (Replace). A runtime value, not a baked
     // const: lavapipe hung on the pipeline specialised with the const false.
     residual: u32,
-    // rows the update kernel's scratch buffer holds (its lane stride)
-    scratch_stride: u32,
+    pad0: u32,
     pad1: u32,
     pad2: u32,
 }

@@ -1,68 +1,88 @@
-// Layers on a per-invocation scratch vector. Twin of lattice-core/src/moe/math.rs (linear,
-// layer_norm): same constants, same order of operations. Kernels that include this file declare
-//   var<storage, read_write> scratch: array<f32>;  (element k of lane l at k * stride + l)
-//   var<storage, read> wts: array<f32>;            (all MoE tensors, ParamLayout order)
-// and set `lane` and `scratch_stride` before use.
+// Layers over a tile of rows in workgroup memory, computed by the whole workgroup together. Twin
+// of lattice-core/src/moe/math.rs (linear, layer_norm): same constants, and every output is one
+// invocation's sum in the CPU's order, so a tile's results equal one row at a time.
 //
-// The scratch lives in a storage buffer, interleaved by lane so neighbouring invocations touch
-// neighbouring words, not in a private array: GPU compilers spill a private array of ~10³
-// floats with dynamic indexing to memory anyway, and it made lavapipe's LLVM coroutine pass
-// run for minutes.
+// A kernel that includes this file declares the generated header's TILE (rows per workgroup)
+// and ROW (floats per row), and
+//   var<storage, read> wts: array<f32>;   (all MoE tensors, ParamLayout order)
+// Vector element k of the tile's row t lives at act[k * TILE + t]: the invocations of one output
+// read neighbouring words, and an elementwise pass over n values of every row is one run
+// act[at * TILE .. (at + n) * TILE]. Every helper ends with a barrier, so it is called from
+// uniform control flow only (all loop bounds below are constants or uniform).
 
-var<private> lane: u32;
-var<private> scratch_stride: u32;
+const WG: u32 = 64u;
 
-fn sg(k: u32) -> f32 {
-    return scratch[k * scratch_stride + lane];
+var<workgroup> act: array<f32, ROW * TILE>;
+// Per row: mean and 1/std of the layer being normalised.
+var<workgroup> stats: array<f32, 2u * TILE>;
+
+fn tile_get(k: u32, t: u32) -> f32 {
+    return act[k * TILE + t];
 }
 
-fn ss(k: u32, v: f32) {
-    scratch[k * scratch_stride + lane] = v;
+fn tile_set(k: u32, t: u32, v: f32) {
+    act[k * TILE + t] = v;
 }
 
 const LN_EPS: f32 = 1e-5;
 
-// scratch[out + o] = sum_k W[o, k] * in[k] + b[o], in = [scratch[a .. a+na], scratch[c .. c+nc]],
-// W row stride `stride` (columns past na + nc multiply zeros and are skipped).
-fn lin(w: u32, b: u32, stride: u32, a: u32, na: u32, c: u32, nc: u32, out: u32, n_out: u32) {
-    for (var o = 0u; o < n_out; o++) {
+// out[o] = sum_k W[o, k] in[k] + b[o] for every row, in = [a .. a+na, c .. c+nc], W row stride
+// `stride` (columns past na + nc multiply zeros and are skipped); GELU on the result when
+// `with_gelu`. Invocations take (output, row) pairs, rows fastest.
+fn lin(w: u32, b: u32, stride: u32, a: u32, na: u32, c: u32, nc: u32, out: u32, n_out: u32, with_gelu: bool, lid: u32) {
+    for (var i = lid; i < n_out * TILE; i += WG) {
+        let o = i / TILE;
+        let t = i % TILE;
         let row = w + o * stride;
         var acc = 0.0;
         for (var k = 0u; k < na; k++) {
-            acc += wts[row + k] * sg(a + k);
+            acc += wts[row + k] * tile_get(a + k, t);
         }
         for (var k = 0u; k < nc; k++) {
-            acc += wts[row + na + k] * sg(c + k);
+            acc += wts[row + na + k] * tile_get(c + k, t);
         }
-        ss(out + o, acc + wts[b + o]);
+        var v = acc + wts[b + o];
+        if (with_gelu) {
+            v = gelu(v);
+        }
+        tile_set(out + o, t, v);
     }
+    workgroupBarrier();
 }
 
-fn layer_norm(at: u32, n: u32, w: u32, b: u32) {
-    var sum = 0.0;
-    for (var k = 0u; k < n; k++) {
-        sum += sg(at + k);
+// dst[k] = LN(src)[k] * w[k] + b[k] (GELU after it when `with_gelu`); dst may be src. One
+// invocation per row sums in order, then all of them normalise.
+fn layer_norm(src: u32, dst: u32, n: u32, w: u32, b: u32, with_gelu: bool, lid: u32) {
+    if (lid < TILE) {
+        var sum = 0.0;
+        for (var k = 0u; k < n; k++) {
+            sum += tile_get(src + k, lid);
+        }
+        let mean = sum / f32(n);
+        var v = 0.0;
+        for (var k = 0u; k < n; k++) {
+            let d = tile_get(src + k, lid) - mean;
+            v += d * d;
+        }
+        stats[2u * lid] = mean;
+        stats[2u * lid + 1u] = 1.0 / sqrt(v / f32(n) + LN_EPS);
     }
-    let mean = sum / f32(n);
-    var v = 0.0;
-    for (var k = 0u; k < n; k++) {
-        let d = sg(at + k) - mean;
-        v += d * d;
+    workgroupBarrier();
+    for (var i = lid; i < n * TILE; i += WG) {
+        let k = i / TILE;
+        let t = i % TILE;
+        var y = (act[src * TILE + i] - stats[2u * t]) * stats[2u * t + 1u] * wts[w + k] + wts[b + k];
+        if (with_gelu) {
+            y = gelu(y);
+        }
+        act[dst * TILE + i] = y;
     }
-    let inv = 1.0 / sqrt(v / f32(n) + LN_EPS);
-    for (var k = 0u; k < n; k++) {
-        ss(at + k, (sg(at + k) - mean) * inv * wts[w + k] + wts[b + k]);
-    }
+    workgroupBarrier();
 }
 
-fn gelu_range(at: u32, n: u32) {
-    for (var k = 0u; k < n; k++) {
-        ss(at + k, gelu(sg(at + k)));
+fn copy_range(src: u32, dst: u32, n: u32, lid: u32) {
+    for (var i = lid; i < n * TILE; i += WG) {
+        act[dst * TILE + i] = act[src * TILE + i];
     }
-}
-
-fn copy_range(src: u32, dst: u32, n: u32) {
-    for (var k = 0u; k < n; k++) {
-        ss(dst + k, sg(src + k));
-    }
+    workgroupBarrier();
 }

@@ -29,6 +29,15 @@ pub enum GpuError {
         limit: u64,
         fix: &'static str,
     },
+    #[error(
+        "the kernel {kernel} needs {need} bytes of workgroup memory, the adapter allows {limit}; {fix}"
+    )]
+    WorkgroupMemory {
+        kernel: &'static str,
+        need: u64,
+        limit: u64,
+        fix: &'static str,
+    },
     /// An allocation failed (caught by an out-of-memory error scope).
     #[error("the GPU ran out of memory: {0}")]
     OutOfMemory(#[source] wgpu::Error),

@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
 use lattice_core::moe::gather::record_width;
-use lattice_core::moe::net::temp_width;
+use lattice_core::moe::net::UpdateTile;
 use lattice_core::moe::params::EXTERNAL_INPUT;
 use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout, STEPS_PER_CHECK};
 
@@ -33,23 +33,16 @@ pub struct MoeParams {
     pub rows: u32,
     /// 1 for `Combine::Residual`, 0 for `Combine::Replace`.
     pub residual: u32,
-    /// Rows held by the update kernel's scratch buffer (its lane stride).
-    pub scratch_stride: u32,
-    pub pad: [u32; 2],
+    pub pad: [u32; 3],
 }
 const _: () = assert!(std::mem::size_of::<MoeParams>() == 32);
 const _: () = assert!(std::mem::offset_of!(MoeParams, residual) == 16);
 
-/// Floats of update-kernel scratch per row; equals `SCRATCH` in `shaders/moe_update.wgsl`
-/// (x, the record, three expert outputs, 13 temporaries).
-pub fn scratch_len(sh: &MoeShape) -> u64 {
-    u64::from(4 * sh.s) + record_width(sh) as u64 + 13 * u64::from(temp_width(sh))
-}
-
 /// The WGSL `const` header for one network: sizes, step settings, the update kernel's
-/// scratch width and every tensor offset (`W_<NAME>`, the name upper-cased with `.` → `_`).
+/// update kernel's tile layout and every tensor offset (`W_<NAME>`, the name upper-cased with `.` → `_`).
 pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
     let sh = layout.shape;
+    let tile = UpdateTile::new(&sh);
     let mut h = Header::new("lattice-gpu/src/moe.rs")
         .u32s([
             ("S", sh.s),
@@ -65,8 +58,9 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
             ("EXT", EXTERNAL_INPUT),
             ("ODE_STEPS", ode_steps),
             ("REC", record_width(&sh) as u32),
-            ("WIDE", temp_width(&sh)),
-            ("SCRATCH", scratch_len(&sh) as u32),
+            ("TILE", tile.rows),
+            ("ROW", tile.row),
+            ("TEMPS", tile.temps),
         ])
         .bool("HAS_TIME", sh.has_time())
         .tensor_offsets(&layout.tensors, 0);
@@ -117,21 +111,38 @@ pub fn sources(layout: &ParamLayout, ode_steps: u32) -> [(&'static str, String);
 #[derive(Clone)]
 pub struct MoeKernels {
     layout: ParamLayout,
+    /// Rows per workgroup of the update kernel.
+    tile_rows: u32,
     prep: Kernel,
     gather: Kernel,
     update: Kernel,
 }
 
 impl MoeKernels {
-    pub fn new(ctx: &GpuContext, layout: &ParamLayout, ode_steps: u32) -> Self {
+    ///
+    /// # Errors
+    /// [`GpuError::WorkgroupMemory`] when one row of the update kernel's tile does not fit
+    /// the adapter's workgroup memory (a state size far beyond the presets').
+    pub fn new(ctx: &GpuContext, layout: &ParamLayout, ode_steps: u32) -> Result<Self, GpuError> {
+        let tile = UpdateTile::new(&layout.shape);
+        let limit = ctx.limits.max_compute_workgroup_storage_size;
+        if tile.bytes() > limit {
+            return Err(GpuError::WorkgroupMemory {
+                kernel: shaders::MOE_UPDATE.name,
+                need: u64::from(tile.bytes()),
+                limit: u64::from(limit),
+                fix: "use a smaller state_size or hidden sizes, or run on the CPU backend",
+            });
+        }
         let h = header(layout, ode_steps);
         let [prep, gather, update] = KERNELS.map(|k| Kernel::new(ctx, k, &h));
-        Self {
+        Ok(Self {
             layout: layout.clone(),
+            tile_rows: tile.rows,
             prep,
             gather,
             update,
-        }
+        })
     }
 
     pub fn layout(&self) -> &ParamLayout {
@@ -147,8 +158,8 @@ struct Chunk {
     update: [wgpu::BindGroup; 2],
 }
 
-/// Rows (item, cell) per gather/update dispatch: as many as one binding of records or scratch
-/// holds, after checking that the whole batch's states and prep vectors fit their bindings.
+/// Rows (item, cell) per gather/update dispatch: as many as one binding of records holds,
+/// after checking that the whole batch's states and prep vectors fit their bindings.
 fn chunk_rows(ctx: &GpuContext, sh: &MoeShape, rows_total: u64) -> Result<u32, GpuError> {
     let fix = "run fewer items per batch (batch.max_batch_size) or a smaller lattice";
     ctx.check_binding(
@@ -158,14 +169,14 @@ fn chunk_rows(ctx: &GpuContext, sh: &MoeShape, rows_total: u64) -> Result<u32, G
     )?;
     let prep = rows_total * u64::from(sh.func_hidden) * 4;
     ctx.check_binding("the functional prep vectors", prep, fix)?;
-    let per_row = (record_width(sh) as u64).max(scratch_len(sh)) * 4;
+    let per_row = record_width(sh) as u64 * 4;
     let max_rows = (ctx.max_binding() / per_row).clamp(1, rows_total.max(1));
     Ok(max_rows.min(u64::from(u32::MAX / 2)) as u32)
 }
 
 /// Device bytes of every storage buffer a batch of `items` lattices of `cells` cells allocates
-/// (the weights, the ping-pong states, the prep vectors, one chunk's records, counts and
-/// scratch, the non-finite flags and their reset copy): what the batch plan checks against the
+/// (the weights, the ping-pong states, the prep vectors, one chunk's records and counts, the
+/// non-finite flags and their reset copy): what the batch plan checks against the
 /// device's memory.
 ///
 /// # Errors
@@ -182,7 +193,7 @@ pub fn batch_bytes(
     let weights = u64::from(layout.total()) * 4;
     let states = 2 * rows * u64::from(sh.s) * 4;
     let prep = rows * u64::from(sh.func_hidden) * 4;
-    let per_chunk = chunk * (record_width(sh) as u64 * 4 + 16 + scratch_len(sh) * 4);
+    let per_chunk = chunk * (record_width(sh) as u64 * 4 + 16);
     // The flags and the all-finite copy that resets them after every step.
     Ok(weights + states + prep + per_chunk + 2 * u64::from(items) * 4)
 }
@@ -196,7 +207,6 @@ struct BatchBuffers {
     prep: wgpu::Buffer,
     records: wgpu::Buffer,
     counts: wgpu::Buffer,
-    scratch: wgpu::Buffer,
     bad: wgpu::Buffer,
     bad_reset: wgpu::Buffer,
 }
@@ -223,7 +233,6 @@ impl BatchBuffers {
             prep: storage_zeroed(ctx, "prep", rows_total * u64::from(sh.func_hidden) * 4),
             records: storage_zeroed(ctx, "records", chunk * record_width(sh) as u64 * 4),
             counts: storage_zeroed(ctx, "counts", chunk * 16),
-            scratch: storage_zeroed(ctx, "scratch", chunk * scratch_len(sh) * 4),
             bad: storage(ctx, "bad", &vec![u32::MAX; items as usize]),
             bad_reset: storage(ctx, "bad reset", &vec![u32::MAX; items as usize]),
         }
@@ -268,7 +277,6 @@ impl Chunk {
                     &b.counts,
                     &b.states[1 - s],
                     &b.bad,
-                    &b.scratch,
                 ],
             )
         });
@@ -290,6 +298,8 @@ pub struct GpuMoe {
     prep: Kernel,
     gather: Kernel,
     update: Kernel,
+    /// Rows per workgroup of `update`.
+    tile_rows: u32,
     states: [wgpu::Buffer; 2],
     bad: wgpu::Buffer,
     prep_groups: [wgpu::BindGroup; 2],
@@ -376,8 +386,7 @@ impl GpuMoe {
             first_row: 0,
             rows: rows_total as u32,
             residual: u32::from(combine == Combine::Residual),
-            scratch_stride: chunk_rows,
-            pad: [0; 2],
+            pad: [0; 3],
         };
         let all = uniform(ctx, "moe all", &base);
         let prep_groups = [0, 1].map(|k| {
@@ -417,6 +426,7 @@ impl GpuMoe {
             prep: kernels.prep.clone(),
             gather: kernels.gather.clone(),
             update: kernels.update.clone(),
+            tile_rows: kernels.tile_rows,
             states: b.states,
             bad: b.bad,
             prep_groups,
@@ -458,7 +468,11 @@ impl GpuMoe {
                 self.gather.dispatch(ctx, &mut pass, &chunk.gather[k], rows);
                 drop(pass);
                 let mut pass = kernel_pass(&mut enc, self.profiler.as_mut(), "moe_update");
-                self.update.dispatch(ctx, &mut pass, &chunk.update[k], rows);
+                // One workgroup per tile of rows.
+                let update =
+                    rows.div_ceil(u64::from(self.tile_rows)) * u64::from(self.update.workgroup);
+                self.update
+                    .dispatch(ctx, &mut pass, &chunk.update[k], update);
             }
             self.current = 1 - k;
             // This step's flags into the ring, then all finite again for the next step. Past

@@ -102,9 +102,7 @@ pub const MOE_UPDATE: KernelSpec = kernel(
         "moe_update.wgsl",
     ],
     64,
-    &[
-        "mp", "wts", "states", "records", "counts", "next", "bad", "scratch",
-    ],
+    &["mp", "wts", "states", "records", "counts", "next", "bad"],
     Specialised::Moe,
 );
 pub const FLOW_NEURON: KernelSpec = kernel(

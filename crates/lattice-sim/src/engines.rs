@@ -35,7 +35,7 @@ impl<'a> GpuMoeSetup<'a> {
     /// Uploads the neighbor cache and compiles the kernels for this model.
     ///
     /// # Errors
-    /// [`Error::Gpu`] when the cache does not fit the device.
+    /// [`Error::Gpu`] when the cache or the update kernel's tile does not fit the device.
     pub fn new(
         ctx: &'a GpuContext,
         cache: &NeighborCache,
@@ -46,7 +46,8 @@ impl<'a> GpuMoeSetup<'a> {
             ctx,
             neighbors: GpuNeighbors::upload(ctx, cache)
                 .map_err(Error::gpu("uploading the neighbor cache"))?,
-            kernels: MoeKernels::new(ctx, &weights.layout, moe.ode_steps),
+            kernels: MoeKernels::new(ctx, &weights.layout, moe.ode_steps)
+                .map_err(Error::gpu("compiling the MoE kernels"))?,
         })
     }
 }

@@ -195,9 +195,57 @@ impl Update {
     }
 }
 
-/// Width of one stage-3 temporary: the widest vector any expert builds. The WGSL update kernel
-/// uses it too (`WIDE`).
-pub fn temp_width(sh: &MoeShape) -> u32 {
+/// Workgroup memory the GPU update kernel (`shaders/moe_update.wgsl`) may use per workgroup:
+/// WebGPU's default limit, which every adapter offers.
+pub const UPDATE_TILE_BYTES: u32 = 16384;
+
+/// Rows the GPU update kernel computes per workgroup at most: enough to fill its 64
+/// invocations with (output, row) pairs on the small presets.
+const UPDATE_TILE_MAX_ROWS: u32 = 8;
+
+/// The GPU update kernel's workgroup layout: a tile of `rows` rows, each `row` floats of
+/// workgroup memory (x, the record, three expert outputs, then `temps` floats that each phase
+/// lays out its own way; the WGSL asserts its offsets against these numbers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdateTile {
+    pub temps: u32,
+    pub row: u32,
+    pub rows: u32,
+}
+
+impl UpdateTile {
+    pub fn new(sh: &MoeShape) -> Self {
+        let s = sh.s;
+        let cnf = 3 * s + sh.ode_hidden + sh.ode_hidden / 2;
+        let temps = [
+            s + sh.local_h1 + sh.local_h2 + sh.local_ph,
+            8 * s + s / 2 + 1 + cnf,
+            s + cnf,
+            2 * s + sh.gate_hidden + 3,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        let row = 9 * s + sh.func_msg + temps;
+        let rows = (UPDATE_TILE_BYTES / Self::bytes_per_row(row)).clamp(1, UPDATE_TILE_MAX_ROWS);
+        Self { temps, row, rows }
+    }
+
+    /// Workgroup bytes of one row: its floats, its two normalisation statistics and its three
+    /// neighbor counts.
+    fn bytes_per_row(row: u32) -> u32 {
+        4 * (row + 2 + 3)
+    }
+
+    /// Workgroup memory of the whole tile; over [`UPDATE_TILE_BYTES`] only for shapes whose one
+    /// row does not fit it (they need an adapter with a larger limit).
+    pub fn bytes(&self) -> u32 {
+        self.rows * Self::bytes_per_row(self.row)
+    }
+}
+
+/// Width of one stage-3 temporary: the widest vector any expert builds.
+fn temp_width(sh: &MoeShape) -> u32 {
     [
         2 * sh.s,
         sh.local_h1,

@@ -168,3 +168,34 @@ fn local_expert_mixes_alpha_x_and_beta_processed() {
         &[0, 1, 2, 3].map(|c| (0.1 * X[c] + 0.9 * lnb[c]) / 3.0),
     );
 }
+
+/// The GPU update kernel's tile: the presets fit WebGPU's default 16 KiB of workgroup memory,
+/// with more rows per workgroup the smaller the network; the row holds x, the record, three
+/// outputs and the widest phase's temporaries (the functional expert's at these sizes).
+#[test]
+fn the_update_tile_fits_the_presets_in_16_kib() {
+    use super::net::{UPDATE_TILE_BYTES, UpdateTile};
+    let optimized = MoeShape {
+        s: 128,
+        local_h1: 64,
+        local_h2: 32,
+        local_ph: 128,
+        func_hidden: 64,
+        func_msg: 32,
+        ode_hidden: 64,
+        gate_hidden: 128,
+    };
+    let rows: Vec<u32> = [MoeShape::DEBUG, MoeShape::EXPERIMENT, optimized]
+        .iter()
+        .map(|sh| {
+            let tile = UpdateTile::new(sh);
+            let s = sh.s;
+            let functional = 8 * s + s / 2 + 1 + 3 * s + sh.ode_hidden + sh.ode_hidden / 2;
+            assert_eq!(tile.temps, functional);
+            assert_eq!(tile.row, 9 * s + sh.func_msg + functional);
+            assert!(tile.bytes() <= UPDATE_TILE_BYTES);
+            tile.rows
+        })
+        .collect();
+    assert_eq!(rows, [7, 2, 1]);
+}
