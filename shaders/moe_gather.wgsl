@@ -1,6 +1,14 @@
-// MoE stage 2 (twin: lattice-core moe::net::Gather and moe::cpu::gather_cell): one walk over a
-// cell's neighbors in cls order. Writes the record [agg_L, sum_L, sum_F, abs_F, sum_D (S
-// each), M (FM)] and the cls counts. One invocation per (item, cell) row of the chunk.
+// MoE stage 2 (twin: lattice-core moe::gather::Gather and moe::cpu::gather_cell): one workgroup
+// per (item, cell) row of the chunk. The cell's neighbors, in class order, pass through
+// workgroup memory CHUNK at a time in two phases:
+//   1. each invocation takes one neighbor: its index, its LOCAL score x·n_j or its FUNCTIONAL
+//      message m_j = message2(GELU(P_j + qx)) and attention logit;
+//   2. one invocation runs the online softmax over the chunk's scores in neighbor order and
+//      leaves, per entry, the factor that rescales the sums before it and the entry's weight;
+//   3. each invocation takes channels (of the S-wide sums, and of the FM-wide message sum) and
+//      folds the chunk into its running sums in neighbor order: per channel the same
+//      operations in the same order as the CPU walk.
+// Writes the record [agg_L, sum_L, sum_F, abs_F, sum_D (S each), M (FM)] and the cls counts.
 
 @group(0) @binding(0) var<uniform> params: LatticeParams;
 @group(0) @binding(1) var<uniform> mp: MoeParams;
@@ -15,165 +23,278 @@
 // [rows, 4]: local, functional, distant, unused
 @group(0) @binding(9) var<storage, read_write> counts: array<u32>;
 
-var<private> x: array<f32, S>;
-var<private> rec: array<f32, REC>;
-var<private> qx: array<f32, FH>;
-var<private> ax: array<f32, FM>;
-var<private> h: array<f32, FH>;
-var<private> m: array<f32, FM>;
-var<private> a: array<f32, FM>;
+const WG: u32 = 64u;
+const CHUNK: u32 = 64u;
+// Channels per invocation in phase 2: of the state (S) and of the message (FM).
+const CS: u32 = (S + WG - 1u) / WG;
+const CM: u32 = (FM + WG - 1u) / WG;
+
+var<workgroup> xw: array<f32, S>;
+var<workgroup> qx: array<f32, FH>;
+var<workgroup> ax: array<f32, FM>;
+// The chunk: neighbor index (-1 where a bounded lattice has none), score or logit, message.
+var<workgroup> nb: array<i32, CHUNK>;
+var<workgroup> score: array<f32, CHUNK>;
+var<workgroup> msg: array<f32, CHUNK * FM>;
+// Per entry: (rescale of the running sums, weight of this entry) from phase 2.
+var<workgroup> sw: array<vec2<f32>, CHUNK>;
+// The final softmax denominators (LOCAL, FUNCTIONAL), from invocation 0.
+var<workgroup> dens: vec2<f32>;
+// A class's neighbor range in the CSR table, read by one invocation and shared uniformly.
+var<workgroup> span_lo: u32;
+var<workgroup> span_hi: u32;
+
+// Phase 3 state of this invocation: its channels' sums. Invocation 0 alone also keeps the
+// softmax running maxima and denominators and the counts.
+var<private> agg_l: array<f32, CS>;
+var<private> sum_l: array<f32, CS>;
+var<private> sum_f: array<f32, CS>;
+var<private> abs_f: array<f32, CS>;
+var<private> sum_d: array<f32, CS>;
+var<private> agg_m: array<f32, CM>;
 var<private> local_max: f32;
 var<private> local_den: f32;
 var<private> func_max: f32;
 var<private> func_den: f32;
 var<private> cnt: vec3<u32>;
+var<private> h: array<f32, FH>;
 
-fn visit(item: u32, j: u32, cls: u32) {
-    let nj = item + j * S;
-    if (cls == 0u) {
-        var score = 0.0;
-        for (var c = 0u; c < S; c++) {
-            score += states[nj + c] * x[c];
-        }
-        // Online softmax; the first neighbor only sets the running max (the sum is still 0).
-        if (cnt.x > 0u && score > local_max) {
-            let scale = exp(local_max - score);
-            for (var c = 0u; c < S; c++) {
-                rec[c] *= scale;
-            }
-            local_den *= scale;
-        }
-        if (cnt.x == 0u || score > local_max) {
-            local_max = score;
-        }
-        let w = exp(score - local_max);
-        for (var c = 0u; c < S; c++) {
-            let v = states[nj + c];
-            rec[c] += w * v;
-            rec[S + c] += v;
-        }
-        local_den += w;
-        cnt.x += 1u;
-    } else if (cls == 1u) {
-        let p = (item / S + j) * FH;
-        // m = message2(GELU(P_j + qx)).
+// Phase 1 for one FUNCTIONAL neighbor j (entry e of the chunk): its message into msg[e] and
+// its attention logit into score[e].
+fn functional_pair(e: u32, base: u32, j: u32) {
+    let p = (base + j) * FH;
+    for (var k = 0u; k < FH; k++) {
+        h[k] = gelu(prep[p + k] + qx[k]);
+    }
+    for (var o = 0u; o < FM; o++) {
+        let row = W_FUNCTIONAL_GNN_MESSAGE2_WEIGHT + o * FH;
+        var acc = 0.0;
         for (var k = 0u; k < FH; k++) {
-            h[k] = gelu(prep[p + k] + qx[k]);
+            acc += wts[row + k] * h[k];
         }
-        for (var o = 0u; o < FM; o++) {
-            let row = W_FUNCTIONAL_GNN_MESSAGE2_WEIGHT + o * FH;
-            var acc = 0.0;
-            for (var k = 0u; k < FH; k++) {
-                acc += wts[row + k] * h[k];
-            }
-            m[o] = acc + wts[W_FUNCTIONAL_GNN_MESSAGE2_BIAS + o];
-        }
-        for (var o = 0u; o < FM; o++) {
-            let row = W_FUNCTIONAL_GNN_ATTENTION1_WEIGHT + o * (FM + S);
-            var acc = 0.0;
-            for (var k = 0u; k < FM; k++) {
-                acc += wts[row + k] * m[k];
-            }
-            a[o] = tanh(acc + ax[o]);
-        }
-        var e = 0.0;
+        msg[e * FM + o] = acc + wts[W_FUNCTIONAL_GNN_MESSAGE2_BIAS + o];
+    }
+    var logit = 0.0;
+    for (var o = 0u; o < FM; o++) {
+        let row = W_FUNCTIONAL_GNN_ATTENTION1_WEIGHT + o * (FM + S);
+        var acc = 0.0;
         for (var k = 0u; k < FM; k++) {
-            e += wts[W_FUNCTIONAL_GNN_ATTENTION2_WEIGHT + k] * a[k];
+            acc += wts[row + k] * msg[e * FM + k];
         }
-        e = e + wts[W_FUNCTIONAL_GNN_ATTENTION2_BIAS];
-        if (cnt.y > 0u && e > func_max) {
-            let scale = exp(func_max - e);
-            for (var k = 0u; k < FM; k++) {
-                rec[5u * S + k] *= scale;
-            }
-            func_den *= scale;
-        }
-        if (cnt.y == 0u || e > func_max) {
-            func_max = e;
-        }
-        let w = exp(e - func_max);
-        for (var k = 0u; k < FM; k++) {
-            rec[5u * S + k] += w * m[k];
-        }
-        func_den += w;
-        for (var c = 0u; c < S; c++) {
-            let v = states[nj + c];
-            rec[2u * S + c] += v;
-            rec[3u * S + c] += abs(v);
-        }
-        cnt.y += 1u;
+        logit += wts[W_FUNCTIONAL_GNN_ATTENTION2_WEIGHT + o] * tanh(acc + ax[o]);
+    }
+    score[e] = logit + wts[W_FUNCTIONAL_GNN_ATTENTION2_BIAS];
+}
+
+// Phase 1: entry e < n of the chunk at k0 of class `cls`.
+fn pair(cls: u32, e: u32, k0: u32, here: vec3<i32>, item: u32) {
+    let k = k0 + e;
+    var j: i32;
+    if (params.masked == 1u) {
+        j = i32(col_idx[k]);
     } else {
+        j = neighbor_at(here, stencil[k].d, params.dims, params.boundary);
+    }
+    nb[e] = j;
+    if (j < 0) {
+        return;
+    }
+    if (cls == 0u) {
+        let nj = item + u32(j) * S;
+        var s = 0.0;
         for (var c = 0u; c < S; c++) {
-            rec[4u * S + c] += states[nj + c];
+            s += states[nj + c] * xw[c];
         }
-        cnt.z += 1u;
+        score[e] = s;
+    } else if (cls == 1u) {
+        functional_pair(e, item / S, u32(j));
     }
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let r = flat_invocation(gid, groups, 64u);
-    if (r >= mp.rows) {
-        return;
+// Online softmax step of a running (max, den) for a new score; returns (scale of the old
+// sums, weight of the new value). The first value only sets the max (the sum is still 0).
+fn softmax_step(s: f32, first: bool, run_max: ptr<function, f32>, den: ptr<function, f32>) -> vec2<f32> {
+    var scale = 1.0;
+    if (!first && s > *run_max) {
+        scale = exp(*run_max - s);
+        *den *= scale;
     }
-    let row = mp.first_row + r;
-    let i = row % mp.cells;
-    let item = (row / mp.cells) * mp.cells * S;
-    for (var c = 0u; c < REC; c++) {
-        rec[c] = 0.0;
+    if (first || s > *run_max) {
+        *run_max = s;
     }
-    cnt = vec3<u32>(0u);
-    for (var c = 0u; c < S; c++) {
-        x[c] = states[item + i * S + c];
-    }
-    for (var k = 0u; k < FH; k++) {
-        let w = W_FUNCTIONAL_GNN_MESSAGE1_WEIGHT + k * 2u * S + S;
-        var acc = 0.0;
-        for (var c = 0u; c < S; c++) {
-            acc += wts[w + c] * x[c];
+    let w = exp(s - *run_max);
+    *den += w;
+    return vec2<f32>(scale, w);
+}
+
+// Phase 2 (invocation 0): the softmax factors of the chunk's n entries, and the counts.
+fn softmax_chunk(cls: u32, n: u32) {
+    for (var e = 0u; e < n; e++) {
+        if (nb[e] < 0) {
+            continue;
         }
-        qx[k] = acc + wts[W_FUNCTIONAL_GNN_MESSAGE1_BIAS + k];
-    }
-    for (var k = 0u; k < FM; k++) {
-        let w = W_FUNCTIONAL_GNN_ATTENTION1_WEIGHT + k * (FM + S) + FM;
-        var acc = 0.0;
-        for (var c = 0u; c < S; c++) {
-            acc += wts[w + c] * x[c];
+        if (cls == 0u) {
+            var m = local_max;
+            var d = local_den;
+            sw[e] = softmax_step(score[e], cnt.x == 0u, &m, &d);
+            local_max = m;
+            local_den = d;
+            cnt.x += 1u;
+        } else if (cls == 1u) {
+            var m = func_max;
+            var d = func_den;
+            sw[e] = softmax_step(score[e], cnt.y == 0u, &m, &d);
+            func_max = m;
+            func_den = d;
+            cnt.y += 1u;
+        } else {
+            cnt.z += 1u;
         }
-        ax[k] = acc + wts[W_FUNCTIONAL_GNN_ATTENTION1_BIAS + k];
     }
-    if (params.masked == 1u) {
-        for (var cls = 0u; cls < 3u; cls++) {
-            for (var k = class_ptr[3u * i + cls]; k < class_ptr[3u * i + cls + 1u]; k++) {
-                visit(item, col_idx[k], cls);
+}
+
+// Phase 3: folds the chunk's n entries of class `cls` into this invocation's channels.
+fn fold(cls: u32, n: u32, item: u32, lid: u32) {
+    for (var e = 0u; e < n; e++) {
+        let j = nb[e];
+        if (j < 0) {
+            continue;
+        }
+        let nj = item + u32(j) * S;
+        let f = sw[e];
+        if (cls == 0u) {
+            for (var q = 0u; q < CS; q++) {
+                let c = lid + q * WG;
+                if (c < S) {
+                    let v = states[nj + c];
+                    agg_l[q] *= f.x;
+                    agg_l[q] += f.y * v;
+                    sum_l[q] += v;
+                }
             }
-        }
-    } else {
-        let here = cell_coord(i, params.dims);
-        for (var cls = 0u; cls < 3u; cls++) {
-            for (var k = params.class_start[cls]; k < params.class_start[cls + 1u]; k++) {
-                let j = neighbor_at(here, stencil[k].d, params.dims, params.boundary);
-                if (j >= 0) {
-                    visit(item, u32(j), cls);
+        } else if (cls == 1u) {
+            for (var q = 0u; q < CM; q++) {
+                let o = lid + q * WG;
+                if (o < FM) {
+                    agg_m[q] *= f.x;
+                    agg_m[q] += f.y * msg[e * FM + o];
+                }
+            }
+            for (var q = 0u; q < CS; q++) {
+                let c = lid + q * WG;
+                if (c < S) {
+                    let v = states[nj + c];
+                    sum_f[q] += v;
+                    abs_f[q] += abs(v);
+                }
+            }
+        } else {
+            for (var q = 0u; q < CS; q++) {
+                let c = lid + q * WG;
+                if (c < S) {
+                    sum_d[q] += states[nj + c];
                 }
             }
         }
     }
-    if (cnt.x > 0u) {
+}
+
+// The cell's x, and qx, ax: the x columns of message1 and attention1 with their biases.
+fn begin(at: u32, lid: u32) {
+    for (var c = lid; c < S; c += WG) {
+        xw[c] = states[at + c];
+    }
+    workgroupBarrier();
+    for (var k = lid; k < FH; k += WG) {
+        let w = W_FUNCTIONAL_GNN_MESSAGE1_WEIGHT + k * 2u * S + S;
+        var acc = 0.0;
         for (var c = 0u; c < S; c++) {
-            rec[c] /= local_den;
+            acc += wts[w + c] * xw[c];
+        }
+        qx[k] = acc + wts[W_FUNCTIONAL_GNN_MESSAGE1_BIAS + k];
+    }
+    for (var k = lid; k < FM; k += WG) {
+        let w = W_FUNCTIONAL_GNN_ATTENTION1_WEIGHT + k * (FM + S) + FM;
+        var acc = 0.0;
+        for (var c = 0u; c < S; c++) {
+            acc += wts[w + c] * xw[c];
+        }
+        ax[k] = acc + wts[W_FUNCTIONAL_GNN_ATTENTION1_BIAS + k];
+    }
+    workgroupBarrier();
+}
+
+fn write_record(r: u32, lid: u32) {
+    if (lid == 0u) {
+        dens = vec2<f32>(local_den, func_den);
+        counts[r * 4u] = cnt.x;
+        counts[r * 4u + 1u] = cnt.y;
+        counts[r * 4u + 2u] = cnt.z;
+        counts[r * 4u + 3u] = 0u;
+    }
+    // The counts are zero exactly where a denominator is (a softmax over at least one
+    // neighbor has a positive one).
+    let d = workgroupUniformLoad(&dens);
+    let at = r * REC;
+    for (var q = 0u; q < CS; q++) {
+        let c = lid + q * WG;
+        if (c < S) {
+            // An empty class leaves its softmax sum at zero (the reference's zero vector).
+            records[at + c] = select(agg_l[q], agg_l[q] / d.x, d.x > 0.0);
+            records[at + S + c] = sum_l[q];
+            records[at + 2u * S + c] = sum_f[q];
+            records[at + 3u * S + c] = abs_f[q];
+            records[at + 4u * S + c] = sum_d[q];
         }
     }
-    if (cnt.y > 0u) {
-        for (var k = 0u; k < FM; k++) {
-            rec[5u * S + k] /= func_den;
+    for (var q = 0u; q < CM; q++) {
+        let o = lid + q * WG;
+        if (o < FM) {
+            records[at + 5u * S + o] = select(agg_m[q], agg_m[q] / d.y, d.y > 0.0);
         }
     }
-    for (var c = 0u; c < REC; c++) {
-        records[r * REC + c] = rec[c];
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let r = wid.x + wid.y * groups.x;
+    // A whole workgroup past the chunk (the 2D grid's overhang): uniform, so it may leave.
+    if (r >= mp.rows) {
+        return;
     }
-    counts[r * 4u] = cnt.x;
-    counts[r * 4u + 1u] = cnt.y;
-    counts[r * 4u + 2u] = cnt.z;
-    counts[r * 4u + 3u] = 0u;
+    let row = mp.first_row + r;
+    let cell = row % mp.cells;
+    let item = (row / mp.cells) * mp.cells * S;
+    let here = cell_coord(cell, params.dims);
+    begin(item + cell * S, lid);
+    for (var cls = 0u; cls < 3u; cls++) {
+        var lo = params.class_start[cls];
+        var hi = params.class_start[cls + 1u];
+        if (params.masked == 1u) {
+            if (lid == 0u) {
+                span_lo = class_ptr[3u * cell + cls];
+                span_hi = class_ptr[3u * cell + cls + 1u];
+            }
+            lo = workgroupUniformLoad(&span_lo);
+            hi = workgroupUniformLoad(&span_hi);
+        }
+        for (var k0 = lo; k0 < hi; k0 += CHUNK) {
+            let n = min(CHUNK, hi - k0);
+            if (lid < n) {
+                pair(cls, lid, k0, here, item);
+            }
+            workgroupBarrier();
+            if (lid == 0u) {
+                softmax_chunk(cls, n);
+            }
+            workgroupBarrier();
+            fold(cls, n, item, lid);
+            workgroupBarrier();
+        }
+    }
+    write_record(r, lid);
 }

@@ -465,7 +465,10 @@ impl GpuMoe {
                 debug_assert!(chunk.first_row as u64 + chunk.rows as u64 <= rows_total);
                 let rows = u64::from(chunk.rows);
                 let mut pass = kernel_pass(&mut enc, self.profiler.as_mut(), "moe_gather");
-                self.gather.dispatch(ctx, &mut pass, &chunk.gather[k], rows);
+                // One workgroup per row.
+                let gather = rows * u64::from(self.gather.workgroup);
+                self.gather
+                    .dispatch(ctx, &mut pass, &chunk.gather[k], gather);
                 drop(pass);
                 let mut pass = kernel_pass(&mut enc, self.profiler.as_mut(), "moe_update");
                 // One workgroup per tile of rows.
