@@ -234,13 +234,14 @@ impl FlowKernels {
 
     /// Device memory one item's batch buffers take in all over `steps` steps: per slot the
     /// hidden state and its next value, the carrier input, 80 bytes of position, status,
-    /// lists and spawn pairs; the completion records; and 48 bytes of counts, noise seed and
-    /// list offset (a batch adds 8 bytes: one more offset and the pair counter).
+    /// lists and spawn pairs; the completion records; its counts twice (on the device and in
+    /// the staging buffer they are read back through), noise seed and list offset (a batch
+    /// adds 8 bytes: one more offset and the pair counter).
     pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
         let sh = layout.shape;
         let per_slot = u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 80;
         let records = u64::from(done_capacity(capacity, steps)) * size_of::<DoneFlow>() as u64;
-        let per_item = (size_of::<ItemCounts>() + 8 + 4) as u64;
+        let per_item = (2 * size_of::<ItemCounts>() + 8 + 4) as u64;
         u64::from(capacity) * per_slot + records + per_item
     }
 }

@@ -137,7 +137,7 @@ pub fn allocating<T>(
     value
 }
 
-/// Counts a storage buffer against the current allocation scope (see `GpuContext::memory_cap`).
+/// Counts a storage or staging buffer against the current allocation scope (see `GpuContext::memory_cap`).
 fn charge(ctx: &GpuContext, bytes: u64) {
     ctx.allocated
         .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
@@ -188,8 +188,10 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Room for `bytes` bytes.
+    /// Room for `bytes` bytes (charged to the current allocation scope like a storage buffer:
+    /// a batch's memory plan counts its staging too).
     pub fn new(ctx: &GpuContext, label: &str, bytes: u64) -> Self {
+        charge(ctx, bytes);
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.max(4),

@@ -176,8 +176,8 @@ fn chunk_rows(ctx: &GpuContext, sh: &MoeShape, rows_total: u64) -> Result<u32, G
 
 /// Device bytes of every storage buffer a batch of `items` lattices of `cells` cells allocates
 /// (the weights, the ping-pong states, the prep vectors, one chunk's records and counts, the
-/// non-finite flags and their reset copy): what the batch plan checks against the
-/// device's memory.
+/// non-finite flags, their reset copy and their staging ring): what the batch plan checks
+/// against the device's memory. (The few small uniform buffers are not counted.)
 ///
 /// # Errors
 /// [`GpuError::TooLarge`] when the states or prep vectors exceed one binding.
@@ -194,8 +194,10 @@ pub fn batch_bytes(
     let states = 2 * rows * u64::from(sh.s) * 4;
     let prep = rows * u64::from(sh.func_hidden) * 4;
     let per_chunk = chunk * (record_width(sh) as u64 * 4 + 16);
-    // The flags and the all-finite copy that resets them after every step.
-    Ok(weights + states + prep + per_chunk + 2 * u64::from(items) * 4)
+    // The flags, the all-finite copy that resets them after every step and the staging ring
+    // they are read back through.
+    let flags = (2 + u64::from(STEPS_PER_CHECK)) * u64::from(items) * 4;
+    Ok(weights + states + prep + per_chunk + flags)
 }
 
 /// One batch's buffers.
