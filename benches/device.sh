@@ -6,7 +6,7 @@
 #   bench_moe.json    MoE DEBUG B=1/64, EXPERIMENT B=1/8 on the GPU (cell-updates/s, % of FP32),
 #                     with the per-kernel profile (--profile: ms, FLOP, bytes, % of peak and
 #                     bandwidth, modeled roofline bounds)
-#   bench_flows.json  flows debug B=64, experiment B=16 on the GPU (flow-steps/s), profiled too
+#   bench_flows.json  flows debug B=1 and 64, experiment B=16 on the GPU (flow-steps/s), profiled too
 #   *.log             each command's stderr (the table and the logs)
 # Each case is time-limited so that one slow case cannot use up the device time.
 set -uo pipefail

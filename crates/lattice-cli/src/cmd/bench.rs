@@ -23,7 +23,7 @@ pub enum What {
     Neighbors,
     /// MoE step: DEBUG B = 1 and 64, EXPERIMENT B = 1 and 8.
     Moe,
-    /// Flow step: debug B = 64, experiment B = 16.
+    /// Flow step: debug B = 1 and 64, experiment B = 16.
     Flows,
     /// Everything.
     All,

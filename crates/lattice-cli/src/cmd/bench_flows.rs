@@ -1,4 +1,5 @@
-//! The flow cases of `lattice bench`: debug B = 64 and experiment B = 16, per backend.
+//! The flow cases of `lattice bench`: debug B = 1 (latency) and 64, experiment B = 16, per
+//! backend.
 //! Convergence is off so every case runs the same steps; spawning, noise and reflection are on
 //! as in the presets. Time is wall time around whole steps, each of which ends with the
 //! per-item counts read back (poll-bracketed on the GPU).
@@ -20,7 +21,11 @@ const DEBUG: &str = include_str!("../../../../configs/flows_debug.ron");
 const EXPERIMENT: &str = include_str!("../../../../configs/flows_experiment.ron");
 
 /// The cases: (preset, config text, items).
-pub const CASES: [(&str, &str, u32); 2] = [("debug", DEBUG, 64), ("experiment", EXPERIMENT, 16)];
+pub const CASES: [(&str, &str, u32); 3] = [
+    ("debug", DEBUG, 1),
+    ("debug", DEBUG, 64),
+    ("experiment", EXPERIMENT, 16),
+];
 
 pub fn case(
     label: &str,
