@@ -2,6 +2,10 @@
 // layer, then the move rule (scale and clamp, seeded noise, x/y reflection, termination at
 // z = -1 / +1, spawn request). Twin of FlowNet::heads and apply_move in
 // lattice-core/src/flows/net.rs.
+//
+// A workgroup owns HEADS_TILE live flows: their top hidden states are staged in workgroup
+// memory, the 64 invocations compute the two heads' hidden layers as (unit, flow) pairs, and
+// one invocation per flow sums the output layers (units ascending, as the CPU) and moves it.
 
 @group(0) @binding(0) var<uniform> params: FlowParams;
 @group(0) @binding(1) var<storage, read> wts: array<f32>;
@@ -21,36 +25,46 @@ fn outside(v: f32) -> bool {
     return v < -1.0 || v > 1.0;
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = flat_invocation(gid, nwg, 64u);
-    if (g >= params.live_total) {
-        return;
+const HT: u32 = HEADS_TILE;
+// Hidden units of the energy head, then of the displacement head.
+const EH: u32 = HC / 2u;
+const HEAD_UNITS: u32 = EH + DH;
+
+// [flow of the tile][unit]: the new top hidden states.
+var<workgroup> top: array<f32, HT * HC>;
+// [unit][flow of the tile]: GELU of both heads' hidden layers.
+var<workgroup> hid: array<f32, HEAD_UNITS * HT>;
+
+// GELU(W1 . h + b1) of hidden unit o (energy units first) for flow t of the tile.
+fn hidden_unit(o: u32, t: u32) -> f32 {
+    var row = W_CARRIER_ENERGY1_WEIGHT + o * HC;
+    var bias = W_CARRIER_ENERGY1_BIAS + o;
+    if (o >= EH) {
+        row = W_CARRIER_DISP1_WEIGHT + (o - EH) * HC;
+        bias = W_CARRIER_DISP1_BIAS + o - EH;
     }
+    var a = 0.0;
+    for (var k = 0u; k < HC; k++) {
+        a += wts[row + k] * top[t * HC + k];
+    }
+    return gelu(a + wts[bias]);
+}
+
+// The output layers and the move rule for live flow g, flow t of the tile.
+fn move_flow(g: u32, t: u32) {
     let slot = gslot[g];
-    let top = ((L - 1u) * params.nmax + g) * HC;
 
     // Energy: tanh(energy2 . gelu(energy1 . h + b1) + b2), summed over units ascending.
     var acc_e = 0.0;
-    for (var o = 0u; o < HC / 2u; o++) {
-        let row = W_CARRIER_ENERGY1_WEIGHT + o * HC;
-        var a = 0.0;
-        for (var k = 0u; k < HC; k++) {
-            a += wts[row + k] * hs[top + k];
-        }
-        acc_e += wts[W_CARRIER_ENERGY2_WEIGHT + o] * gelu(a + wts[W_CARRIER_ENERGY1_BIAS + o]);
+    for (var o = 0u; o < EH; o++) {
+        acc_e += wts[W_CARRIER_ENERGY2_WEIGHT + o] * hid[o * HT + t];
     }
     let energy = tanh(acc_e + wts[W_CARRIER_ENERGY2_BIAS]);
 
     // Displacement: disp2 . gelu(disp1 . h + b1) + b2.
     var d = vec3<f32>(0.0);
     for (var o = 0u; o < DH; o++) {
-        let row = W_CARRIER_DISP1_WEIGHT + o * HC;
-        var a = 0.0;
-        for (var k = 0u; k < HC; k++) {
-            a += wts[row + k] * hs[top + k];
-        }
-        let gv = gelu(a + wts[W_CARRIER_DISP1_BIAS + o]);
+        let gv = hid[(EH + o) * HT + t];
         d.x += wts[W_CARRIER_DISP2_WEIGHT + o] * gv;
         d.y += wts[W_CARRIER_DISP2_WEIGHT + DH + o] * gv;
         d.z += wts[W_CARRIER_DISP2_WEIGHT + 2u * DH + o] * gv;
@@ -105,4 +119,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     event[slot] = ev;
     spawn[slot] = k;
     steps[slot] = steps[slot] + 1u;
+}
+
+@compute @workgroup_size(64)
+fn main(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+) {
+    let g0 = (wid.x + wid.y * groups.x) * HT;
+    let live = params.live_total;
+    // A whole workgroup past the live flows (the 2D grid's overhang): uniform, so it may leave.
+    if (g0 >= live) {
+        return;
+    }
+    for (var i = lid; i < HT * HC; i += 64u) {
+        let g = g0 + i / HC;
+        var v = 0.0;
+        if (g < live) {
+            v = hs[((L - 1u) * params.nmax + g) * HC + i % HC];
+        }
+        top[i] = v;
+    }
+    workgroupBarrier();
+    for (var i = lid; i < HEAD_UNITS * HT; i += 64u) {
+        hid[i] = hidden_unit(i / HT, i % HT);
+    }
+    workgroupBarrier();
+    if (lid < HT && g0 + lid < live) {
+        move_flow(g0 + lid, lid);
+    }
 }

@@ -9,7 +9,7 @@ use bytemuck::{Pod, Zeroable};
 use lattice_core::flows::params::DISP_HIDDEN;
 use lattice_core::flows::run::FlowEngine;
 use lattice_core::flows::state::{DoneFlow, done_capacity};
-use lattice_core::flows::{FlowLayout, FlowState, ItemCounts, MoveRule};
+use lattice_core::flows::{FlowLayout, FlowShape, FlowState, ItemCounts, MoveRule};
 use lattice_core::tensors::TensorSpec;
 
 use crate::context::{GpuContext, GpuError};
@@ -74,6 +74,18 @@ pub fn gpu_range(layout: &FlowLayout) -> std::ops::Range<usize> {
     start.expect("neuron tensors")..end.expect("carrier tensors")
 }
 
+/// Floats of workgroup memory one flow takes in `flow_heads`: its top hidden state and both
+/// heads' hidden layers.
+fn heads_floats_per_flow(sh: &FlowShape) -> u32 {
+    sh.hidden + sh.hidden / 2 + DISP_HIDDEN
+}
+
+/// Live flows per `flow_heads` workgroup (`HEADS_TILE`): as many as fit WebGPU's default
+/// 16 KiB of workgroup memory, at most 8 (8 debug, 4 experiment, 2 optimized).
+pub fn heads_tile(sh: &FlowShape) -> u32 {
+    (4096 / heads_floats_per_flow(sh)).clamp(1, 8)
+}
+
 /// The WGSL `const` header: sizes and every neuron and carrier tensor's offset (`W_<NAME>`)
 /// into the uploaded [`gpu_range`] of the weights.
 pub fn header(layout: &FlowLayout, capacity: u32) -> String {
@@ -94,6 +106,7 @@ pub fn header(layout: &FlowLayout, capacity: u32) -> String {
             ("HL", sh.hidden_len()),
             ("DH", DISP_HIDDEN),
             ("TILE", TILE),
+            ("HEADS_TILE", heads_tile(&sh)),
             ("PLAN_WG", shaders::FLOW_PLAN.workgroup),
         ])
         .tensor_offsets(layout.tensors.iter().filter(on_gpu), base)
@@ -181,6 +194,16 @@ impl FlowKernels {
             layout.total() as usize,
             "weights match the layout"
         );
+        let heads_bytes = 4 * heads_tile(&layout.shape) * heads_floats_per_flow(&layout.shape);
+        let limit = ctx.limits.max_compute_workgroup_storage_size;
+        if heads_bytes > limit {
+            return Err(GpuError::WorkgroupMemory {
+                kernel: shaders::FLOW_HEADS.name,
+                need: u64::from(heads_bytes),
+                limit: u64::from(limit),
+                fix: "use a smaller carrier.hidden or --backend cpu",
+            });
+        }
         let h = header(layout, capacity);
         let [neuron, gru, heads, commit, plan, copy] = KERNELS.map(|k| Kernel::new(ctx, k, &h));
         // Only the per-flow networks go to the GPU; the mapper and collector run on the host
@@ -551,8 +574,9 @@ impl<'a> GpuFlows<'a> {
                 .dispatch_groups(&mut pass, g, sh.hidden.div_ceil(64), ty, tz);
         }
         let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_heads");
-        k.heads
-            .dispatch(ctx, &mut pass, &self.g.heads, u64::from(live));
+        // One workgroup per tile of live flows.
+        let heads = u64::from(live.div_ceil(heads_tile(&sh))) * u64::from(k.heads.workgroup);
+        k.heads.dispatch(ctx, &mut pass, &self.g.heads, heads);
         drop(pass);
         let hl = u64::from(sh.hidden_len());
         let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_commit");
