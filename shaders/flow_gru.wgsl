@@ -1,7 +1,8 @@
 // Stage 2 of a flow step, once per GRU layer: a tile of TILE flows times 64 hidden units per
 // workgroup. Weights are read transposed ([in, 3*HC], `gru_t`) so neighbouring invocations read
 // neighbouring words; the tile's inputs are staged in workgroup memory, KC columns at a time.
-// The new hidden state goes to the layer's rows of `hs`; flow_commit copies it into `hidden`.
+// Hidden states ping-pong: the old ones are read from `hidden`, the new one goes to the flow's
+// slot in `hnext` (which the next layer reads as its input, and the next step as `hidden`).
 // Twin of FlowNet::gru in lattice-core/src/flows/net.rs (sums over k ascending, bias last;
 // gate order r, z, n as PyTorch).
 
@@ -25,7 +26,7 @@ struct LayerParams {
 @group(0) @binding(4) var<storage, read> gslot: array<u32>;
 @group(0) @binding(5) var<storage, read> xin: array<f32>;
 @group(0) @binding(6) var<storage, read> hidden: array<f32>;
-@group(0) @binding(7) var<storage, read_write> hs: array<f32>;
+@group(0) @binding(7) var<storage, read_write> hnext: array<f32>;
 
 const KC: u32 = 64u;
 var<workgroup> tile: array<f32, TILE * KC>;
@@ -35,7 +36,7 @@ fn layer_input(g: u32, k: u32) -> f32 {
     if (lp.layer == 0u) {
         return xin[g * XIN + k];
     }
-    return hs[((lp.layer - 1u) * params.nmax + g) * HC + k];
+    return hnext[gslot[g] * HL + (lp.layer - 1u) * HC + k];
 }
 
 fn hidden_old(g: u32, k: u32) -> f32 {
@@ -125,6 +126,6 @@ fn main(
         let z = sigmoid((iz[t] + wts[lp.bih + HC + u]) + (hz[t] + wts[lp.bhh + HC + u]));
         let n = tanh((inn[t] + wts[lp.bih + 2u * HC + u]) + r * (hn[t] + wts[lp.bhh + 2u * HC + u]));
         let h = clamp((1.0 - z) * n + z * hidden_old(g, u), -10.0, 10.0);
-        hs[(lp.layer * params.nmax + g) * HC + u] = h;
+        hnext[gslot[g] * HL + lp.layer * HC + u] = h;
     }
 }

@@ -10,7 +10,8 @@
 @group(0) @binding(0) var<uniform> params: FlowParams;
 @group(0) @binding(1) var<storage, read> wts: array<f32>;
 @group(0) @binding(2) var<storage, read> gslot: array<u32>;
-@group(0) @binding(3) var<storage, read> hs: array<f32>;
+// The new hidden states (this step's side of the ping-pong).
+@group(0) @binding(3) var<storage, read> hnext: array<f32>;
 @group(0) @binding(4) var<storage, read> seeds: array<vec2<u32>>;
 @group(0) @binding(5) var<storage, read_write> pos: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> prev: array<vec4<f32>>;
@@ -20,6 +21,8 @@
 @group(0) @binding(10) var<storage, read_write> steps: array<u32>;
 // Item-local flow ids: the noise stream follows the flow, not its (reused) slot.
 @group(0) @binding(11) var<storage, read> ids: array<u32>;
+// Per slot: which hidden-state buffer holds the flow's latest state (for reading it back).
+@group(0) @binding(12) var<storage, read_write> hidden_at: array<u32>;
 
 fn outside(v: f32) -> bool {
     return v < -1.0 || v > 1.0;
@@ -119,6 +122,7 @@ fn move_flow(g: u32, t: u32) {
     event[slot] = ev;
     spawn[slot] = k;
     steps[slot] = steps[slot] + 1u;
+    hidden_at[slot] = params.hidden_next;
 }
 
 @compute @workgroup_size(64)
@@ -137,7 +141,7 @@ fn main(
         let g = g0 + i / HC;
         var v = 0.0;
         if (g < live) {
-            v = hs[((L - 1u) * params.nmax + g) * HC + i % HC];
+            v = hnext[gslot[g] * HL + (L - 1u) * HC + i % HC];
         }
         top[i] = v;
     }

@@ -1,4 +1,4 @@
-// Stage 5 of a flow step, one workgroup per item (twin of `plan` in
+// Stage 4 of a flow step, one workgroup per item (twin of `plan` in
 // lattice-core/src/flows/cpu.rs):
 // 1. survivors keep their slots and are listed in list order; completed flows are appended to
 //    the item's completion records and free their slots;

@@ -178,12 +178,19 @@ fn gpu_matches_cpu_on_the_debug_preset() {
     }
     assert!(completed > 100, "the preset completes flows ({completed})");
     let mut live = 0;
+    let hl = c.hidden_len as usize;
     for slot in c.live_slots() {
         for a in 0..4 {
             assert!(
                 close(c.pos[slot][a], g.pos[slot][a]),
                 "slot {slot} axis {a}"
             );
+        }
+        // The GPU's hidden states ping-pong between two buffers: each slot is read back
+        // from the one its flow last wrote (a step stale would differ by far more).
+        let (hc, hg) = (&c.hidden[slot * hl..][..hl], &g.hidden[slot * hl..][..hl]);
+        for (k, (a, b)) in hc.iter().zip(hg).enumerate() {
+            assert!(close(*a, *b), "slot {slot} hidden {k}: cpu {a} gpu {b}");
         }
         live += 1;
     }

@@ -7,7 +7,7 @@ struct FlowParams {
     items: u32,
     live_total: u32,
     step: u32,
-    // Rows of the per-layer scratch `hs` (items * CAP).
+    // Slots of the batch (items * CAP).
     nmax: u32,
     scale: f32,
     noise: f32,
@@ -16,8 +16,9 @@ struct FlowParams {
     reflection: u32,
     // Completion records per item (`done` holds items * done_cap).
     done_cap: u32,
-    pad1: u32,
-    pad2: u32,
+    // Which of the two hidden-state buffers this step writes (0 or 1).
+    hidden_next: u32,
+    pad: u32,
 }
 
 struct ItemCounts {

@@ -1,5 +1,7 @@
-//! GPU twin of `lattice_core::flows`: the six-stage flow step (neuron, GRU layers, heads,
-//! commit, plan, copy) on structure-of-arrays buffers that mirror [`FlowState`] slot for slot.
+//! GPU twin of `lattice_core::flows`: the five-stage flow step (neuron, GRU layers, heads,
+//! plan, copy) on structure-of-arrays buffers that mirror [`FlowState`] slot for slot. The
+//! hidden states ping-pong between two buffers, with a per-slot note of which one holds a
+//! flow's latest state (flows that stopped moving keep theirs where they left it).
 //!
 //! Sizes and tensor offsets are baked into each pipeline through a generated header of WGSL
 //! `const`s. Each step ends with a small read-back of the per-item counts: the host needs them
@@ -36,7 +38,9 @@ pub struct FlowParams {
     pub reflection: u32,
     /// Completion records per item.
     pub done_cap: u32,
-    pub pad: [u32; 2],
+    /// Which hidden-state buffer the step writes (0 or 1).
+    pub hidden_next: u32,
+    pub pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<FlowParams>() == 48);
 const _: () = assert!(std::mem::offset_of!(FlowParams, scale) == 16);
@@ -114,16 +118,15 @@ pub fn header(layout: &FlowLayout, capacity: u32) -> String {
 }
 
 /// The flow kernels, in the order [`FlowKernels`] holds them.
-pub const KERNELS: [&KernelSpec; 6] = [
+pub const KERNELS: [&KernelSpec; 5] = [
     &shaders::FLOW_NEURON,
     &shaders::FLOW_GRU,
     &shaders::FLOW_HEADS,
-    &shaders::FLOW_COMMIT,
     &shaders::FLOW_PLAN,
     &shaders::FLOW_COPY,
 ];
 
-/// The composed sources of the six flow kernels.
+/// The composed sources of the five flow kernels.
 pub fn sources(layout: &FlowLayout, capacity: u32) -> Vec<(&'static str, String)> {
     let h = header(layout, capacity);
     KERNELS
@@ -174,7 +177,6 @@ pub struct FlowKernels {
     neuron: Kernel,
     gru: Kernel,
     heads: Kernel,
-    commit: Kernel,
     plan: Kernel,
     copy: Kernel,
     wts: wgpu::Buffer,
@@ -205,7 +207,7 @@ impl FlowKernels {
             });
         }
         let h = header(layout, capacity);
-        let [neuron, gru, heads, commit, plan, copy] = KERNELS.map(|k| Kernel::new(ctx, k, &h));
+        let [neuron, gru, heads, plan, copy] = KERNELS.map(|k| Kernel::new(ctx, k, &h));
         // Only the per-flow networks go to the GPU; the mapper and collector run on the host
         // (the optimized preset's mapper alone is 2.5 GB).
         let range = gpu_range(layout);
@@ -238,7 +240,6 @@ impl FlowKernels {
             neuron,
             gru,
             heads,
-            commit,
             plan,
             copy,
             wts: storage(ctx, "flow weights", w),
@@ -248,7 +249,7 @@ impl FlowKernels {
     }
 
     /// Bytes of the largest per-batch binding for one item over `steps` steps: the hidden
-    /// states (and their scratch) or the completion records.
+    /// states (each of the two ping-pong buffers) or the completion records.
     pub fn bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
         let hidden = u64::from(capacity) * u64::from(layout.shape.hidden_len()) * 4;
         let records = u64::from(done_capacity(capacity, steps)) * size_of::<DoneFlow>() as u64;
@@ -256,13 +257,13 @@ impl FlowKernels {
     }
 
     /// Device memory one item's batch buffers take in all over `steps` steps: per slot the
-    /// hidden state and its next value, the carrier input, 80 bytes of position, status,
-    /// lists and spawn pairs; the completion records; its counts twice (on the device and in
+    /// two ping-pong hidden states, the carrier input, 84 bytes of position, status, lists,
+    /// spawn pairs and the hidden state's buffer index; the completion records; its counts twice (on the device and in
     /// the staging buffer they are read back through), noise seed and list offset (a batch
     /// adds 8 bytes: one more offset and the pair counter).
     pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
         let sh = layout.shape;
-        let per_slot = u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 80;
+        let per_slot = u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 84;
         let records = u64::from(done_capacity(capacity, steps)) * size_of::<DoneFlow>() as u64;
         let per_item = (2 * size_of::<ItemCounts>() + 8 + 4) as u64;
         u64::from(capacity) * per_slot + records + per_item
@@ -273,7 +274,9 @@ struct Buffers {
     params: wgpu::Buffer,
     pos: wgpu::Buffer,
     prev: wgpu::Buffer,
-    hidden: wgpu::Buffer,
+    /// Ping-pong hidden states, and per slot the index of the one holding its latest state.
+    hidden: [wgpu::Buffer; 2],
+    hidden_at: wgpu::Buffer,
     id: wgpu::Buffer,
     parent: wgpu::Buffer,
     steps: wgpu::Buffer,
@@ -284,7 +287,6 @@ struct Buffers {
     live_off: wgpu::Buffer,
     gslot: wgpu::Buffer,
     xin: wgpu::Buffer,
-    hs: wgpu::Buffer,
     seeds: wgpu::Buffer,
     counts: wgpu::Buffer,
     done: wgpu::Buffer,
@@ -333,7 +335,11 @@ impl Buffers {
             params: uniform(ctx, "flow params", &FlowParams::zeroed()),
             pos: storage(ctx, "pos", &state.pos),
             prev: storage(ctx, "prev", &state.prev),
-            hidden: storage(ctx, "hidden", &state.hidden),
+            hidden: [
+                storage(ctx, "hidden a", &state.hidden),
+                storage_zeroed(ctx, "hidden b", slots * u64::from(sh.hidden_len()) * 4),
+            ],
+            hidden_at: storage_zeroed(ctx, "hidden at", slots * 4),
             id: storage(ctx, "id", &state.id),
             parent: storage(ctx, "parent", &state.parent),
             steps: storage(ctx, "steps", &state.steps),
@@ -347,7 +353,6 @@ impl Buffers {
             live_off: storage_zeroed(ctx, "live offsets", (items + 1) * 4),
             gslot: storage_zeroed(ctx, "live slots", slots * 4),
             xin: storage_zeroed(ctx, "carrier input", slots * u64::from(sh.carrier_in()) * 4),
-            hs: storage_zeroed(ctx, "new hidden", slots * u64::from(sh.hidden_len()) * 4),
             seeds: storage(ctx, "seeds", &seeds_flat),
             counts: storage(ctx, "counts", &state.counts),
             done: storage(ctx, "done", &state.done),
@@ -358,15 +363,14 @@ impl Buffers {
     }
 }
 
-/// The bind groups of one batch, in the kernel table's binding order; the live-list kernels
-/// have one per ping-pong direction.
+/// The bind groups of one batch, in the kernel table's binding order, one per ping-pong
+/// direction (the live lists and the hidden states swap together); `gru` per layer.
 struct Groups {
     neuron: [wgpu::BindGroup; 2],
-    gru: Vec<wgpu::BindGroup>,
-    heads: wgpu::BindGroup,
-    commit: wgpu::BindGroup,
+    gru: [Vec<wgpu::BindGroup>; 2],
+    heads: [wgpu::BindGroup; 2],
     plan: [wgpu::BindGroup; 2],
-    copy: wgpu::BindGroup,
+    copy: [wgpu::BindGroup; 2],
 }
 
 impl Groups {
@@ -386,22 +390,35 @@ impl Groups {
                 ],
             )
         });
-        let gru = (k.layers.iter())
-            .map(|lp| {
-                let bufs = [
-                    &b.params, lp, &k.wts, &k.gru_t, &b.gslot, &b.xin, &b.hidden, &b.hs,
-                ];
-                k.gru.bind(ctx, &bufs)
-            })
-            .collect();
-        let heads = k.heads.bind(
-            ctx,
-            &[
-                &b.params, &k.wts, &b.gslot, &b.hs, &b.seeds, &b.pos, &b.prev, &b.status, &b.event,
-                &b.spawn, &b.steps, &b.id,
-            ],
-        );
-        let commit = k.commit.bind(ctx, &[&b.params, &b.gslot, &b.hs, &b.hidden]);
+        let gru = [0, 1].map(|c| {
+            let (old, new) = (&b.hidden[c], &b.hidden[1 - c]);
+            (k.layers.iter())
+                .map(|lp| {
+                    let bufs = [&b.params, lp, &k.wts, &k.gru_t, &b.gslot, &b.xin, old, new];
+                    k.gru.bind(ctx, &bufs)
+                })
+                .collect()
+        });
+        let heads = [0, 1].map(|c| {
+            k.heads.bind(
+                ctx,
+                &[
+                    &b.params,
+                    &k.wts,
+                    &b.gslot,
+                    &b.hidden[1 - c],
+                    &b.seeds,
+                    &b.pos,
+                    &b.prev,
+                    &b.status,
+                    &b.event,
+                    &b.spawn,
+                    &b.steps,
+                    &b.id,
+                    &b.hidden_at,
+                ],
+            )
+        });
         let plan = [0, 1].map(|c| {
             k.plan.bind(
                 ctx,
@@ -425,12 +442,14 @@ impl Groups {
                 ],
             )
         });
-        let copy = k.copy.bind(ctx, &[&b.pairs, &b.pair_count, &b.hidden]);
+        let copy = [0, 1].map(|c| {
+            let bufs = [&b.pairs, &b.pair_count, &b.hidden[1 - c], &b.hidden_at];
+            k.copy.bind(ctx, &bufs)
+        });
         Self {
             neuron,
             gru,
             heads,
-            commit,
             plan,
             copy,
         }
@@ -504,7 +523,7 @@ impl<'a> GpuFlows<'a> {
     /// queries.
     pub fn enable_profiling(&mut self) -> bool {
         let layers = self.g.gru.len() as u32;
-        self.profiler = Profiler::new(self.ctx, 5 + layers);
+        self.profiler = Profiler::new(self.ctx, 4 + layers);
         self.profiler.is_some()
     }
 
@@ -537,7 +556,8 @@ impl<'a> GpuFlows<'a> {
             spawn_max: rule.spawn_max,
             reflection: u32::from(rule.reflection),
             done_cap: self.done_cap,
-            pad: [0; 2],
+            hidden_next: 1 - self.cur as u32,
+            pad: 0,
         };
         ctx.queue
             .write_buffer(&self.b.params, 0, bytemuck::bytes_of(&params));
@@ -568,7 +588,7 @@ impl<'a> GpuFlows<'a> {
         let tiles = live.div_ceil(TILE);
         let max = ctx.limits.max_compute_workgroups_per_dimension;
         let (ty, tz) = (tiles.min(max), tiles.div_ceil(tiles.min(max)));
-        for g in &self.g.gru {
+        for g in &self.g.gru[self.cur] {
             let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_gru");
             k.gru
                 .dispatch_groups(&mut pass, g, sh.hidden.div_ceil(64), ty, tz);
@@ -576,20 +596,18 @@ impl<'a> GpuFlows<'a> {
         let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_heads");
         // One workgroup per tile of live flows.
         let heads = u64::from(live.div_ceil(heads_tile(&sh))) * u64::from(k.heads.workgroup);
-        k.heads.dispatch(ctx, &mut pass, &self.g.heads, heads);
+        k.heads
+            .dispatch(ctx, &mut pass, &self.g.heads[self.cur], heads);
         drop(pass);
         let hl = u64::from(sh.hidden_len());
-        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_commit");
-        k.commit
-            .dispatch(ctx, &mut pass, &self.g.commit, u64::from(live) * hl);
-        drop(pass);
         let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_plan");
         k.plan
             .dispatch_groups(&mut pass, &self.g.plan[self.cur], self.items, 1, 1);
         drop(pass);
         if children > 0 {
             let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_copy");
-            k.copy.dispatch(ctx, &mut pass, &self.g.copy, children * hl);
+            k.copy
+                .dispatch(ctx, &mut pass, &self.g.copy[self.cur], children * hl);
         }
         if let Some(p) = prof {
             p.record_resolve(&mut enc);
@@ -607,6 +625,21 @@ impl<'a> GpuFlows<'a> {
         Ok(self.counts.clone())
     }
 
+    /// Every slot's latest hidden state, from whichever ping-pong buffer holds it.
+    fn read_hidden(&self) -> Result<Vec<f32>, GpuError> {
+        let hl = self.k.layout.shape.hidden_len() as usize;
+        let n = self.slots();
+        let at: Vec<u32> = read_back(self.ctx, &self.b.hidden_at, n)?;
+        let sides: [Vec<f32>; 2] = [
+            read_back(self.ctx, &self.b.hidden[0], n * hl)?,
+            read_back(self.ctx, &self.b.hidden[1], n * hl)?,
+        ];
+        Ok((0..n)
+            .flat_map(|slot| &sides[at[slot] as usize][slot * hl..(slot + 1) * hl])
+            .copied()
+            .collect())
+    }
+
     /// Reads the whole batch back.
     pub fn read_state(&self) -> Result<FlowState, GpuError> {
         let ctx = self.ctx;
@@ -618,7 +651,7 @@ impl<'a> GpuFlows<'a> {
             hidden_len: hl,
             pos: read_back(ctx, &self.b.pos, n)?,
             prev: read_back(ctx, &self.b.prev, n)?,
-            hidden: read_back(ctx, &self.b.hidden, n * hl as usize)?,
+            hidden: self.read_hidden()?,
             id: read_back(ctx, &self.b.id, n)?,
             parent: read_back(ctx, &self.b.parent, n)?,
             steps: read_back(ctx, &self.b.steps, n)?,

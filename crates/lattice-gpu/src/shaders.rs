@@ -127,7 +127,7 @@ pub const FLOW_GRU: KernelSpec = kernel(
     ],
     64,
     &[
-        "params", "lp", "wts", "gru_t", "gslot", "xin", "hidden", "hs",
+        "params", "lp", "wts", "gru_t", "gslot", "xin", "hidden", "hnext",
     ],
     Specialised::Flow,
 );
@@ -141,21 +141,20 @@ pub const FLOW_HEADS: KernelSpec = kernel(
     ],
     64,
     &[
-        "params", "wts", "gslot", "hs", "seeds", "pos", "prev", "status", "event", "spawn",
-        "steps", "ids",
+        "params",
+        "wts",
+        "gslot",
+        "hnext",
+        "seeds",
+        "pos",
+        "prev",
+        "status",
+        "event",
+        "spawn",
+        "steps",
+        "ids",
+        "hidden_at",
     ],
-    Specialised::Flow,
-);
-pub const FLOW_COMMIT: KernelSpec = kernel(
-    "flow_commit",
-    &[
-        "shared/lattice.wgsl",
-        "shared/act.wgsl",
-        "shared/flow.wgsl",
-        "flow_commit.wgsl",
-    ],
-    64,
-    &["params", "gslot", "hs", "hidden"],
     Specialised::Flow,
 );
 /// One workgroup per item: the prefix scans need the whole item in one group.
@@ -197,7 +196,7 @@ pub const FLOW_COPY: KernelSpec = kernel(
         "flow_copy.wgsl",
     ],
     64,
-    &["pairs", "pair_count", "hidden"],
+    &["pairs", "pair_count", "hidden", "hidden_at"],
     Specialised::Flow,
 );
 
@@ -210,7 +209,6 @@ pub const KERNELS: &[KernelSpec] = &[
     FLOW_NEURON,
     FLOW_GRU,
     FLOW_HEADS,
-    FLOW_COMMIT,
     FLOW_PLAN,
     FLOW_COPY,
 ];
@@ -241,7 +239,6 @@ pub fn file(path: &str) -> &'static str {
         "flow_neuron.wgsl",
         "flow_gru.wgsl",
         "flow_heads.wgsl",
-        "flow_commit.wgsl",
         "flow_plan.wgsl",
         "flow_copy.wgsl",
     )

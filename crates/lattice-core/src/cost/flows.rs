@@ -1,7 +1,8 @@
 //! Flow work per flow-step: the matmul FLOPs of one step (throughput reports) and the cost of
-//! each kernel as built. Kernels per flow-step (one live flow moving one step): `flow_neuron`, `flow_gru` (all
-//! layers together), `flow_heads`, `flow_commit`; `flow_plan` and `flow_copy` are counted per
-//! flow-step too (the plan reads each flow's status, the copy moves a child's hidden state).
+//! each kernel as built. Kernels per flow-step (one live flow moving one step): `flow_neuron`,
+//! `flow_gru` (all layers together, writing the new hidden states in place of a copy),
+//! `flow_heads`; `flow_plan` and `flow_copy` are counted per flow-step too (the plan reads each
+//! flow's status, the copy moves a child's hidden state).
 
 use super::KernelCost;
 use crate::flows::params::{DISP_HIDDEN, FlowShape};
@@ -13,7 +14,7 @@ fn norm_gelu(n: f64) -> f64 {
 
 /// The flow kernels' cost per flow-step; `children` is the children spawned per flow-step
 /// (the copy kernel's work).
-pub fn kernels(sh: &FlowShape, children: f64) -> [KernelCost; 6] {
+pub fn kernels(sh: &FlowShape, children: f64) -> [KernelCost; 5] {
     let (nh, no, hc) = (
         f64::from(sh.neuron_hidden),
         f64::from(sh.neuron_out),
@@ -60,13 +61,9 @@ pub fn kernels(sh: &FlowShape, children: f64) -> [KernelCost; 6] {
             + 2.0 * f64::from(DISP_HIDDEN)
             + mac(3.0, f64::from(DISP_HIDDEN))
             + 30.0,
-        // Top hidden layer in; position, previous position, status, event, spawn, steps.
-        bytes: 4.0 * (hc + 4.0 + 4.0 + 4.0 + 4.0),
-    };
-    let commit = KernelCost {
-        kernel: "flow_commit",
-        flop: 0.0,
-        bytes: 2.0 * 4.0 * hl,
+        // Top hidden layer in; position, previous position, status, event, spawn, steps and
+        // the hidden state's buffer index.
+        bytes: 4.0 * (hc + 4.0 + 4.0 + 4.0 + 4.0 + 1.0),
     };
     let plan = KernelCost {
         kernel: "flow_plan",
@@ -79,7 +76,7 @@ pub fn kernels(sh: &FlowShape, children: f64) -> [KernelCost; 6] {
         flop: 0.0,
         bytes: children * 2.0 * 4.0 * hl,
     };
-    [neuron, gru, heads, commit, plan, copy]
+    [neuron, gru, heads, plan, copy]
 }
 
 /// FLOPs of one flow-step (multiply-add = 2): SimpleNeuron, every GRU layer, both heads.
@@ -126,14 +123,13 @@ mod tests {
         // GRU layer 0 (input 13): 1248 + 1536 + gates 48 + blend 96 + clamps 58 = 2986;
         // layer 1 (input 16): 1536 + 1536 + 48 + 96 + 64 = 3280.
         // heads: energy 256 + GELU 16 + 16 + tanh 1, displacement 2048 + 128 + 384, move 30.
-        let [neuron, gru, heads, commit, plan, copy] = kernels(&sh, 0.5);
+        let [neuron, gru, heads, plan, copy] = kernels(&sh, 0.5);
         assert_eq!((neuron.flop, neuron.bytes), (590.0, 4.0 * 18.0));
         assert_eq!(
             (gru.flop, gru.bytes),
             (2986.0 + 3280.0, 4.0 * (45.0 + 48.0))
         );
-        assert_eq!((heads.flop, heads.bytes), (2879.0, 4.0 * 32.0));
-        assert_eq!((commit.flop, commit.bytes), (0.0, 8.0 * 32.0));
+        assert_eq!((heads.flop, heads.bytes), (2879.0, 4.0 * 33.0));
         assert_eq!((plan.flop, plan.bytes), (4.0, 16.0));
         assert_eq!(copy.bytes, 0.5 * 8.0 * 32.0);
     }
