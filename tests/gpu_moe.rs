@@ -1,5 +1,6 @@
 //! GPU vs CPU for the MoE step on lavapipe (or any adapter): DEBUG preset (15³, S = 24), B = 2,
-//! 3 steps, plus a masked and a periodic lattice; and GPU run-to-run determinism.
+//! 3 steps, plus a masked, a periodic and a sparse lattice (tiles mixing empty classes); GPU
+//! run-to-run determinism; an item's states independent of its batch.
 //! Skips without an adapter unless LATTICE_REQUIRE_GPU=1 (CI sets it).
 
 mod common;
@@ -191,4 +192,25 @@ fn tiles_mixing_rows_with_and_without_each_class() {
             .all(|&n| n > 0)
     );
     compare(&cache, Combine::Residual, 2, 3);
+}
+
+/// An item's result does not depend on its batch: the update's tiles of 7 rows straddle the
+/// items of a batch (480 cells per item), yet every row's result is one invocation's sums in
+/// that row's order, so the middle item of three equals the item run alone, bit for bit.
+#[test]
+fn an_items_states_do_not_depend_on_its_batch() {
+    let Some(shared) = shared() else {
+        return;
+    };
+    let dims = Dims::new(10, 8, 6).unwrap();
+    let cache = NeighborCache::build(dims, Boundary::Bounded, Radius::from_r(3.0), None).unwrap();
+    let w = MoeWeights::seeded(ParamLayout::new(debug_shape()), 11);
+    let batch = states_for(&cache, 3, 24);
+    let one = batch.len() / 3;
+    let middle = &batch[one..2 * one];
+    let together = gpu_run(shared, &cache, &w, Combine::Residual, &batch, 3, 2);
+    let alone = gpu_run(shared, &cache, &w, Combine::Residual, middle, 1, 2);
+    assert_ne!(alone, middle, "the step changed the states");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&together[one..2 * one]), bits(&alone));
 }
