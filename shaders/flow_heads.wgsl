@@ -131,7 +131,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let g0 = (wid.x + wid.y * groups.x) * HT;
+    let g0 = flat_workgroup(wid, groups) * HT;
     let live = params.live_total;
     // A whole workgroup past the live flows (the 2D grid's overhang): uniform, so it may leave.
     if (g0 >= live) {

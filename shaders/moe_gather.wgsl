@@ -52,11 +52,11 @@ var<private> sum_f: array<f32, CS>;
 var<private> abs_f: array<f32, CS>;
 var<private> sum_d: array<f32, CS>;
 var<private> agg_m: array<f32, CM>;
-var<private> local_max: f32;
-var<private> local_den: f32;
-var<private> func_max: f32;
-var<private> func_den: f32;
-var<private> cnt: vec3<u32>;
+// LOCAL, FUNCTIONAL: running softmax maximum and denominator (invocation 0).
+var<private> run_max: array<f32, 2>;
+var<private> run_den: array<f32, 2>;
+// LOCAL, FUNCTIONAL, DISTANT neighbors seen (invocation 0).
+var<private> cnt: array<u32, 3>;
 var<private> h: array<f32, FH>;
 
 // Phase 1 for one FUNCTIONAL neighbor j (entry e of the chunk): its message into msg[e] and
@@ -111,19 +111,21 @@ fn pair(cls: u32, e: u32, k0: u32, here: vec3<i32>, item: u32) {
     }
 }
 
-// Online softmax step of a running (max, den) for a new score; returns (scale of the old
-// sums, weight of the new value). The first value only sets the max (the sum is still 0).
-fn softmax_step(s: f32, first: bool, run_max: ptr<function, f32>, den: ptr<function, f32>) -> vec2<f32> {
+// Online softmax step of class `cls` (LOCAL or FUNCTIONAL) for a new score; returns (scale of
+// the sums so far, weight of the new value). The first value only sets the max (the sum is
+// still 0).
+fn softmax_step(cls: u32, s: f32) -> vec2<f32> {
+    let first = cnt[cls] == 0u;
     var scale = 1.0;
-    if (!first && s > *run_max) {
-        scale = exp(*run_max - s);
-        *den *= scale;
+    if (!first && s > run_max[cls]) {
+        scale = exp(run_max[cls] - s);
+        run_den[cls] *= scale;
     }
-    if (first || s > *run_max) {
-        *run_max = s;
+    if (first || s > run_max[cls]) {
+        run_max[cls] = s;
     }
-    let w = exp(s - *run_max);
-    *den += w;
+    let w = exp(s - run_max[cls]);
+    run_den[cls] += w;
     return vec2<f32>(scale, w);
 }
 
@@ -133,23 +135,10 @@ fn softmax_chunk(cls: u32, n: u32) {
         if (nb[e] < 0) {
             continue;
         }
-        if (cls == 0u) {
-            var m = local_max;
-            var d = local_den;
-            sw[e] = softmax_step(score[e], cnt.x == 0u, &m, &d);
-            local_max = m;
-            local_den = d;
-            cnt.x += 1u;
-        } else if (cls == 1u) {
-            var m = func_max;
-            var d = func_den;
-            sw[e] = softmax_step(score[e], cnt.y == 0u, &m, &d);
-            func_max = m;
-            func_den = d;
-            cnt.y += 1u;
-        } else {
-            cnt.z += 1u;
+        if (cls < 2u) {
+            sw[e] = softmax_step(cls, score[e]);
         }
+        cnt[cls] += 1u;
     }
 }
 
@@ -226,10 +215,10 @@ fn begin(at: u32, lid: u32) {
 
 fn write_record(r: u32, lid: u32) {
     if (lid == 0u) {
-        dens = vec2<f32>(local_den, func_den);
-        counts[r * 4u] = cnt.x;
-        counts[r * 4u + 1u] = cnt.y;
-        counts[r * 4u + 2u] = cnt.z;
+        dens = vec2<f32>(run_den[0], run_den[1]);
+        counts[r * 4u] = cnt[0];
+        counts[r * 4u + 1u] = cnt[1];
+        counts[r * 4u + 2u] = cnt[2];
         counts[r * 4u + 3u] = 0u;
     }
     // The counts are zero exactly where a denominator is (a softmax over at least one
@@ -261,7 +250,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let r = wid.x + wid.y * groups.x;
+    let r = flat_workgroup(wid, groups);
     // A whole workgroup past the chunk (the 2D grid's overhang): uniform, so it may leave.
     if (r >= mp.rows) {
         return;

@@ -209,7 +209,7 @@ fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
-    let first = (wid.x + wid.y * groups.x) * TILE;
+    let first = flat_workgroup(wid, groups) * TILE;
     // A whole workgroup past the chunk (the 2D grid's overhang): uniform, so it may leave.
     if (first >= mp.rows) {
         return;

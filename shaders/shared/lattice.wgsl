@@ -45,3 +45,8 @@ fn neighbor_at(c: vec3<i32>, o: vec3<i32>, dims: vec3<u32>, boundary: u32) -> i3
 fn flat_invocation(gid: vec3<u32>, num_groups: vec3<u32>, group_size: u32) -> u32 {
     return gid.x + gid.y * num_groups.x * group_size;
 }
+
+// The flat index of a workgroup in a 2D dispatch (x folded at 65,535 workgroups).
+fn flat_workgroup(wid: vec3<u32>, num_groups: vec3<u32>) -> u32 {
+    return wid.x + wid.y * num_groups.x;
+}
