@@ -452,3 +452,45 @@ fn an_update_tile_over_the_workgroup_limit_is_a_named_error() {
         "{text}"
     );
 }
+
+/// The flow step's profile with a 3-layer carrier: every kernel timed, the GRU once per layer
+/// (the profiler is sized by the layer count, not by the two ping-pong directions).
+#[test]
+fn a_profiled_flow_step_times_every_kernel_and_each_gru_layer() {
+    use lattice::core::flows::run::FlowEngine;
+    let Some(ctx) = gpu() else {
+        return;
+    };
+    let text = FLOWS.replace("layers: 2", "layers: 3");
+    let cfg = config::parse(&text, "flows.ron".as_ref()).unwrap();
+    let config::Simulation::Flows(f) = &cfg.simulation else {
+        unreachable!()
+    };
+    let layout =
+        lattice::core::flows::FlowLayout::new(lattice::core::flows::FlowShape::from_config(f));
+    let weights = lattice::core::flows::FlowWeights::seeded(layout.clone(), 1);
+    let kernels =
+        lattice::gpu::flows::FlowKernels::new(&ctx, &layout, &weights.data, f.capacity()).unwrap();
+    let ids = [0u64, 1];
+    let emb = lattice::core::flows::mapper::seeded_embeddings(1, &ids, f.embedding_dim as usize);
+    let (state, seeds) = lattice::core::flows::mapper::place_batch(&weights, f, 1, &ids, &emb);
+    let mut flows = lattice::gpu::flows::GpuFlows::new(&ctx, &kernels, &state, &seeds).unwrap();
+    assert!(flows.enable_profiling(), "lavapipe has timestamp queries");
+    for step in 0..2 {
+        flows.step(&f.rule(step)).unwrap();
+    }
+    let totals = flows.profiler_mut().unwrap().totals();
+    let dispatches: Vec<(&str, u64)> = totals.iter().map(|(k, t)| (*k, t.dispatches)).collect();
+    // Children are spawned in both steps here, so the copy runs too.
+    assert_eq!(
+        dispatches,
+        [
+            ("flow_copy", 2),
+            ("flow_gru", 6),
+            ("flow_heads", 2),
+            ("flow_neuron", 2),
+            ("flow_plan", 2)
+        ]
+    );
+    assert!(totals.values().all(|t| t.ms > 0.0), "{dispatches:?}");
+}

@@ -258,9 +258,9 @@ impl FlowKernels {
 
     /// Device memory one item's batch buffers take in all over `steps` steps: per slot the
     /// two ping-pong hidden states, the carrier input, 84 bytes of position, status, lists,
-    /// spawn pairs and the hidden state's buffer index; the completion records; its counts twice (on the device and in
-    /// the staging buffer they are read back through), noise seed and list offset (a batch
-    /// adds 8 bytes: one more offset and the pair counter).
+    /// spawn pairs and the hidden state's buffer index; the completion records; its counts
+    /// twice (on the device and in the staging buffer they are read back through), noise seed
+    /// and list offset (a batch adds 8 bytes: one more offset and the pair counter).
     pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
         let sh = layout.shape;
         let per_slot = u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 84;
@@ -522,7 +522,7 @@ impl<'a> GpuFlows<'a> {
     /// Times every kernel of every later step; false when the adapter has no timestamp
     /// queries.
     pub fn enable_profiling(&mut self) -> bool {
-        let layers = self.g.gru.len() as u32;
+        let layers = self.k.layers.len() as u32;
         self.profiler = Profiler::new(self.ctx, 4 + layers);
         self.profiler.is_some()
     }
