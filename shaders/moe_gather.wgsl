@@ -24,7 +24,8 @@
 @group(0) @binding(9) var<storage, read_write> counts: array<u32>;
 
 const WG: u32 = 64u;
-const CHUNK: u32 = 64u;
+const CHUNK: u32 = GATHER_CHUNK;
+const_assert CHUNK <= WG;
 // Channels per invocation in phase 2: of the state (S) and of the message (FM).
 const CS: u32 = (S + WG - 1u) / WG;
 const CM: u32 = (FM + WG - 1u) / WG;

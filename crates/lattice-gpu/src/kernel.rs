@@ -137,7 +137,8 @@ pub fn allocating<T>(
     value
 }
 
-/// Counts a storage or staging buffer against the current allocation scope (see `GpuContext::memory_cap`).
+/// Counts a storage or staging buffer against the current allocation scope (see
+/// `GpuContext::memory_cap`).
 fn charge(ctx: &GpuContext, bytes: u64) {
     ctx.allocated
         .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);

@@ -38,8 +38,8 @@ pub struct MoeParams {
 const _: () = assert!(std::mem::size_of::<MoeParams>() == 32);
 const _: () = assert!(std::mem::offset_of!(MoeParams, residual) == 16);
 
-/// The WGSL `const` header for one network: sizes, step settings, the update kernel's
-/// update kernel's tile layout and every tensor offset (`W_<NAME>`, the name upper-cased with `.` → `_`).
+/// The WGSL `const` header for one network: sizes, step settings, the update kernel's tile
+/// layout and every tensor offset (`W_<NAME>`, the name upper-cased with `.` → `_`).
 pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
     let sh = layout.shape;
     let tile = UpdateTile::new(&sh);
@@ -58,6 +58,7 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
             ("EXT", EXTERNAL_INPUT),
             ("ODE_STEPS", ode_steps),
             ("REC", record_width(&sh) as u32),
+            ("GATHER_CHUNK", GATHER_CHUNK),
             ("TILE", tile.rows),
             ("ROW", tile.row),
             ("TEMPS", tile.temps),
@@ -92,6 +93,15 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
     h.finish()
 }
 
+/// Neighbors per chunk of the gather kernel (`GATHER_CHUNK` of the header).
+const GATHER_CHUNK: u32 = 64;
+
+/// Workgroup memory of the gather kernel: x, qx and ax; per chunk entry its index, score, two
+/// softmax factors and message; the two denominators and a class range.
+fn gather_workgroup_bytes(sh: &MoeShape) -> u32 {
+    4 * (sh.s + sh.func_hidden + sh.func_msg + GATHER_CHUNK * (4 + sh.func_msg) + 4)
+}
+
 /// The MoE kernels, in the order [`MoeKernels`] holds them.
 pub const KERNELS: [&KernelSpec; 3] = [
     &shaders::MOE_PREP,
@@ -119,17 +129,22 @@ pub struct MoeKernels {
 }
 
 impl MoeKernels {
+    /// Compiles the three kernels for one network shape and ODE step count.
     ///
     /// # Errors
-    /// [`GpuError::WorkgroupMemory`] when one row of the update kernel's tile does not fit
-    /// the adapter's workgroup memory (a state size far beyond the presets').
+    /// [`GpuError::WorkgroupMemory`] when the gather's chunk or one row of the update's tile
+    /// does not fit the adapter's workgroup memory (sizes far beyond the presets').
     pub fn new(ctx: &GpuContext, layout: &ParamLayout, ode_steps: u32) -> Result<Self, GpuError> {
         let tile = UpdateTile::new(&layout.shape);
         let limit = ctx.limits.max_compute_workgroup_storage_size;
-        if tile.bytes() > limit {
+        let needs = [
+            (&shaders::MOE_GATHER, gather_workgroup_bytes(&layout.shape)),
+            (&shaders::MOE_UPDATE, tile.bytes()),
+        ];
+        if let Some((kernel, need)) = needs.into_iter().find(|&(_, need)| need > limit) {
             return Err(GpuError::WorkgroupMemory {
-                kernel: shaders::MOE_UPDATE.name,
-                need: u64::from(tile.bytes()),
+                kernel: kernel.name,
+                need: u64::from(need),
                 limit: u64::from(limit),
                 fix: "use a smaller state_size or hidden sizes, or run on the CPU backend",
             });
