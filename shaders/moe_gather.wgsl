@@ -282,7 +282,10 @@ fn main(
                 softmax_chunk(cls, n);
             }
             workgroupBarrier();
-            fold(cls, n, item, lid);
+            // Invocations past the channels own none (all of the second half at DEBUG).
+            if (lid < max(S, FM)) {
+                fold(cls, n, item, lid);
+            }
             workgroupBarrier();
         }
     }
