@@ -24,8 +24,8 @@
 @group(0) @binding(9) var<storage, read_write> counts: array<u32>;
 
 const WG: u32 = 64u;
-const CHUNK: u32 = GATHER_CHUNK;
-const_assert CHUNK <= WG;
+// PAIRS entries per invocation in phase 1 (from the header: 2 where the chunk fits 16 KiB).
+const CHUNK: u32 = PAIRS * WG;
 // Channels per invocation in phase 2: of the state (S) and of the message (FM).
 const CS: u32 = (S + WG - 1u) / WG;
 const CM: u32 = (FM + WG - 1u) / WG;
@@ -58,57 +58,81 @@ var<private> run_max: array<f32, 2>;
 var<private> run_den: array<f32, 2>;
 // LOCAL, FUNCTIONAL, DISTANT neighbors seen (invocation 0).
 var<private> cnt: array<u32, 3>;
-var<private> h: array<f32, FH>;
+var<private> h: array<array<f32, FH>, PAIRS>;
 
-// Phase 1 for one FUNCTIONAL neighbor j (entry e of the chunk): its message into msg[e] and
-// its attention logit into score[e].
-fn functional_pair(e: u32, base: u32, j: u32) {
-    let p = (base + j) * FH;
-    for (var k = 0u; k < FH; k++) {
-        h[k] = gelu(prep[p + k] + qx[k]);
+// Phase 1 for this invocation's FUNCTIONAL entries PAIRS lid + q (q < PAIRS) of neighbor
+// cells js: messages into msg, attention logits into score. The pairs share every weight load
+// (register blocking); each pair's sums run in the CPU's order.
+fn functional_pairs(lid: u32, base: u32, js: array<u32, PAIRS>) {
+    for (var q = 0u; q < PAIRS; q++) {
+        let p = (base + js[q]) * FH;
+        for (var k = 0u; k < FH; k++) {
+            h[q][k] = gelu(prep[p + k] + qx[k]);
+        }
     }
     for (var o = 0u; o < FM; o++) {
         let row = W_FUNCTIONAL_GNN_MESSAGE2_WEIGHT + o * FH;
-        var acc = 0.0;
+        var acc = array<f32, PAIRS>();
         for (var k = 0u; k < FH; k++) {
-            acc += wts[row + k] * h[k];
+            let w = wts[row + k];
+            for (var q = 0u; q < PAIRS; q++) {
+                acc[q] += w * h[q][k];
+            }
         }
-        msg[e * FM + o] = acc + wts[W_FUNCTIONAL_GNN_MESSAGE2_BIAS + o];
+        let bias = wts[W_FUNCTIONAL_GNN_MESSAGE2_BIAS + o];
+        for (var q = 0u; q < PAIRS; q++) {
+            msg[(PAIRS * lid + q) * FM + o] = acc[q] + bias;
+        }
     }
-    var logit = 0.0;
+    var logit = array<f32, PAIRS>();
     for (var o = 0u; o < FM; o++) {
         let row = W_FUNCTIONAL_GNN_ATTENTION1_WEIGHT + o * (FM + S);
-        var acc = 0.0;
+        var acc = array<f32, PAIRS>();
         for (var k = 0u; k < FM; k++) {
-            acc += wts[row + k] * msg[e * FM + k];
+            let w = wts[row + k];
+            for (var q = 0u; q < PAIRS; q++) {
+                acc[q] += w * msg[(PAIRS * lid + q) * FM + k];
+            }
         }
-        logit += wts[W_FUNCTIONAL_GNN_ATTENTION2_WEIGHT + o] * tanh(acc + ax[o]);
+        let w2 = wts[W_FUNCTIONAL_GNN_ATTENTION2_WEIGHT + o];
+        for (var q = 0u; q < PAIRS; q++) {
+            logit[q] += w2 * tanh(acc[q] + ax[o]);
+        }
     }
-    score[e] = logit + wts[W_FUNCTIONAL_GNN_ATTENTION2_BIAS];
+    for (var q = 0u; q < PAIRS; q++) {
+        score[PAIRS * lid + q] = logit[q] + wts[W_FUNCTIONAL_GNN_ATTENTION2_BIAS];
+    }
 }
 
-// Phase 1: entry e < n of the chunk at k0 of class `cls`.
-fn pair(cls: u32, e: u32, k0: u32, here: vec3<i32>, item: u32) {
-    let k = k0 + e;
-    var j: i32;
-    if (params.masked == 1u) {
-        j = i32(col_idx[k]);
-    } else {
-        j = neighbor_at(here, stencil[k].d, params.dims, params.boundary);
-    }
-    nb[e] = j;
-    if (j < 0) {
-        return;
-    }
-    if (cls == 0u) {
-        let nj = item + u32(j) * S;
-        var s = 0.0;
-        for (var c = 0u; c < S; c++) {
-            s += states[nj + c] * xw[c];
+// Phase 1: this invocation's neighboring entries PAIRS lid + q (q < PAIRS) of the n-entry
+// chunk at k0 of class `cls` (so at most one invocation has fewer than PAIRS). An entry past n
+// or without a cell (bounded lattice) gets index -1; a FUNCTIONAL one is still computed, on a
+// stand-in cell, so the pairs stay blocked, and never folded.
+fn pairs(cls: u32, n: u32, k0: u32, here: vec3<i32>, item: u32, lid: u32) {
+    var js: array<u32, PAIRS>;
+    for (var q = 0u; q < PAIRS; q++) {
+        let e = PAIRS * lid + q;
+        var j = -1;
+        if (e < n) {
+            if (params.masked == 1u) {
+                j = i32(col_idx[k0 + e]);
+            } else {
+                j = neighbor_at(here, stencil[k0 + e].d, params.dims, params.boundary);
+            }
         }
-        score[e] = s;
-    } else if (cls == 1u) {
-        functional_pair(e, item / S, u32(j));
+        nb[e] = j;
+        js[q] = select(0u, u32(j), j >= 0);
+        if (cls == 0u && j >= 0) {
+            let nj = item + u32(j) * S;
+            var s = 0.0;
+            for (var c = 0u; c < S; c++) {
+                s += states[nj + c] * xw[c];
+            }
+            score[e] = s;
+        }
+    }
+    if (cls == 1u) {
+        functional_pairs(lid, item / S, js);
     }
 }
 
@@ -274,8 +298,8 @@ fn main(
         }
         for (var k0 = lo; k0 < hi; k0 += CHUNK) {
             let n = min(CHUNK, hi - k0);
-            if (lid < n) {
-                pair(cls, lid, k0, here, item);
+            if (PAIRS * lid < n) {
+                pairs(cls, n, k0, here, item, lid);
             }
             workgroupBarrier();
             if (lid == 0u) {

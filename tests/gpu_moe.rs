@@ -54,8 +54,9 @@ fn cpu_run(
     a
 }
 
+#[allow(clippy::too_many_arguments)]
 fn gpu_run(
-    shared: &(GpuContext, MoeKernels),
+    (ctx, kernels): (&GpuContext, &MoeKernels),
     cache: &NeighborCache,
     w: &MoeWeights,
     combine: Combine,
@@ -63,7 +64,6 @@ fn gpu_run(
     items: u32,
     steps: u32,
 ) -> Vec<f32> {
-    let (ctx, kernels) = shared;
     let up = GpuNeighbors::upload(ctx, cache).unwrap();
     let mut moe = GpuMoe::new(ctx, cache, &up, kernels, &w.data, combine, states, items).unwrap();
     moe.submit_steps(ctx, steps);
@@ -83,9 +83,20 @@ fn compare(cache: &NeighborCache, combine: Combine, items: u32, steps: u32) {
         return;
     };
     let w = MoeWeights::seeded(ParamLayout::new(debug_shape()), 7);
-    let states = states_for(cache, items as usize, 24);
-    let cpu = cpu_run(cache, &w, combine, &states, items as usize, steps);
-    let gpu = gpu_run(shared, cache, &w, combine, &states, items, steps);
+    compare_on((&shared.0, &shared.1), &w, cache, combine, items, steps);
+}
+
+fn compare_on(
+    gpu: (&GpuContext, &MoeKernels),
+    w: &MoeWeights,
+    cache: &NeighborCache,
+    combine: Combine,
+    items: u32,
+    steps: u32,
+) {
+    let states = states_for(cache, items as usize, w.layout.shape.s as usize);
+    let cpu = cpu_run(cache, w, combine, &states, items as usize, steps);
+    let gpu = gpu_run(gpu, cache, w, combine, &states, items, steps);
     let scale = cpu.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let mut worst = 0.0f32;
     for (k, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
@@ -208,9 +219,51 @@ fn an_items_states_do_not_depend_on_its_batch() {
     let batch = states_for(&cache, 3, 24);
     let one = batch.len() / 3;
     let middle = &batch[one..2 * one];
-    let together = gpu_run(shared, &cache, &w, Combine::Residual, &batch, 3, 2);
-    let alone = gpu_run(shared, &cache, &w, Combine::Residual, middle, 1, 2);
+    let together = gpu_run(
+        (&shared.0, &shared.1),
+        &cache,
+        &w,
+        Combine::Residual,
+        &batch,
+        3,
+        2,
+    );
+    let alone = gpu_run(
+        (&shared.0, &shared.1),
+        &cache,
+        &w,
+        Combine::Residual,
+        middle,
+        1,
+        2,
+    );
     assert_ne!(alone, middle, "the step changed the states");
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&together[one..2 * one]), bits(&alone));
+}
+
+/// A message width whose two-pair gather chunk would not fit 16 KiB of workgroup memory: the
+/// gather takes one neighbor per invocation (PAIRS = 1, the OPTIMIZED preset's path).
+#[test]
+fn a_wide_message_gathers_one_pair_per_invocation() {
+    let Some((ctx, _)) = shared() else {
+        return;
+    };
+    let shape = MoeShape {
+        s: 8,
+        local_h1: 4,
+        local_h2: 4,
+        local_ph: 4,
+        func_hidden: 6,
+        func_msg: 40,
+        ode_hidden: 8,
+        gate_hidden: 8,
+    };
+    let layout = ParamLayout::new(shape);
+    assert!(lattice_gpu::moe::header(&layout, 3).contains("const PAIRS: u32 = 1u;"));
+    let kernels = MoeKernels::new(ctx, &layout, 3).unwrap();
+    let w = MoeWeights::seeded(layout, 5);
+    let dims = Dims::new(7, 6, 5).unwrap();
+    let cache = NeighborCache::build(dims, Boundary::Bounded, Radius::from_r(3.0), None).unwrap();
+    compare_on((ctx, &kernels), &w, &cache, Combine::Residual, 2, 2);
 }

@@ -11,7 +11,7 @@ use bytemuck::{Pod, Zeroable};
 use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
 use lattice_core::moe::gather::record_width;
-use lattice_core::moe::net::UpdateTile;
+use lattice_core::moe::net::{UpdateTile, WORKGROUP_BUDGET_BYTES};
 use lattice_core::moe::params::EXTERNAL_INPUT;
 use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout, STEPS_PER_CHECK};
 
@@ -58,7 +58,7 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
             ("EXT", EXTERNAL_INPUT),
             ("ODE_STEPS", ode_steps),
             ("REC", record_width(&sh) as u32),
-            ("GATHER_CHUNK", GATHER_CHUNK),
+            ("PAIRS", gather_pairs(&sh)),
             ("TILE", tile.rows),
             ("ROW", tile.row),
             ("TEMPS", tile.temps),
@@ -93,13 +93,22 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
     h.finish()
 }
 
-/// Neighbors per chunk of the gather kernel (`GATHER_CHUNK` of the header).
-const GATHER_CHUNK: u32 = 64;
+/// Workgroup memory of the gather kernel with `pairs` neighbors per invocation in a chunk (of
+/// 64 pairs): x, qx and ax; per chunk entry its index, score, two softmax factors and message;
+/// the two denominators and a class range.
+fn gather_workgroup_bytes(sh: &MoeShape, pairs: u32) -> u32 {
+    let chunk = 64 * pairs;
+    4 * (sh.s + sh.func_hidden + sh.func_msg + chunk * (4 + sh.func_msg) + 4)
+}
 
-/// Workgroup memory of the gather kernel: x, qx and ax; per chunk entry its index, score, two
-/// softmax factors and message; the two denominators and a class range.
-fn gather_workgroup_bytes(sh: &MoeShape) -> u32 {
-    4 * (sh.s + sh.func_hidden + sh.func_msg + GATHER_CHUNK * (4 + sh.func_msg) + 4)
+/// Neighbors per gather invocation and chunk (`PAIRS`): two, sharing each weight load, where
+/// that chunk fits WebGPU's default 16 KiB of workgroup memory (DEBUG, EXPERIMENT), else one.
+fn gather_pairs(sh: &MoeShape) -> u32 {
+    if gather_workgroup_bytes(sh, 2) <= WORKGROUP_BUDGET_BYTES {
+        2
+    } else {
+        1
+    }
 }
 
 /// The MoE kernels, in the order [`MoeKernels`] holds them.
@@ -138,7 +147,10 @@ impl MoeKernels {
         let tile = UpdateTile::new(&layout.shape);
         let limit = ctx.limits.max_compute_workgroup_storage_size;
         let needs = [
-            (&shaders::MOE_GATHER, gather_workgroup_bytes(&layout.shape)),
+            (
+                &shaders::MOE_GATHER,
+                gather_workgroup_bytes(&layout.shape, gather_pairs(&layout.shape)),
+            ),
             (&shaders::MOE_UPDATE, tile.bytes()),
         ];
         if let Some((kernel, need)) = needs.into_iter().find(|&(_, need)| need > limit) {

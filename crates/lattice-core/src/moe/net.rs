@@ -195,9 +195,9 @@ impl Update {
     }
 }
 
-/// Workgroup memory the GPU update kernel (`shaders/moe_update.wgsl`) may use per workgroup:
+/// Workgroup memory the MoE GPU kernels plan for (the update's tile, the gather's chunk):
 /// WebGPU's default limit, which every adapter offers.
-pub const UPDATE_TILE_BYTES: u32 = 16384;
+pub const WORKGROUP_BUDGET_BYTES: u32 = 16384;
 
 /// Rows the GPU update kernel computes per workgroup at most: enough to fill its 64
 /// invocations with (output, row) pairs on the small presets.
@@ -227,7 +227,8 @@ impl UpdateTile {
         .max()
         .unwrap_or(0);
         let row = 9 * s + sh.func_msg + temps;
-        let rows = (UPDATE_TILE_BYTES / Self::bytes_per_row(row)).clamp(1, UPDATE_TILE_MAX_ROWS);
+        let rows =
+            (WORKGROUP_BUDGET_BYTES / Self::bytes_per_row(row)).clamp(1, UPDATE_TILE_MAX_ROWS);
         Self { temps, row, rows }
     }
 
@@ -237,7 +238,7 @@ impl UpdateTile {
         4 * (row + 2 + 3)
     }
 
-    /// Workgroup memory of the whole tile; over [`UPDATE_TILE_BYTES`] only for shapes whose one
+    /// Workgroup memory of the whole tile; over [`WORKGROUP_BUDGET_BYTES`] only for shapes whose one
     /// row does not fit it (they need an adapter with a larger limit).
     pub fn bytes(&self) -> u32 {
         self.rows * Self::bytes_per_row(self.row)

@@ -174,7 +174,7 @@ fn local_expert_mixes_alpha_x_and_beta_processed() {
 /// outputs and the widest phase's temporaries (the functional expert's at these sizes).
 #[test]
 fn the_update_tile_fits_the_presets_in_16_kib() {
-    use super::net::{UPDATE_TILE_BYTES, UpdateTile};
+    use super::net::{UpdateTile, WORKGROUP_BUDGET_BYTES};
     let optimized = MoeShape {
         s: 128,
         local_h1: 64,
@@ -193,7 +193,7 @@ fn the_update_tile_fits_the_presets_in_16_kib() {
             let functional = 8 * s + s / 2 + 1 + 3 * s + sh.ode_hidden + sh.ode_hidden / 2;
             assert_eq!(tile.temps, functional);
             assert_eq!(tile.row, 9 * s + sh.func_msg + functional);
-            assert!(tile.bytes() <= UPDATE_TILE_BYTES);
+            assert!(tile.bytes() <= WORKGROUP_BUDGET_BYTES);
             tile.rows
         })
         .collect();
