@@ -256,6 +256,32 @@ struct MoeParts {
     weights: lattice::core::moe::MoeWeights,
 }
 
+/// The engine-level pieces of a flows config: the config, layout, seeded weights and kernels.
+struct FlowParts {
+    f: config::FlowsConfig,
+    layout: lattice::core::flows::FlowLayout,
+    weights: lattice::core::flows::FlowWeights,
+    kernels: lattice::gpu::flows::FlowKernels,
+}
+
+fn flow_parts(ctx: &lattice::gpu::GpuContext, text: &str) -> FlowParts {
+    let cfg = config::parse(text, "flows.ron".as_ref()).unwrap();
+    let config::Simulation::Flows(f) = cfg.simulation else {
+        unreachable!()
+    };
+    let layout =
+        lattice::core::flows::FlowLayout::new(lattice::core::flows::FlowShape::from_config(&f));
+    let weights = lattice::core::flows::FlowWeights::seeded(layout.clone(), 1);
+    let kernels =
+        lattice::gpu::flows::FlowKernels::new(ctx, &layout, &weights.data, f.capacity()).unwrap();
+    FlowParts {
+        f,
+        layout,
+        weights,
+        kernels,
+    }
+}
+
 fn moe_parts() -> MoeParts {
     let cfg = config::parse(MOE, "moe.ron".as_ref()).unwrap();
     let config::Simulation::Moe(m) = cfg.simulation else {
@@ -306,15 +332,13 @@ fn the_memory_plans_count_every_buffer_a_batch_allocates() {
         assert_eq!(planned, ctx.last_allocation_bytes(), "MoE, {items} item(s)");
     }
     // Flows: the per-item plan is exact but for 8 bytes per batch (an offset and a counter).
-    let cfg = config::parse(FLOWS, "flows.ron".as_ref()).unwrap();
-    let config::Simulation::Flows(f) = &cfg.simulation else {
-        unreachable!()
-    };
-    let layout =
-        lattice::core::flows::FlowLayout::new(lattice::core::flows::FlowShape::from_config(f));
-    let weights = lattice::core::flows::FlowWeights::seeded(layout.clone(), 1);
-    let kernels =
-        lattice::gpu::flows::FlowKernels::new(&ctx, &layout, &weights.data, f.capacity()).unwrap();
+    let FlowParts {
+        f,
+        layout,
+        weights,
+        kernels,
+    } = flow_parts(&ctx, FLOWS);
+    let f = &f;
     for items in [1u64, 3] {
         let ids: Vec<u64> = (0..items).collect();
         let emb =
@@ -461,16 +485,13 @@ fn a_profiled_flow_step_times_every_kernel_and_each_gru_layer() {
     let Some(ctx) = gpu() else {
         return;
     };
-    let text = FLOWS.replace("layers: 2", "layers: 3");
-    let cfg = config::parse(&text, "flows.ron".as_ref()).unwrap();
-    let config::Simulation::Flows(f) = &cfg.simulation else {
-        unreachable!()
-    };
-    let layout =
-        lattice::core::flows::FlowLayout::new(lattice::core::flows::FlowShape::from_config(f));
-    let weights = lattice::core::flows::FlowWeights::seeded(layout.clone(), 1);
-    let kernels =
-        lattice::gpu::flows::FlowKernels::new(&ctx, &layout, &weights.data, f.capacity()).unwrap();
+    let FlowParts {
+        f,
+        weights,
+        kernels,
+        ..
+    } = flow_parts(&ctx, &FLOWS.replace("layers: 2", "layers: 3"));
+    let f = &f;
     let ids = [0u64, 1];
     let emb = lattice::core::flows::mapper::seeded_embeddings(1, &ids, f.embedding_dim as usize);
     let (state, seeds) = lattice::core::flows::mapper::place_batch(&weights, f, 1, &ids, &emb);
