@@ -17,7 +17,7 @@
 var<workgroup> kcnt: array<u32, 3u * TILE>;
 
 // A row: x, the gathered record, three expert outputs, then temporaries that each phase lays
-// out its own way (ROW and TEMPS come from lattice-core's moe::net::update_tile).
+// out its own way (ROW and TEMPS come from lattice-core's moe::net::UpdateTile).
 const X: u32 = 0u;
 const AGG_L: u32 = S;
 const SUM_L: u32 = 2u * S;
@@ -105,10 +105,10 @@ fn local_expert(lid: u32) {
     workgroupBarrier();
 }
 
-// The mean over the FUNCTIONAL neighbors (`sum` / max(k, 1)) of a summed vector, into `to`.
-fn functional_mean(sum: u32, to: u32, lid: u32) {
+// The mean over the neighbors of class `cls` (`sum` / max(k, 1)) of a summed vector, into `to`.
+fn class_mean(sum: u32, cls: u32, to: u32, lid: u32) {
     for (var i = lid; i < S * TILE; i += WG) {
-        act[to * TILE + i] = act[sum * TILE + i] / f32(max(count_of(i % TILE, 1u), 1u));
+        act[to * TILE + i] = act[sum * TILE + i] / f32(max(count_of(i % TILE, cls), 1u));
     }
     workgroupBarrier();
 }
@@ -124,7 +124,7 @@ fn functional_expert(lid: u32) {
     let cnf_out = cand + S;
     let cat = cnf_out + S;
     let cnf_tmp = cat + 2u * S;
-    functional_mean(ABS_F, mean, lid);
+    class_mean(ABS_F, 1u, mean, lid);
     let half = S / 2u;
     lin(W_FUNCTIONAL_GATE1_WEIGHT, W_FUNCTIONAL_GATE1_BIAS, 2u * S, X, S, mean, S, gh, half, true, lid);
     lin(W_FUNCTIONAL_GATE2_WEIGHT, W_FUNCTIONAL_GATE2_BIAS, half, gh, half, 0u, 0u, g1, 1u, false, lid);
@@ -137,7 +137,7 @@ fn functional_expert(lid: u32) {
     }
     workgroupBarrier();
     lin(W_FUNCTIONAL_GNN_CANDIDATE_WEIGHT, W_FUNCTIONAL_GNN_CANDIDATE_BIAS, stride, rx, S, M_F, FM, cand, S, false, lid);
-    functional_mean(SUM_F, mean, lid);
+    class_mean(SUM_F, 1u, mean, lid);
     cnf(cnf_functional(), X, mean, cnf_out, cnf_tmp, lid);
     for (var i = lid; i < S * TILE; i += WG) {
         let g = sigmoid(act[g1 * TILE + i % TILE]);
@@ -154,10 +154,7 @@ fn functional_expert(lid: u32) {
 
 fn distant_expert(lid: u32) {
     let nbar = T0;
-    for (var i = lid; i < S * TILE; i += WG) {
-        act[nbar * TILE + i] = act[SUM_D * TILE + i] / f32(max(count_of(i % TILE, 2u), 1u));
-    }
-    workgroupBarrier();
+    class_mean(SUM_D, 2u, nbar, lid);
     cnf(cnf_distant(), X, nbar, O_D, nbar + S, lid);
     zero_if_empty(O_D, S, 2u, lid);
 }
