@@ -27,6 +27,8 @@ struct LayerParams {
 @group(0) @binding(5) var<storage, read> xin: array<f32>;
 @group(0) @binding(6) var<storage, read> hidden: array<f32>;
 @group(0) @binding(7) var<storage, read_write> hnext: array<f32>;
+// Offsets of the items' live lists; the live total at [items] (flow_live).
+@group(0) @binding(8) var<storage, read> live_off: array<u32>;
 
 const KC: u32 = 64u;
 var<workgroup> tile: array<f32, TILE * KC>;
@@ -51,7 +53,7 @@ fn main(
 ) {
     let u = wg.x * 64u + lid;
     let g0 = (wg.y + wg.z * nwg.y) * TILE;
-    let live = params.live_total;
+    let live = live_off[params.items];
     var ir: array<f32, TILE>;
     var iz: array<f32, TILE>;
     var inn: array<f32, TILE>;

@@ -23,6 +23,8 @@
 @group(0) @binding(11) var<storage, read> ids: array<u32>;
 // Per slot: which hidden-state buffer holds the flow's latest state (for reading it back).
 @group(0) @binding(12) var<storage, read_write> hidden_at: array<u32>;
+// Offsets of the items' live lists; the live total at [items] (flow_live).
+@group(0) @binding(13) var<storage, read> live_off: array<u32>;
 
 fn outside(v: f32) -> bool {
     return v < -1.0 || v > 1.0;
@@ -37,6 +39,9 @@ const HEAD_UNITS: u32 = EH + DH;
 var<workgroup> top: array<f32, HT * HC>;
 // [unit][flow of the tile]: GELU of both heads' hidden layers.
 var<workgroup> hid: array<f32, HEAD_UNITS * HT>;
+// The live total, read once from storage and shared uniformly (it guards a return before
+// barriers).
+var<workgroup> n_live: u32;
 
 // GELU(W1 . h + b1) of hidden unit o (energy units first) for flow t of the tile.
 fn hidden_unit(o: u32, t: u32) -> f32 {
@@ -132,7 +137,10 @@ fn main(
     @builtin(num_workgroups) groups: vec3<u32>,
 ) {
     let g0 = flat_workgroup(wid, groups) * HT;
-    let live = params.live_total;
+    if (lid == 0u) {
+        n_live = live_off[params.items];
+    }
+    let live = workgroupUniformLoad(&n_live);
     // A whole workgroup past the live flows (the 2D grid's overhang): uniform, so it may leave.
     if (g0 >= live) {
         return;

@@ -33,7 +33,7 @@ fn norm_gelu(a: ptr<function, array<f32, NH>>, w: u32, b: u32) {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let g = flat_invocation(gid, nwg, 64u);
-    if (g >= params.live_total) {
+    if (g >= live_off[params.items]) {
         return;
     }
     // The item whose live list holds g: the last b with live_off[b] <= g.

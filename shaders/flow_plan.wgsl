@@ -30,33 +30,11 @@
 const WG: u32 = PLAN_WG;
 // Survivors and completions are scanned together: a chunk has at most WG of each.
 const DONE_UNIT: u32 = 65536u;
-var<workgroup> scan: array<u32, WG>;
 var<workgroup> n_front: atomic<u32>;
 var<workgroup> n_back: atomic<u32>;
 var<workgroup> n_reflected: atomic<u32>;
 // The item's live count, read once from storage and shared uniformly.
 var<workgroup> n_live: u32;
-
-// Inclusive scan of `v` over the workgroup (Hillis-Steele) and the chunk's total (uniform);
-// every invocation must call it.
-fn inclusive_scan(lid: u32, v: u32) -> vec2<u32> {
-    scan[lid] = v;
-    workgroupBarrier();
-    for (var off = 1u; off < WG; off *= 2u) {
-        var add = 0u;
-        if (lid >= off) {
-            add = scan[lid - off];
-        }
-        workgroupBarrier();
-        scan[lid] += add;
-        workgroupBarrier();
-    }
-    let mine = scan[lid];
-    // The total drives loop bounds around barriers: load it uniformly (WGSL uniformity).
-    let total = workgroupUniformLoad(&scan[WG - 1u]);
-    workgroupBarrier();
-    return vec2<u32>(mine, total);
-}
 
 // Children the list entry `j` asks for (0 past the end or for a flow that is not moving).
 fn requested_by(base: u32, n: u32, j: u32) -> u32 {

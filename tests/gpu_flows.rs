@@ -2,7 +2,9 @@
 //! 256×2, noise, spawn and reflection on, a capacity that binds), B = 4, run to the end: the
 //! same flows complete on the same planes after the same steps, states and surfaces within
 //! relative 1e-4; two runs bit-identical on each backend; an item's surface the same alone and
-//! in a batch of 8. Skips without an adapter unless LATTICE_REQUIRE_GPU=1 (CI sets it).
+//! in a batch of 8; the live-list kernel equal to its CPU twin, and grids folded at a few
+//! workgroups per dimension giving the same bits. Skips without an adapter unless
+//! LATTICE_REQUIRE_GPU=1 (CI sets it).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -13,12 +15,13 @@ use lattice_core::flows::aggregate::aggregate;
 use lattice_core::flows::coords::quantize;
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::run::BatchOutcome;
+use lattice_core::flows::run::FlowEngine;
 use lattice_core::flows::state::{DoneFlow, status};
 use lattice_core::flows::{
     CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
 };
 use lattice_gpu::GpuContext;
-use lattice_gpu::flows::{FlowKernels, GpuFlows};
+use lattice_gpu::flows::{FlowKernels, GpuFlows, LiveDispatch};
 
 const ITEMS: u32 = 4;
 const SEED: u64 = 42;
@@ -66,8 +69,16 @@ fn first_items() -> Vec<u64> {
 }
 
 fn gpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
+    gpu_run_folded(s, ids, None)
+}
+
+/// A GPU run, its grids folded at `max_groups` workgroups per dimension when given.
+fn gpu_run_folded(s: &Setup, ids: &[u64], max_groups: Option<u32>) -> BatchOutcome {
     let (state, seeds) = placed(s, ids);
     let mut engine = GpuFlows::new(&s.ctx, &s.kernels, &state, &seeds).unwrap();
+    if let Some(n) = max_groups {
+        engine.fold_grids_at(n);
+    }
     run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {
         ControlFlow::Continue(())
     })
@@ -280,4 +291,47 @@ fn an_items_surface_does_not_depend_on_its_batch() {
             "{backend}: item {item} alone vs in a batch of 8"
         );
     }
+}
+
+/// Steps the first items one at a time, folding grids at `max_groups` when given, and checks
+/// after each step that `flow_live` computed what its CPU twin does from the counts the step
+/// started with.
+fn check_live_kernel(s: &Setup, max_groups: Option<u32>) {
+    let (state, seeds) = placed(s, &first_items());
+    let mut engine = GpuFlows::new(&s.ctx, &s.kernels, &state, &seeds).unwrap();
+    let limit = max_groups.unwrap_or(s.ctx.limits.max_compute_workgroups_per_dimension);
+    if let Some(n) = max_groups {
+        engine.fold_grids_at(n);
+    }
+    let sh = s.weights.layout.shape;
+    let mut moving: Vec<u32> = state.counts.iter().map(|c| c.moving).collect();
+    let mut children_seen = false;
+    for step in 0..s.cfg.steps() {
+        let rule = s.cfg.rule(step);
+        let counts = engine.step(&rule).unwrap();
+        let want = LiveDispatch::plan(&moving, &sh, s.cfg.capacity(), rule.spawn_max, limit);
+        assert_eq!(engine.live_dispatch().unwrap(), want, "step {step}");
+        children_seen |= want.1.copy[0] > 0;
+        moving = counts.iter().map(|c| c.moving).collect();
+    }
+    assert!(children_seen, "a step had children to copy");
+}
+
+#[test]
+fn the_live_kernel_matches_its_cpu_twin() {
+    let Some(s) = setup() else { return };
+    check_live_kernel(s, None);
+    check_live_kernel(s, Some(3));
+}
+
+#[test]
+fn grids_folded_at_two_workgroups_give_the_same_bits() {
+    let Some(s) = setup() else { return };
+    let folded = gpu_run_folded(s, &first_items(), Some(2));
+    let plain = gpu_first(s);
+    assert_eq!(bits(&folded), bits(plain));
+    assert_eq!(
+        (&folded.state.done, &folded.steps),
+        (&plain.state.done, &plain.steps)
+    );
 }

@@ -331,7 +331,7 @@ fn the_memory_plans_count_every_buffer_a_batch_allocates() {
             lattice::gpu::moe::batch_bytes(&ctx, &layout, cache.dims().cells(), items).unwrap();
         assert_eq!(planned, ctx.last_allocation_bytes(), "MoE, {items} item(s)");
     }
-    // Flows: the per-item plan is exact but for 8 bytes per batch (an offset and a counter).
+    // Flows: per item, and the batch's few bytes (an offset, a counter, the dispatch grids).
     let FlowParts {
         f,
         layout,
@@ -351,7 +351,7 @@ fn the_memory_plans_count_every_buffer_a_batch_allocates() {
             f.steps(),
         );
         assert_eq!(
-            per_item * items + 8,
+            per_item * items + lattice::gpu::flows::FlowKernels::BATCH_BYTES,
             ctx.last_allocation_bytes(),
             "flows, {items} item(s)"
         );
@@ -509,6 +509,7 @@ fn a_profiled_flow_step_times_every_kernel_and_each_gru_layer() {
             ("flow_copy", 2),
             ("flow_gru", 6),
             ("flow_heads", 2),
+            ("flow_live", 2),
             ("flow_neuron", 2),
             ("flow_plan", 2)
         ]

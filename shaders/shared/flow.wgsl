@@ -5,7 +5,8 @@
 
 struct FlowParams {
     items: u32,
-    live_total: u32,
+    // Workgroups per grid dimension (the device limit flow_live folds its grids at).
+    max_groups: u32,
     step: u32,
     // Slots of the batch (items * CAP).
     nmax: u32,

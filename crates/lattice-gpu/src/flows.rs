@@ -1,22 +1,26 @@
-//! GPU twin of `lattice_core::flows`: the five-stage flow step (neuron, GRU layers, heads,
-//! plan, copy) on structure-of-arrays buffers that mirror [`FlowState`] slot for slot. The
-//! hidden states ping-pong between two buffers, with a per-slot note of which one holds a
+//! GPU twin of `lattice_core::flows`: the six-stage flow step (live lists, neuron, GRU layers,
+//! heads, plan, copy) on structure-of-arrays buffers that mirror [`FlowState`] slot for slot.
+//! The hidden states ping-pong between two buffers, with a per-slot note of which one holds a
 //! flow's latest state (flows that stopped moving keep theirs where they left it).
 //!
 //! Sizes and tensor offsets are baked into each pipeline through a generated header of WGSL
-//! `const`s. Each step ends with a small read-back of the per-item counts: the host needs them
-//! for the next dispatch sizes, the metrics and the early-stop test.
+//! `const`s. A step needs nothing from the host: `flow_live` turns the per-item counts left by
+//! the previous step into list offsets and the other kernels' workgroup grids (indirect
+//! dispatch). A window of steps (`FlowEngine::steps`) runs back to back; each step's counts
+//! are copied into a history buffer that is read back once, at the window's end.
 
 use bytemuck::{Pod, Zeroable};
 use lattice_core::flows::params::DISP_HIDDEN;
-use lattice_core::flows::run::FlowEngine;
+use lattice_core::flows::run::{FlowEngine, WINDOW_STEPS};
 use lattice_core::flows::state::{DoneFlow, done_capacity};
 use lattice_core::flows::{FlowLayout, FlowShape, FlowState, ItemCounts, MoveRule};
 use lattice_core::tensors::TensorSpec;
 
 use crate::context::{GpuContext, GpuError};
 use crate::header::Header;
-use crate::kernel::{Kernel, Staging, allocating, read_back, storage, storage_zeroed, uniform};
+use crate::kernel::{
+    Kernel, Staging, allocating, indirect_args, read_back, storage, storage_zeroed, uniform,
+};
 use crate::profile::{Profiler, kernel_pass};
 use crate::shaders::{self, KernelSpec};
 
@@ -28,7 +32,8 @@ pub const TILE: u32 = 8;
 #[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
 pub struct FlowParams {
     pub items: u32,
-    pub live_total: u32,
+    /// Workgroups per grid dimension (the device's limit, where `flow_live` folds grids).
+    pub max_groups: u32,
     pub step: u32,
     pub nmax: u32,
     pub scale: f32,
@@ -112,13 +117,15 @@ pub fn header(layout: &FlowLayout, capacity: u32) -> String {
             ("TILE", TILE),
             ("HEADS_TILE", heads_tile(&sh)),
             ("PLAN_WG", shaders::FLOW_PLAN.workgroup),
+            ("LIVE_WG", shaders::FLOW_LIVE.workgroup),
         ])
         .tensor_offsets(layout.tensors.iter().filter(on_gpu), base)
         .finish()
 }
 
 /// The flow kernels, in the order [`FlowKernels`] holds them.
-pub const KERNELS: [&KernelSpec; 5] = [
+pub const KERNELS: [&KernelSpec; 6] = [
+    &shaders::FLOW_LIVE,
     &shaders::FLOW_NEURON,
     &shaders::FLOW_GRU,
     &shaders::FLOW_HEADS,
@@ -126,7 +133,67 @@ pub const KERNELS: [&KernelSpec; 5] = [
     &shaders::FLOW_COPY,
 ];
 
-/// The composed sources of the five flow kernels.
+/// The workgroup grids of one step's kernels after `flow_live` (WGSL `args`, 48 bytes): its
+/// CPU twin, [`LiveDispatch::plan`], computes the same grids from the same counts.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct LiveDispatch {
+    pub neuron: [u32; 3],
+    pub gru: [u32; 3],
+    pub heads: [u32; 3],
+    pub copy: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<LiveDispatch>() == 48);
+
+impl LiveDispatch {
+    /// Byte offsets of the four grids in the `args` buffer.
+    const NEURON: u64 = 0;
+    const GRU: u64 = 12;
+    const HEADS: u64 = 24;
+    const COPY: u64 = 36;
+
+    /// The twin of shaders/flow_live.wgsl: the live lists' offsets (the live total last) and
+    /// the grids, for items with `moving` live flows each.
+    pub fn plan(
+        moving: &[u32],
+        sh: &FlowShape,
+        capacity: u32,
+        spawn_max: u32,
+        max_groups: u32,
+    ) -> (Vec<u32>, Self) {
+        let mut offsets = Vec::with_capacity(moving.len() + 1);
+        let mut live = 0u32;
+        for &m in moving {
+            offsets.push(live);
+            live += m;
+        }
+        offsets.push(live);
+        let children: u64 = (moving.iter())
+            .map(|&m| (u64::from(m) * u64::from(spawn_max)).min(u64::from(capacity)))
+            .sum();
+        let fold = |groups: u64| match groups {
+            0 => [0, 1],
+            g => {
+                let x = g.min(u64::from(max_groups));
+                [x as u32, g.div_ceil(x) as u32]
+            }
+        };
+        let live = u64::from(live);
+        let [nx, ny] = fold(live.div_ceil(64));
+        let [gy, gz] = fold(live.div_ceil(u64::from(TILE)));
+        let [hx, hy] = fold(live.div_ceil(u64::from(heads_tile(sh))));
+        let [cx, cy] = fold((children * u64::from(sh.hidden_len())).div_ceil(64));
+        let grids = Self {
+            neuron: [nx, ny, 1],
+            gru: [sh.hidden.div_ceil(64), gy, gz],
+            heads: [hx, hy, 1],
+            copy: [cx, cy, 1],
+        };
+        (offsets, grids)
+    }
+}
+
+/// The composed sources of the six flow kernels.
 pub fn sources(layout: &FlowLayout, capacity: u32) -> Vec<(&'static str, String)> {
     let h = header(layout, capacity);
     KERNELS
@@ -174,6 +241,7 @@ fn transposed_gru(layout: &FlowLayout, w: &[f32]) -> (Vec<f32>, Vec<(u32, u32)>)
 pub struct FlowKernels {
     layout: FlowLayout,
     capacity: u32,
+    live: Kernel,
     neuron: Kernel,
     gru: Kernel,
     heads: Kernel,
@@ -207,7 +275,7 @@ impl FlowKernels {
             });
         }
         let h = header(layout, capacity);
-        let [neuron, gru, heads, plan, copy] = KERNELS.map(|k| Kernel::new(ctx, k, &h));
+        let [live, neuron, gru, heads, plan, copy] = KERNELS.map(|k| Kernel::new(ctx, k, &h));
         // Only the per-flow networks go to the GPU; the mapper and collector run on the host
         // (the optimized preset's mapper alone is 2.5 GB).
         let range = gpu_range(layout);
@@ -237,6 +305,7 @@ impl FlowKernels {
         Ok(Self {
             layout: layout.clone(),
             capacity,
+            live,
             neuron,
             gru,
             heads,
@@ -259,15 +328,20 @@ impl FlowKernels {
     /// Device memory one item's batch buffers take in all over `steps` steps: per slot the
     /// two ping-pong hidden states, the carrier input, 84 bytes of position, status, lists,
     /// spawn pairs and the hidden state's buffer index; the completion records; its counts
-    /// twice (on the device and in the staging buffer they are read back through), noise seed
-    /// and list offset (a batch adds 8 bytes: one more offset and the pair counter).
+    /// (on the device, and a window's worth in the history and in the staging buffer it is
+    /// read back through), noise seed and list offset. A batch adds [`Self::BATCH_BYTES`].
     pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
         let sh = layout.shape;
         let per_slot = u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 84;
         let records = u64::from(done_capacity(capacity, steps)) * size_of::<DoneFlow>() as u64;
-        let per_item = (2 * size_of::<ItemCounts>() + 8 + 4) as u64;
+        let counts = (1 + 2 * WINDOW_STEPS as usize) * size_of::<ItemCounts>();
+        let per_item = (counts + 8 + 4) as u64;
         u64::from(capacity) * per_slot + records + per_item
     }
+
+    /// Device memory a batch takes besides its items': one more list offset, the pair counter
+    /// and the indirect dispatch grids.
+    pub const BATCH_BYTES: u64 = 8 + size_of::<LiveDispatch>() as u64;
 }
 
 struct Buffers {
@@ -289,6 +363,10 @@ struct Buffers {
     xin: wgpu::Buffer,
     seeds: wgpu::Buffer,
     counts: wgpu::Buffer,
+    /// Every step's counts in the current window, step after step.
+    history: wgpu::Buffer,
+    /// The step's workgroup grids ([`LiveDispatch`]), written by `flow_live`.
+    args: wgpu::Buffer,
     done: wgpu::Buffer,
     free: wgpu::Buffer,
     pairs: wgpu::Buffer,
@@ -324,6 +402,11 @@ fn check_fits(ctx: &GpuContext, k: &FlowKernels, state: &FlowState) -> Result<()
     Ok(())
 }
 
+/// Bytes of a window's per-item counts, step after step.
+fn history_bytes(items: u32) -> u64 {
+    u64::from(WINDOW_STEPS) * u64::from(items) * size_of::<ItemCounts>() as u64
+}
+
 impl Buffers {
     /// Uploads a placed batch; scratch buffers start zeroed.
     fn upload(ctx: &GpuContext, k: &FlowKernels, state: &FlowState, seeds: &[[u32; 2]]) -> Self {
@@ -355,6 +438,8 @@ impl Buffers {
             xin: storage_zeroed(ctx, "carrier input", slots * u64::from(sh.carrier_in()) * 4),
             seeds: storage(ctx, "seeds", &seeds_flat),
             counts: storage(ctx, "counts", &state.counts),
+            history: storage_zeroed(ctx, "counts history", history_bytes(state.items)),
+            args: indirect_args(ctx, "dispatch grids", size_of::<LiveDispatch>() as u64),
             done: storage(ctx, "done", &state.done),
             free: storage_zeroed(ctx, "free slots", slots * 4),
             pairs: storage_zeroed(ctx, "spawn pairs", slots * 8),
@@ -366,6 +451,7 @@ impl Buffers {
 /// The bind groups of one batch, in the kernel table's binding order, one per ping-pong
 /// direction (the live lists and the hidden states swap together); `gru` per layer.
 struct Groups {
+    live: wgpu::BindGroup,
     neuron: [wgpu::BindGroup; 2],
     gru: [Vec<wgpu::BindGroup>; 2],
     heads: [wgpu::BindGroup; 2],
@@ -375,6 +461,9 @@ struct Groups {
 
 impl Groups {
     fn bind(ctx: &GpuContext, k: &FlowKernels, b: &Buffers) -> Self {
+        let live = k
+            .live
+            .bind(ctx, &[&b.params, &b.counts, &b.live_off, &b.args]);
         let neuron = [0, 1].map(|c| {
             let live = &b.live[c];
             k.neuron.bind(
@@ -394,7 +483,17 @@ impl Groups {
             let (old, new) = (&b.hidden[c], &b.hidden[1 - c]);
             (k.layers.iter())
                 .map(|lp| {
-                    let bufs = [&b.params, lp, &k.wts, &k.gru_t, &b.gslot, &b.xin, old, new];
+                    let bufs = [
+                        &b.params,
+                        lp,
+                        &k.wts,
+                        &k.gru_t,
+                        &b.gslot,
+                        &b.xin,
+                        old,
+                        new,
+                        &b.live_off,
+                    ];
                     k.gru.bind(ctx, &bufs)
                 })
                 .collect()
@@ -416,6 +515,7 @@ impl Groups {
                     &b.steps,
                     &b.id,
                     &b.hidden_at,
+                    &b.live_off,
                 ],
             )
         });
@@ -447,6 +547,7 @@ impl Groups {
             k.copy.bind(ctx, &bufs)
         });
         Self {
+            live,
             neuron,
             gru,
             heads,
@@ -465,10 +566,13 @@ pub struct GpuFlows<'a> {
     g: Groups,
     /// Which `live` buffer holds the current list.
     cur: usize,
+    /// The counts after the last window (with frozen items' `moving` set to 0).
     counts: Vec<ItemCounts>,
-    /// The per-item counts, copied at the end of every step's command buffer.
-    counts_staging: Staging,
+    /// The counts history, copied once at the end of every window.
+    history_staging: Staging,
     done_cap: u32,
+    /// Workgroups per grid dimension before `flow_live` folds a grid into the next one.
+    max_groups: u32,
     /// With [`Self::enable_profiling`]: per-kernel GPU time of every step.
     profiler: Option<Profiler>,
 }
@@ -504,9 +608,12 @@ impl<'a> GpuFlows<'a> {
         check_fits(ctx, k, state)?;
         let b = Buffers::upload(ctx, k, state, seeds);
         let g = Groups::bind(ctx, k, &b);
-        let counts_bytes = std::mem::size_of_val(state.counts.as_slice()) as u64;
         Ok(Self {
-            counts_staging: Staging::new(ctx, "counts staging", counts_bytes),
+            history_staging: Staging::new(
+                ctx,
+                "counts history staging",
+                history_bytes(state.items),
+            ),
             ctx,
             k,
             items: state.items,
@@ -515,15 +622,36 @@ impl<'a> GpuFlows<'a> {
             cur: 0,
             counts: state.counts.clone(),
             done_cap: state.done_capacity,
+            max_groups: ctx.limits.max_compute_workgroups_per_dimension,
             profiler: None,
         })
+    }
+
+    /// Folds every later step's grids at `max_groups` workgroups per dimension instead of the
+    /// device's limit, as a device with that limit would (tests reach the folded grids of a
+    /// big batch with a small one).
+    ///
+    /// # Panics
+    /// Unless `max_groups` is between 1 and the device's limit.
+    pub fn fold_grids_at(&mut self, max_groups: u32) {
+        let limit = self.ctx.limits.max_compute_workgroups_per_dimension;
+        assert!((1..=limit).contains(&max_groups), "1 to {limit} workgroups");
+        self.max_groups = max_groups;
+    }
+
+    /// What `flow_live` computed in the last step: the live lists' offsets (the live total
+    /// last) and the step's grids.
+    pub fn live_dispatch(&self) -> Result<(Vec<u32>, LiveDispatch), GpuError> {
+        let offsets = read_back(self.ctx, &self.b.live_off, self.items as usize + 1)?;
+        let grids: Vec<LiveDispatch> = read_back(self.ctx, &self.b.args, 1)?;
+        Ok((offsets, grids[0]))
     }
 
     /// Times every kernel of every later step; false when the adapter has no timestamp
     /// queries.
     pub fn enable_profiling(&mut self) -> bool {
         let layers = self.k.layers.len() as u32;
-        self.profiler = Profiler::new(self.ctx, 4 + layers);
+        self.profiler = Profiler::new(self.ctx, 5 + layers);
         self.profiler.is_some()
     }
 
@@ -536,93 +664,97 @@ impl<'a> GpuFlows<'a> {
         (self.items * self.k.capacity) as usize
     }
 
-    fn step_gpu(&mut self, rule: &MoveRule) -> Result<Vec<ItemCounts>, GpuError> {
-        let ctx = self.ctx;
-        let k = self.k;
-        let sh = k.layout.shape;
-        let live: u32 = self.counts.iter().map(|c| c.moving).sum();
-        if live == 0 {
-            return Ok(self.counts.clone());
-        }
-        let nmax = self.items * k.capacity;
-        let params = FlowParams {
+    /// The uniform parameters of one step.
+    fn params(&self, rule: &MoveRule, hidden_next: u32) -> FlowParams {
+        FlowParams {
             items: self.items,
-            live_total: live,
+            max_groups: self.max_groups,
             step: rule.step,
-            nmax,
+            nmax: self.items * self.k.capacity,
             scale: rule.displacement_scale,
             noise: rule.noise,
             spawn_tau: rule.spawn_threshold,
             spawn_max: rule.spawn_max,
             reflection: u32::from(rule.reflection),
             done_cap: self.done_cap,
-            hidden_next: 1 - self.cur as u32,
+            hidden_next,
             pad: 0,
-        };
-        ctx.queue
-            .write_buffer(&self.b.params, 0, bytemuck::bytes_of(&params));
-        let mut off = Vec::with_capacity(self.counts.len() + 1);
-        off.push(0u32);
-        for c in &self.counts {
-            off.push(off.last().unwrap() + c.moving);
         }
-        ctx.queue
-            .write_buffer(&self.b.live_off, 0, bytemuck::cast_slice(&off));
+    }
+
+    /// Runs the steps of `rules` back to back, each its own submission (the uniform
+    /// parameters are written between them), then reads every step's counts back at once.
+    fn run_window(&mut self, rules: &[MoveRule]) -> Result<Vec<Vec<ItemCounts>>, GpuError> {
+        assert!(
+            (1..=WINDOW_STEPS as usize).contains(&rules.len()),
+            "1 to {WINDOW_STEPS} steps a window"
+        );
+        let ctx = self.ctx;
+        // Frozen items restart from the host's counts.
         ctx.queue
             .write_buffer(&self.b.counts, 0, bytemuck::cast_slice(&self.counts));
-        // Children this step: per item at most spawn_max per live flow, and its capacity.
-        let children: u64 = self
-            .counts
-            .iter()
-            .map(|c| (u64::from(c.moving) * u64::from(rule.spawn_max)).min(u64::from(k.capacity)))
-            .sum();
-
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        enc.clear_buffer(&self.b.pair_count, 0, None);
-        let prof = &mut self.profiler;
-        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_neuron");
-        k.neuron
-            .dispatch(ctx, &mut pass, &self.g.neuron[self.cur], u64::from(live));
-        drop(pass);
-        let tiles = live.div_ceil(TILE);
-        let max = ctx.limits.max_compute_workgroups_per_dimension;
-        let (ty, tz) = (tiles.min(max), tiles.div_ceil(tiles.min(max)));
-        for g in &self.g.gru[self.cur] {
-            let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_gru");
-            k.gru
-                .dispatch_groups(&mut pass, g, sh.hidden.div_ceil(64), ty, tz);
+        for (j, rule) in rules.iter().enumerate() {
+            let params = self.params(rule, 1 - self.cur as u32);
+            ctx.queue
+                .write_buffer(&self.b.params, 0, bytemuck::bytes_of(&params));
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            self.record_step(&mut enc);
+            let bytes = size_of_val(self.counts.as_slice()) as u64;
+            enc.copy_buffer_to_buffer(&self.b.counts, 0, &self.b.history, j as u64 * bytes, bytes);
+            if j + 1 == rules.len() {
+                let all = bytes * rules.len() as u64;
+                self.history_staging
+                    .record_copy_at(&mut enc, &self.b.history, 0, all);
+            }
+            if let Some(p) = &self.profiler {
+                p.record_resolve(&mut enc);
+            }
+            ctx.queue.submit([enc.finish()]);
+            self.cur = 1 - self.cur;
+            if let Some(p) = &mut self.profiler {
+                p.collect(ctx)?;
+            }
         }
-        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_heads");
-        // One workgroup per tile of live flows.
-        let heads = u64::from(live.div_ceil(heads_tile(&sh))) * u64::from(k.heads.workgroup);
-        k.heads
-            .dispatch(ctx, &mut pass, &self.g.heads[self.cur], heads);
-        drop(pass);
-        let hl = u64::from(sh.hidden_len());
-        let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_plan");
-        k.plan
-            .dispatch_groups(&mut pass, &self.g.plan[self.cur], self.items, 1, 1);
-        drop(pass);
-        if children > 0 {
-            let mut pass = kernel_pass(&mut enc, prof.as_mut(), "flow_copy");
-            k.copy
-                .dispatch(ctx, &mut pass, &self.g.copy[self.cur], children * hl);
-        }
-        if let Some(p) = prof {
-            p.record_resolve(&mut enc);
-        }
-        self.counts_staging.record_copy(&mut enc, &self.b.counts);
-        ctx.queue.submit([enc.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Wgpu(e));
         }
-        self.cur = 1 - self.cur;
-        self.counts = self.counts_staging.read(ctx, self.items as usize)?;
-        if let Some(p) = &mut self.profiler {
-            p.collect(ctx)?;
+        let n = self.items as usize;
+        let flat: Vec<ItemCounts> = self.history_staging.read(ctx, n * rules.len())?;
+        let window: Vec<Vec<ItemCounts>> = flat.chunks(n).map(<[ItemCounts]>::to_vec).collect();
+        self.counts
+            .clone_from(window.last().expect("a window has a step"));
+        Ok(window)
+    }
+
+    /// Records one step's kernels; their grids come from `flow_live` (indirect dispatch).
+    fn record_step(&mut self, enc: &mut wgpu::CommandEncoder) {
+        let (k, g, b, c) = (self.k, &self.g, &self.b, self.cur);
+        let prof = &mut self.profiler;
+        enc.clear_buffer(&b.pair_count, 0, None);
+        let mut pass = kernel_pass(enc, prof.as_mut(), "flow_live");
+        k.live.dispatch_groups(&mut pass, &g.live, 1, 1, 1);
+        drop(pass);
+        let mut pass = kernel_pass(enc, prof.as_mut(), "flow_neuron");
+        k.neuron
+            .dispatch_indirect(&mut pass, &g.neuron[c], &b.args, LiveDispatch::NEURON);
+        drop(pass);
+        for layer in &g.gru[c] {
+            let mut pass = kernel_pass(enc, prof.as_mut(), "flow_gru");
+            k.gru
+                .dispatch_indirect(&mut pass, layer, &b.args, LiveDispatch::GRU);
         }
-        Ok(self.counts.clone())
+        let mut pass = kernel_pass(enc, prof.as_mut(), "flow_heads");
+        k.heads
+            .dispatch_indirect(&mut pass, &g.heads[c], &b.args, LiveDispatch::HEADS);
+        drop(pass);
+        let mut pass = kernel_pass(enc, prof.as_mut(), "flow_plan");
+        k.plan
+            .dispatch_groups(&mut pass, &g.plan[c], self.items, 1, 1);
+        drop(pass);
+        let mut pass = kernel_pass(enc, prof.as_mut(), "flow_copy");
+        k.copy
+            .dispatch_indirect(&mut pass, &g.copy[c], &b.args, LiveDispatch::COPY);
     }
 
     /// Every slot's latest hidden state, from whichever ping-pong buffer holds it.
@@ -674,7 +806,12 @@ impl FlowEngine for GpuFlows<'_> {
     type Error = GpuError;
 
     fn step(&mut self, rule: &MoveRule) -> Result<Vec<ItemCounts>, GpuError> {
-        self.step_gpu(rule)
+        let mut window = self.run_window(std::slice::from_ref(rule))?;
+        Ok(window.pop().expect("one step"))
+    }
+
+    fn steps(&mut self, rules: &[MoveRule]) -> Result<Vec<Vec<ItemCounts>>, GpuError> {
+        self.run_window(rules)
     }
 
     fn freeze(&mut self, items: &[u32]) -> Result<(), GpuError> {
@@ -687,5 +824,45 @@ impl FlowEngine for GpuFlows<'_> {
 
     fn state(&mut self) -> Result<FlowState, GpuError> {
         self.read_state()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lattice_core::flows::FlowShape;
+
+    fn shape() -> FlowShape {
+        let cfg: lattice_core::config::RunConfig = lattice_core::config::parse(
+            "(simulation: Flows((dims: (6, 5, 8), carrier: (hidden: 96, layers: 2))))",
+            "t.ron".as_ref(),
+        )
+        .unwrap();
+        let lattice_core::config::Simulation::Flows(f) = &cfg.simulation else {
+            unreachable!()
+        };
+        FlowShape::from_config(f)
+    }
+
+    #[test]
+    fn live_dispatch_offsets_bound_children_and_fold_grids() {
+        let sh = shape();
+        // 3 items: 10, 0 and 7 moving flows; capacity 12, up to 2 children each.
+        let (offsets, grids) = LiveDispatch::plan(&[10, 0, 7], &sh, 12, 2, 2);
+        assert_eq!(offsets, [0, 10, 10, 17]);
+        // 17 live: 1 neuron group; 3 GRU tiles of 8 over 2 unit groups; heads tiles of
+        // heads_tile(&sh) flows; children min(20, 12) + 0 + min(14, 12) = 24 copies of HL.
+        assert_eq!(grids.neuron, [1, 1, 1]);
+        assert_eq!(grids.gru, [2, 2, 2]);
+        let heads = 17u32.div_ceil(heads_tile(&sh));
+        assert_eq!(grids.heads, [heads.min(2), heads.div_ceil(heads.min(2)), 1]);
+        let copies = (24 * sh.hidden_len()).div_ceil(64);
+        assert_eq!(grids.copy, [2, copies.div_ceil(2), 1]);
+        // Nothing live: every grid empty but the GRU's unit groups.
+        let (offsets, grids) = LiveDispatch::plan(&[0, 0], &sh, 12, 2, 2);
+        assert_eq!(offsets, [0, 0, 0]);
+        assert_eq!(grids.neuron, [0, 1, 1]);
+        assert_eq!(grids.gru, [2, 0, 1]);
+        assert_eq!(grids.copy, [0, 1, 1]);
     }
 }

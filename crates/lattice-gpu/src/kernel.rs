@@ -93,6 +93,20 @@ impl Kernel {
 }
 
 impl Kernel {
+    /// Records a dispatch whose workgroup grid a kernel wrote to `args` at `offset` (three
+    /// `u32`s: x, y, z).
+    pub fn dispatch_indirect(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        group: &wgpu::BindGroup,
+        args: &wgpu::Buffer,
+        offset: u64,
+    ) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, group, &[]);
+        pass.dispatch_workgroups_indirect(args, offset);
+    }
+
     /// Records a dispatch of an explicit workgroup grid.
     pub fn dispatch_groups(
         &self,
@@ -167,6 +181,19 @@ pub fn storage_zeroed(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer
         usage: wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// A zeroed storage buffer a kernel writes workgroup grids into, for indirect dispatch.
+pub fn indirect_args(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    charge(ctx, bytes);
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::INDIRECT
+            | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     })
 }

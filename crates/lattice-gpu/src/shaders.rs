@@ -105,6 +105,20 @@ pub const MOE_UPDATE: KernelSpec = kernel(
     &["mp", "wts", "states", "records", "counts", "next", "bad"],
     Specialised::Moe,
 );
+/// One workgroup for the batch: the live lists' offsets need every item's count.
+pub const FLOW_LIVE: KernelSpec = kernel(
+    "flow_live",
+    &[
+        "shared/lattice.wgsl",
+        "shared/act.wgsl",
+        "shared/flow.wgsl",
+        "shared/scan.wgsl",
+        "flow_live.wgsl",
+    ],
+    256,
+    &["params", "counts", "live_off", "args"],
+    Specialised::Flow,
+);
 pub const FLOW_NEURON: KernelSpec = kernel(
     "flow_neuron",
     &[
@@ -127,7 +141,7 @@ pub const FLOW_GRU: KernelSpec = kernel(
     ],
     64,
     &[
-        "params", "lp", "wts", "gru_t", "gslot", "xin", "hidden", "hnext",
+        "params", "lp", "wts", "gru_t", "gslot", "xin", "hidden", "hnext", "live_off",
     ],
     Specialised::Flow,
 );
@@ -154,6 +168,7 @@ pub const FLOW_HEADS: KernelSpec = kernel(
         "steps",
         "ids",
         "hidden_at",
+        "live_off",
     ],
     Specialised::Flow,
 );
@@ -164,6 +179,7 @@ pub const FLOW_PLAN: KernelSpec = kernel(
         "shared/lattice.wgsl",
         "shared/act.wgsl",
         "shared/flow.wgsl",
+        "shared/scan.wgsl",
         "flow_plan.wgsl",
     ],
     256,
@@ -206,6 +222,7 @@ pub const KERNELS: &[KernelSpec] = &[
     MOE_PREP,
     MOE_GATHER,
     MOE_UPDATE,
+    FLOW_LIVE,
     FLOW_NEURON,
     FLOW_GRU,
     FLOW_HEADS,
@@ -232,10 +249,12 @@ pub fn file(path: &str) -> &'static str {
         "shared/nn.wgsl",
         "shared/moe.wgsl",
         "shared/flow.wgsl",
+        "shared/scan.wgsl",
         "gather.wgsl",
         "moe_prep.wgsl",
         "moe_gather.wgsl",
         "moe_update.wgsl",
+        "flow_live.wgsl",
         "flow_neuron.wgsl",
         "flow_gru.wgsl",
         "flow_heads.wgsl",

@@ -111,7 +111,7 @@ fn every_kernel_validates_and_matches_the_table_for_every_preset() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 1 + 3 * 4 + 5 * 3);
+    assert_eq!(checked, 1 + 3 * 4 + 6 * 3);
 }
 
 #[test]

@@ -312,7 +312,7 @@ impl FlowBatch<'_> {
         &self,
         gpu: Option<&GpuFlowSetup<'_>>,
         trace: Option<&mut Trace>,
-        on_step: impl FnMut(&StepRecord) -> ControlFlow<()>,
+        on_window: impl FnMut(&[StepRecord]) -> ControlFlow<()>,
     ) -> Result<BatchOutcome> {
         let (weights, cfg) = (self.weights, self.cfg);
         let (state, seeds) = place_batch(weights, cfg, self.seed, self.ids, self.embeddings);
@@ -322,13 +322,13 @@ impl FlowBatch<'_> {
             None => {
                 let net = FlowNet::new(&weights.layout, &weights.data);
                 let mut engine = CpuFlows { net, state, seeds };
-                Ok(run_batch(&mut engine, cfg, count, first, trace, on_step)
+                Ok(run_batch(&mut engine, cfg, count, first, trace, on_window)
                     .unwrap_or_else(|e| match e {}))
             }
             Some(g) => {
                 let mut engine = GpuFlows::new(g.ctx, &g.kernels, &state, &seeds)
                     .map_err(Error::gpu("setting up a flow batch on the GPU"))?;
-                run_batch(&mut engine, cfg, count, first, trace, on_step)
+                run_batch(&mut engine, cfg, count, first, trace, on_window)
                     .map_err(Error::gpu("a flow step"))
             }
         }

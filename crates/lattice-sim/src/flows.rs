@@ -145,28 +145,27 @@ impl<'a> FlowsRun<'a> {
         let (steps, units) = (self.model.cfg.steps(), range.len() as u64);
         let step_ms = &mut measured.step_ms;
         let mut stopped_by = None;
-        let outcome = job.run(gpu, run.trace.as_mut(), |rec| {
-            let ms = last.elapsed().as_secs_f64() * 1e3;
+        let outcome = job.run(gpu, run.trace.as_mut(), |window| {
+            // A window's steps ran back to back: each is given an equal share of its time.
+            let ms = last.elapsed().as_secs_f64() * 1e3 / window.len().max(1) as f64;
             last = Instant::now();
-            step_ms.push(ms);
-            let items = range.clone();
-            let step = rec.step + 1;
-            let event = StepEvent {
-                batch,
-                items,
-                step,
-                steps,
-                ms,
-                units,
-                flows: Some(rec),
-            };
-            observer.step(&event).map_or_else(
-                |e| {
+            for rec in window {
+                step_ms.push(ms);
+                let event = StepEvent {
+                    batch,
+                    items: range.clone(),
+                    step: rec.step + 1,
+                    steps,
+                    ms,
+                    units,
+                    flows: Some(rec),
+                };
+                if let Err(e) = observer.step(&event) {
                     stopped_by = Some(e);
-                    ControlFlow::Break(())
-                },
-                ControlFlow::Continue,
-            )
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
         })?;
         if let Some(e) = stopped_by {
             return Err(Error::Observer(e));

@@ -11,8 +11,9 @@ use super::bench_rows::{Flops, FlowRow, Row, kernel_rows};
 use lattice_core::config::{self, FlowsConfig, Simulation};
 use lattice_core::cost::flows::flops_per_flow_step;
 use lattice_core::cost::{self, Device};
+use lattice_core::flows::ItemCounts;
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
-use lattice_core::flows::run::FlowEngine;
+use lattice_core::flows::run::{FlowEngine, WINDOW_STEPS};
 use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights};
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
@@ -65,7 +66,13 @@ pub fn case(
             let device = Device::known(&ctx.adapter.name);
             let rows = e.profiler_mut().map(|p| {
                 let (units, done) = (timed.flow_steps as f64, timed.steps);
-                let costs = cost::flows::kernels(&shape, timed.spawned as f64 / units.max(1.0));
+                let per_unit = |v: f64| v / units.max(1.0);
+                let items_run = f64::from(items) * f64::from(done);
+                let costs = cost::flows::kernels(
+                    &shape,
+                    per_unit(timed.spawned as f64),
+                    per_unit(items_run),
+                );
                 kernel_rows(
                     p.totals(),
                     &costs,
@@ -115,8 +122,9 @@ struct Steps {
     steps: u32,
 }
 
-/// One untimed warm-up step (its kernel times forgotten), then up to `steps` timed ones
-/// (fewer if every flow finished).
+/// One untimed warm-up step (its kernel times forgotten), then up to `steps` timed ones in
+/// windows of back-to-back steps as a run without a stop rule takes them (fewer if every flow
+/// finished: the window where the last one did still counts all its steps).
 fn time_steps<E: FlowEngine + Profiled>(
     e: &mut E,
     f: &FlowsConfig,
@@ -130,16 +138,19 @@ fn time_steps<E: FlowEngine + Profiled>(
         secs: 0.0,
         steps: 0,
     };
+    let moving = |c: &[ItemCounts]| c.iter().map(|c| u64::from(c.moving)).sum::<u64>();
     let t = Instant::now();
-    for step in 1..=steps {
-        let live: u64 = counts.iter().map(|c| u64::from(c.moving)).sum();
-        if live == 0 {
-            break;
+    let mut step = 1;
+    while step <= steps && moving(&counts) > 0 {
+        let len = (steps + 1 - step).min(WINDOW_STEPS);
+        let rules: Vec<_> = (step..step + len).map(|s| f.rule(s)).collect();
+        for after in e.steps(&rules)? {
+            timed.flow_steps += moving(&counts);
+            timed.spawned += after.iter().map(|c| u64::from(c.spawned)).sum::<u64>();
+            counts = after;
         }
-        timed.flow_steps += live;
-        counts = e.step(&f.rule(step))?;
-        timed.spawned += counts.iter().map(|c| u64::from(c.spawned)).sum::<u64>();
-        timed.steps += 1;
+        timed.steps += len;
+        step += len;
     }
     timed.secs = t.elapsed().as_secs_f64();
     Ok(timed)

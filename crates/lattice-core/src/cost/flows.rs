@@ -1,8 +1,9 @@
 //! Flow work per flow-step: the matmul FLOPs of one step (throughput reports) and the cost of
 //! each kernel as built. Kernels per flow-step (one live flow moving one step): `flow_neuron`,
 //! `flow_gru` (all layers together, writing the new hidden states in place of a copy),
-//! `flow_heads`; `flow_plan` and `flow_copy` are counted per flow-step too (the plan reads each
-//! flow's status, the copy moves a child's hidden state).
+//! `flow_heads`; `flow_live`, `flow_plan` and `flow_copy` are counted per flow-step too (the
+//! live-list offsets are per item, the plan reads each flow's status, the copy moves a child's
+//! hidden state).
 
 use super::KernelCost;
 use crate::flows::params::{DISP_HIDDEN, FlowShape};
@@ -13,8 +14,8 @@ fn norm_gelu(n: f64) -> f64 {
 }
 
 /// The flow kernels' cost per flow-step; `children` is the children spawned per flow-step
-/// (the copy kernel's work).
-pub fn kernels(sh: &FlowShape, children: f64) -> [KernelCost; 5] {
+/// (the copy kernel's work), `items` the items per flow-step (the live-list kernel's).
+pub fn kernels(sh: &FlowShape, children: f64, items: f64) -> [KernelCost; 6] {
     let (nh, no, hc) = (
         f64::from(sh.neuron_hidden),
         f64::from(sh.neuron_out),
@@ -22,6 +23,12 @@ pub fn kernels(sh: &FlowShape, children: f64) -> [KernelCost; 5] {
     );
     let hl = f64::from(sh.hidden_len());
     let mac = |o: f64, i: f64| 2.0 * o * i;
+    // Per item: the children bound and the offset's sum; the count in, the offset out.
+    let live = KernelCost {
+        kernel: "flow_live",
+        flop: 2.0 * items,
+        bytes: 8.0 * items,
+    };
     // Coordinate encoder (3 of its outputs), fc1 on [coords, energy], two LN+GELU, fc2, fc3.
     let neuron = KernelCost {
         kernel: "flow_neuron",
@@ -76,7 +83,7 @@ pub fn kernels(sh: &FlowShape, children: f64) -> [KernelCost; 5] {
         flop: 0.0,
         bytes: children * 2.0 * 4.0 * hl,
     };
-    [neuron, gru, heads, plan, copy]
+    [live, neuron, gru, heads, plan, copy]
 }
 
 /// FLOPs of one flow-step (multiply-add = 2): SimpleNeuron, every GRU layer, both heads.
@@ -123,7 +130,8 @@ mod tests {
         // GRU layer 0 (input 13): 1248 + 1536 + gates 48 + blend 96 + clamps 58 = 2986;
         // layer 1 (input 16): 1536 + 1536 + 48 + 96 + 64 = 3280.
         // heads: energy 256 + GELU 16 + 16 + tanh 1, displacement 2048 + 128 + 384, move 30.
-        let [neuron, gru, heads, plan, copy] = kernels(&sh, 0.5);
+        let [live, neuron, gru, heads, plan, copy] = kernels(&sh, 0.5, 0.25);
+        assert_eq!((live.flop, live.bytes), (0.5, 2.0));
         assert_eq!((neuron.flop, neuron.bytes), (590.0, 4.0 * 18.0));
         assert_eq!(
             (gru.flop, gru.bytes),

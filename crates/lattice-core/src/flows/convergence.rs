@@ -39,6 +39,11 @@ impl Convergence {
         }
     }
 
+    /// The first step whose check can stop the run.
+    pub fn min_steps(&self) -> u32 {
+        self.cfg.min_steps
+    }
+
     /// Called before step `step` with totals so far; `Some` stops the run.
     pub fn check(
         &mut self,

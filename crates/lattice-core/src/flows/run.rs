@@ -1,6 +1,12 @@
 //! One batch of flow items from placement to the final state, on any backend: the step loop,
 //! per-item early stop (so an item's result does not depend on the batch it runs in), step
 //! metrics, the optional trace, and what happens to flows still moving at the end.
+//!
+//! Steps run in windows: while no item can be stopped by the stop rule (B8 waits for its
+//! `min_steps`; without convergence nothing stops an item but its own end), the engine runs
+//! several steps back to back and reports their counts together, so a GPU reads its counts
+//! back once a window instead of once a step. The host then replays the window step by step,
+//! exactly as if it had seen every step.
 
 use std::ops::ControlFlow;
 
@@ -12,11 +18,19 @@ use super::state::{FlowState, ItemCounts, status};
 use super::trace::Trace;
 use crate::config::{FlowsConfig, Unfinished};
 
+/// Most steps in one window.
+pub const WINDOW_STEPS: u32 = 16;
+
 /// A backend that steps a batch of flows.
 pub trait FlowEngine {
     type Error;
     /// One step of every live flow; the per-item counts after it.
     fn step(&mut self, rule: &MoveRule) -> Result<Vec<ItemCounts>, Self::Error>;
+    /// `rules.len()` (at most [`WINDOW_STEPS`]) steps back to back; the per-item counts after
+    /// each. An item without live flows stays as it is.
+    fn steps(&mut self, rules: &[MoveRule]) -> Result<Vec<Vec<ItemCounts>>, Self::Error> {
+        rules.iter().map(|r| self.step(r)).collect()
+    }
     /// Stops moving these items' flows (their live lists become empty).
     fn freeze(&mut self, items: &[u32]) -> Result<(), Self::Error>;
     /// The whole state, hidden states included.
@@ -100,8 +114,9 @@ impl FlowsConfig {
 }
 
 /// Runs a placed batch to the end. `first_item` numbers the batch's items in the trace;
-/// `on_step` sees every step's totals as it ends (progress, logs); when it breaks, the batch
-/// stops there and returns what it has (its caller says why).
+/// `on_window` sees the totals of every window's steps as the window ends (progress, logs;
+/// one step a window with a trace); when it breaks, the batch stops there and returns what it
+/// has (its caller says why).
 ///
 /// # Errors
 /// The engine's own failure.
@@ -111,32 +126,40 @@ pub fn run_batch<E: FlowEngine>(
     items: u32,
     first_item: u64,
     mut trace: Option<&mut Trace>,
-    mut on_step: impl FnMut(&StepRecord) -> ControlFlow<()>,
+    mut on_window: impl FnMut(&[StepRecord]) -> ControlFlow<()>,
 ) -> Result<BatchOutcome, E::Error> {
     let mut run = Items::new(cfg, items);
     let mut records = Vec::new();
-    for step in 0..cfg.steps() {
+    let mut step = 0;
+    while step < cfg.steps() {
         let freeze = run.stop_before(step);
         if !freeze.is_empty() {
             engine.freeze(&freeze)?;
         }
-        if run.stopped.iter().all(|&s| s) {
+        if run.all_stopped() {
             break;
         }
+        let len = match trace {
+            Some(_) => 1,
+            None => run.window(step, cfg.steps() - step),
+        };
         let before = match trace {
             Some(_) => Some(engine.state()?),
             None => None,
         };
-        let counts = engine.step(&cfg.rule(step))?;
-        let rec = run.add_step(step, &counts);
+        let rules: Vec<MoveRule> = (step..step + len).map(|s| cfg.rule(s)).collect();
+        let counts = engine.steps(&rules)?;
+        let window = run.replay(step, &counts);
         if let (Some(t), Some(before)) = (trace.as_deref_mut(), before) {
             t.record(step, first_item, &before, &engine.state()?, &run.stopped);
         }
-        let flow = on_step(&rec);
-        records.push(rec);
-        if flow.is_break() {
+        let flow = on_window(&window);
+        let ended = window.len() < counts.len();
+        records.extend(window);
+        if flow.is_break() || ended {
             break;
         }
+        step += len;
     }
     let mut state = engine.state()?;
     finish_unfinished(&mut state, cfg.unfinished, &mut run.outcomes);
@@ -173,6 +196,49 @@ impl Items {
             live: vec![cfg.surface(); n],
             stopped: vec![false; n],
         }
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.stopped.iter().all(|&s| s)
+    }
+
+    /// Steps from `step` on (at most `left` and [`WINDOW_STEPS`]) that may run without the
+    /// host: after the first, the stop rule cannot stop an item that still has live flows
+    /// (it waits for `min_steps`; an item whose flows are all done stops with nothing to
+    /// freeze, and its engine leaves it as it is).
+    fn window(&self, step: u32, left: u32) -> u32 {
+        let running = (0..self.conv.len()).filter(|&b| !self.stopped[b]);
+        let first_check = running
+            .filter_map(|b| self.conv[b].as_ref())
+            .map(Convergence::min_steps)
+            .min()
+            .unwrap_or(u32::MAX);
+        let free = first_check.saturating_sub(step).max(1);
+        free.min(left).min(WINDOW_STEPS)
+    }
+
+    /// Adds a window's counts (those of steps `step`, `step + 1`, …), deciding the stop rule
+    /// before each step after the first as [`run_batch`] does; the window's records, fewer
+    /// than its steps when every item stopped within it.
+    ///
+    /// # Panics
+    /// When the stop rule would freeze an item inside the window (a wrong [`Self::window`]).
+    fn replay(&mut self, step: u32, counts: &[Vec<ItemCounts>]) -> Vec<StepRecord> {
+        let mut records = Vec::with_capacity(counts.len());
+        for (at, c) in (step..).zip(counts) {
+            if at > step {
+                let freeze = self.stop_before(at);
+                assert!(
+                    freeze.is_empty(),
+                    "the window from step {step} ran past a stop at step {at}"
+                );
+                if self.all_stopped() {
+                    break;
+                }
+            }
+            records.push(self.add_step(at, c));
+        }
+        records
     }
 
     /// Decides, on each item's own history, which items stop before `step`; returns those

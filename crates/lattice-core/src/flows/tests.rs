@@ -413,3 +413,77 @@ fn a_long_move_spawns_int_l_over_tau_minus_one_up_to_the_cap() {
         "the cases exercise the cap, the formula and the threshold"
     );
 }
+
+/// A CPU engine that notes how many steps each call ran.
+struct Counted<'a> {
+    inner: CpuFlows<'a>,
+    windows: Vec<usize>,
+}
+
+impl FlowEngine for Counted<'_> {
+    type Error = std::convert::Infallible;
+
+    fn step(&mut self, rule: &MoveRule) -> Result<Vec<ItemCounts>, Self::Error> {
+        self.steps(std::slice::from_ref(rule))
+            .map(|mut w| w.remove(0))
+    }
+
+    fn steps(&mut self, rules: &[MoveRule]) -> Result<Vec<Vec<ItemCounts>>, Self::Error> {
+        self.windows.push(rules.len());
+        rules.iter().map(|r| self.inner.step(r)).collect()
+    }
+
+    fn freeze(&mut self, items: &[u32]) -> Result<(), Self::Error> {
+        self.inner.freeze(items)
+    }
+
+    fn state(&mut self) -> Result<FlowState, Self::Error> {
+        self.inner.state()
+    }
+}
+
+/// Runs 3 items with windows (or one step at a time, which a trace asks for); the outcome,
+/// the engine's window lengths and those `run_batch` reported.
+fn run_windowed(cfg: &FlowsConfig, traced: bool) -> (run::BatchOutcome, Vec<usize>, Vec<usize>) {
+    let w = FlowWeights::seeded(FlowLayout::new(FlowShape::from_config(cfg)), 7);
+    let mut engine = Counted {
+        inner: CpuFlows {
+            net: FlowNet::new(&w.layout, &w.data),
+            state: place(cfg, &w, 7, 3),
+            seeds: (0..3).map(|b| noise_seed(7, b)).collect(),
+        },
+        windows: Vec::new(),
+    };
+    let mut trace = traced.then(|| trace::Trace::new(1000));
+    let mut reported = Vec::new();
+    let out = run_batch(&mut engine, cfg, 3, 0, trace.as_mut(), |w| {
+        reported.push(w.len());
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    (out, engine.windows, reported)
+}
+
+#[test]
+fn windows_last_until_the_stop_rule_can_act_and_replay_like_single_steps() {
+    let moving = "displacement_scale: 0.5, max_steps: Some(12)";
+    let conv = "convergence: Some((threshold: 0.99, min_steps: 4, patience: 50))";
+    let cfg = config(&format!("{SMALL}, {moving}, {conv}"));
+    let (windowed, windows, reported) = run_windowed(&cfg, false);
+    assert_eq!(windows, reported);
+    assert_eq!(windows[0], 4, "{windows:?}");
+    assert!(
+        windows.len() > 2,
+        "the run goes on past min_steps: {windows:?}"
+    );
+    assert!(windows[1..].iter().all(|&n| n == 1), "{windows:?}");
+    let (single, steps, _) = run_windowed(&cfg, true);
+    assert!(steps.iter().all(|&n| n == 1));
+    assert_eq!(windowed.items, single.items);
+    assert_eq!(windowed.steps, single.steps);
+    assert_eq!(windowed.state, single.state);
+    // Without a stop rule the whole run is one window.
+    let cfg = config(&format!("{SMALL}, {moving}"));
+    let (_, windows, _) = run_windowed(&cfg, false);
+    assert_eq!(windows, [12]);
+}
