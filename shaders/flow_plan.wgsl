@@ -58,6 +58,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         n_live = counts[b].moving;
     }
     let n = workgroupUniformLoad(&n_live);
+    // An item without live flows stays exactly as it is, counts included (as on the CPU).
+    if (n == 0u) {
+        return;
+    }
     let created = counts[b].created;
     let done0 = counts[b].done;
     let dbase = b * params.done_cap;

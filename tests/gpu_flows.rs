@@ -3,7 +3,8 @@
 //! same flows complete on the same planes after the same steps, states and surfaces within
 //! relative 1e-4; two runs bit-identical on each backend; an item's surface the same alone and
 //! in a batch of 8; the live-list kernel equal to its CPU twin, and grids folded at a few
-//! workgroups per dimension giving the same bits. Skips without an adapter unless
+//! workgroups per dimension giving the same bits; every GPU run one window (the device applies
+//! the stop rule, the host confirms it), its stop reasons those of the CPU. Skips without an adapter unless
 //! LATTICE_REQUIRE_GPU=1 (CI sets it).
 
 use std::collections::BTreeSet;
@@ -12,6 +13,7 @@ use std::sync::OnceLock;
 
 use lattice_core::config::{self, FlowsConfig, Simulation};
 use lattice_core::flows::aggregate::aggregate;
+use lattice_core::flows::convergence::StopReason;
 use lattice_core::flows::coords::quantize;
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::run::BatchOutcome;
@@ -69,30 +71,44 @@ fn first_items() -> Vec<u64> {
 }
 
 fn gpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
-    gpu_run_folded(s, ids, None)
+    gpu_run_folded(s, &s.cfg, ids, None)
 }
 
-/// A GPU run, its grids folded at `max_groups` workgroups per dimension when given.
-fn gpu_run_folded(s: &Setup, ids: &[u64], max_groups: Option<u32>) -> BatchOutcome {
+/// A GPU run of `cfg`, its grids folded at `max_groups` workgroups per dimension when given.
+fn gpu_run_folded(
+    s: &Setup,
+    cfg: &FlowsConfig,
+    ids: &[u64],
+    max_groups: Option<u32>,
+) -> BatchOutcome {
     let (state, seeds) = placed(s, ids);
     let mut engine = GpuFlows::new(&s.ctx, &s.kernels, &state, &seeds).unwrap();
     if let Some(n) = max_groups {
         engine.fold_grids_at(n);
     }
-    run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {
+    let mut windows = 0;
+    let out = run_batch(&mut engine, cfg, ids.len() as u32, 0, None, |_| {
+        windows += 1;
         ControlFlow::Continue(())
     })
-    .unwrap()
+    .unwrap();
+    // The GPU applies the stop rule itself: the 5 steps run back to back, one read-back.
+    assert_eq!(windows, 1, "one window for the whole run");
+    out
 }
 
 fn cpu_run(s: &Setup, ids: &[u64]) -> BatchOutcome {
+    cpu_run_of(s, &s.cfg, ids)
+}
+
+fn cpu_run_of(s: &Setup, cfg: &FlowsConfig, ids: &[u64]) -> BatchOutcome {
     let (state, seeds) = placed(s, ids);
     let mut engine = CpuFlows {
         net: FlowNet::new(&s.weights.layout, &s.weights.data),
         state,
         seeds,
     };
-    run_batch(&mut engine, &s.cfg, ids.len() as u32, 0, None, |_| {
+    run_batch(&mut engine, cfg, ids.len() as u32, 0, None, |_| {
         ControlFlow::Continue(())
     })
     .unwrap_or_else(|e| match e {})
@@ -327,11 +343,41 @@ fn the_live_kernel_matches_its_cpu_twin() {
 #[test]
 fn grids_folded_at_two_workgroups_give_the_same_bits() {
     let Some(s) = setup() else { return };
-    let folded = gpu_run_folded(s, &first_items(), Some(2));
+    let folded = gpu_run_folded(s, &s.cfg, &first_items(), Some(2));
     let plain = gpu_first(s);
     assert_eq!(bits(&folded), bits(plain));
     assert_eq!(
         (&folded.state.done, &folded.steps),
         (&plain.state.done, &plain.steps)
     );
+}
+
+/// The debug preset with a threshold all four items reach before step 4 (with flows still
+/// live): the GPU freezes them inside its one window, the host confirms, and both backends
+/// end in the same state.
+#[test]
+fn a_stop_inside_the_window_freezes_items_as_on_the_cpu() {
+    let Some(s) = setup() else { return };
+    let conv = lattice_core::config::ConvergenceConfig {
+        threshold: 0.25,
+        min_steps: 2,
+        patience: 5,
+    };
+    let cfg = FlowsConfig {
+        convergence: Some(conv),
+        ..s.cfg.clone()
+    };
+    let ids = first_items();
+    let (cpu, gpu) = (
+        cpu_run_of(s, &cfg, &ids),
+        gpu_run_folded(s, &cfg, &ids, None),
+    );
+    for o in &cpu.items {
+        assert_eq!((o.stop, o.steps), (StopReason::ThresholdReached, 4));
+        assert!(o.unfinished > 0, "frozen with live flows");
+    }
+    assert_eq!(cpu.items, gpu.items, "per-item totals");
+    assert_eq!(cpu.steps, gpu.steps, "per-step counts");
+    let (c, g) = (&cpu.state, &gpu.state);
+    assert_eq!((&c.counts, &c.status, &c.id), (&g.counts, &g.status, &g.id));
 }

@@ -19,7 +19,13 @@ struct FlowParams {
     done_cap: u32,
     // Which of the two hidden-state buffers this step writes (0 or 1).
     hidden_next: u32,
-    pad: u32,
+    // The early-stop rule (B8; flow_live), when stop_on is 1: the threshold is exactly
+    // stop_m / 2^stop_shift.
+    stop_on: u32,
+    min_steps: u32,
+    patience: u32,
+    stop_m: u32,
+    stop_shift: u32,
 }
 
 struct ItemCounts {

@@ -62,6 +62,16 @@ pub enum GpuError {
     /// The read-back callback never reported.
     #[error("reading back from the GPU failed: the mapping was never reported")]
     ReadbackLost,
+    /// The GPU's early-stop decision for an item differs from the host's (an engine bug).
+    #[error(
+        "item {item} of the batch: the GPU's stop rule gave {device}, the host's {host} \
+         (please report it; --backend cpu runs the host's rule alone)"
+    )]
+    StopRule {
+        item: u32,
+        device: String,
+        host: String,
+    },
 }
 
 impl GpuError {

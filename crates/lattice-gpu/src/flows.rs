@@ -4,12 +4,15 @@
 //! flow's latest state (flows that stopped moving keep theirs where they left it).
 //!
 //! Sizes and tensor offsets are baked into each pipeline through a generated header of WGSL
-//! `const`s. A step needs nothing from the host: `flow_live` turns the per-item counts left by
-//! the previous step into list offsets and the other kernels' workgroup grids (indirect
-//! dispatch). A window of steps (`FlowEngine::steps`) runs back to back; each step's counts
-//! are copied into a history buffer that is read back once, at the window's end.
+//! `const`s. A step needs nothing from the host: `flow_live` applies the stop rule (B8) to
+//! each item, freezing those that stop, and turns the per-item counts left by the previous
+//! step into list offsets and the other kernels' workgroup grids (indirect dispatch). A window
+//! of steps (`FlowEngine::steps`) runs back to back; each step's counts are copied into a
+//! history buffer that is read back once, with the items' stop states, at the window's end,
+//! and `run_batch` confirms the device's stops against its own.
 
 use bytemuck::{Pod, Zeroable};
+use lattice_core::flows::convergence::{StopReason, StopRule};
 use lattice_core::flows::params::DISP_HIDDEN;
 use lattice_core::flows::run::{FlowEngine, WINDOW_STEPS};
 use lattice_core::flows::state::{DoneFlow, done_capacity};
@@ -27,9 +30,9 @@ use crate::shaders::{self, KernelSpec};
 /// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl).
 pub const TILE: u32 = 8;
 
-/// WGSL `FlowParams` (uniform, 48 bytes).
+/// WGSL `FlowParams` (uniform, 64 bytes).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
 pub struct FlowParams {
     pub items: u32,
     /// Workgroups per grid dimension (the device's limit, where `flow_live` folds grids).
@@ -45,9 +48,37 @@ pub struct FlowParams {
     pub done_cap: u32,
     /// Which hidden-state buffer the step writes (0 or 1).
     pub hidden_next: u32,
-    pub pad: u32,
+    /// 1: `flow_live` applies the stop rule below (B8), else only "no live flow".
+    pub stop_on: u32,
+    pub min_steps: u32,
+    pub patience: u32,
+    /// The threshold, exactly `stop_m / 2^stop_shift`.
+    pub stop_m: u32,
+    pub stop_shift: u32,
 }
-const _: () = assert!(std::mem::size_of::<FlowParams>() == 48);
+const _: () = assert!(std::mem::size_of::<FlowParams>() == 64);
+
+/// WGSL `StopState` of flow_live (40 bytes): an item's early-stop state on the device.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct StopState {
+    /// 0 while running, else the [`StopReason::code`] it stopped with.
+    pub reason: u32,
+    /// The step it stopped before.
+    pub step: u32,
+    pub no_improvement: u32,
+    pub checks: u32,
+    /// Completed counts of the last six checks, a ring indexed by `checks`.
+    pub history: [u32; 6],
+}
+const _: () = assert!(std::mem::size_of::<StopState>() == 40);
+
+impl StopState {
+    /// The host's form of the decision: the step and the reason, or `None` while running.
+    pub fn decision(&self) -> Option<(u32, u32)> {
+        (self.reason != 0).then_some((self.step, self.reason))
+    }
+}
 const _: () = assert!(std::mem::offset_of!(FlowParams, scale) == 16);
 
 /// WGSL `LayerParams` of flow_gru (uniform, 32 bytes).
@@ -329,13 +360,15 @@ impl FlowKernels {
     /// two ping-pong hidden states, the carrier input, 84 bytes of position, status, lists,
     /// spawn pairs and the hidden state's buffer index; the completion records; its counts
     /// (on the device, and a window's worth in the history and in the staging buffer it is
-    /// read back through), noise seed and list offset. A batch adds [`Self::BATCH_BYTES`].
+    /// read back through), its stop state (on the device and staged), noise seed and list
+    /// offset. A batch adds [`Self::BATCH_BYTES`].
     pub fn device_bytes_per_item(layout: &FlowLayout, capacity: u32, steps: u32) -> u64 {
         let sh = layout.shape;
         let per_slot = u64::from(2 * sh.hidden_len() + sh.carrier_in()) * 4 + 84;
         let records = u64::from(done_capacity(capacity, steps)) * size_of::<DoneFlow>() as u64;
         let counts = (1 + 2 * WINDOW_STEPS as usize) * size_of::<ItemCounts>();
-        let per_item = (counts + 8 + 4) as u64;
+        let stops = 2 * size_of::<StopState>();
+        let per_item = (counts + stops + 8 + 4) as u64;
         u64::from(capacity) * per_slot + records + per_item
     }
 
@@ -367,6 +400,8 @@ struct Buffers {
     history: wgpu::Buffer,
     /// The step's workgroup grids ([`LiveDispatch`]), written by `flow_live`.
     args: wgpu::Buffer,
+    /// Each item's [`StopState`].
+    stops: wgpu::Buffer,
     done: wgpu::Buffer,
     free: wgpu::Buffer,
     pairs: wgpu::Buffer,
@@ -407,6 +442,10 @@ fn history_bytes(items: u32) -> u64 {
     u64::from(WINDOW_STEPS) * u64::from(items) * size_of::<ItemCounts>() as u64
 }
 
+fn stops_bytes(items: u32) -> u64 {
+    u64::from(items) * size_of::<StopState>() as u64
+}
+
 impl Buffers {
     /// Uploads a placed batch; scratch buffers start zeroed.
     fn upload(ctx: &GpuContext, k: &FlowKernels, state: &FlowState, seeds: &[[u32; 2]]) -> Self {
@@ -440,6 +479,7 @@ impl Buffers {
             counts: storage(ctx, "counts", &state.counts),
             history: storage_zeroed(ctx, "counts history", history_bytes(state.items)),
             args: indirect_args(ctx, "dispatch grids", size_of::<LiveDispatch>() as u64),
+            stops: storage_zeroed(ctx, "stop states", stops_bytes(state.items)),
             done: storage(ctx, "done", &state.done),
             free: storage_zeroed(ctx, "free slots", slots * 4),
             pairs: storage_zeroed(ctx, "spawn pairs", slots * 8),
@@ -463,7 +503,7 @@ impl Groups {
     fn bind(ctx: &GpuContext, k: &FlowKernels, b: &Buffers) -> Self {
         let live = k
             .live
-            .bind(ctx, &[&b.params, &b.counts, &b.live_off, &b.args]);
+            .bind(ctx, &[&b.params, &b.counts, &b.live_off, &b.args, &b.stops]);
         let neuron = [0, 1].map(|c| {
             let live = &b.live[c];
             k.neuron.bind(
@@ -568,8 +608,10 @@ pub struct GpuFlows<'a> {
     cur: usize,
     /// The counts after the last window (with frozen items' `moving` set to 0).
     counts: Vec<ItemCounts>,
-    /// The counts history, copied once at the end of every window.
+    /// The counts history and the stop states, copied once at the end of every window.
     history_staging: Staging,
+    /// The stop states read with the last window.
+    stops: Vec<StopState>,
     done_cap: u32,
     /// Workgroups per grid dimension before `flow_live` folds a grid into the next one.
     max_groups: u32,
@@ -611,9 +653,10 @@ impl<'a> GpuFlows<'a> {
         Ok(Self {
             history_staging: Staging::new(
                 ctx,
-                "counts history staging",
-                history_bytes(state.items),
+                "counts history and stops staging",
+                history_bytes(state.items) + stops_bytes(state.items),
             ),
+            stops: Vec::new(),
             ctx,
             k,
             items: state.items,
@@ -666,6 +709,12 @@ impl<'a> GpuFlows<'a> {
 
     /// The uniform parameters of one step.
     fn params(&self, rule: &MoveRule, hidden_next: u32) -> FlowParams {
+        let stop = rule.stop.unwrap_or(StopRule {
+            min_steps: 0,
+            patience: 0,
+            threshold_m: 0,
+            threshold_shift: 0,
+        });
         FlowParams {
             items: self.items,
             max_groups: self.max_groups,
@@ -678,21 +727,23 @@ impl<'a> GpuFlows<'a> {
             reflection: u32::from(rule.reflection),
             done_cap: self.done_cap,
             hidden_next,
-            pad: 0,
+            stop_on: u32::from(rule.stop.is_some()),
+            min_steps: stop.min_steps,
+            patience: stop.patience,
+            stop_m: stop.threshold_m,
+            stop_shift: stop.threshold_shift,
         }
     }
 
     /// Runs the steps of `rules` back to back, each its own submission (the uniform
-    /// parameters are written between them), then reads every step's counts back at once.
+    /// parameters are written between them), then reads every step's counts and the stop
+    /// states back at once.
     fn run_window(&mut self, rules: &[MoveRule]) -> Result<Vec<Vec<ItemCounts>>, GpuError> {
         assert!(
             (1..=WINDOW_STEPS as usize).contains(&rules.len()),
             "1 to {WINDOW_STEPS} steps a window"
         );
         let ctx = self.ctx;
-        // Frozen items restart from the host's counts.
-        ctx.queue
-            .write_buffer(&self.b.counts, 0, bytemuck::cast_slice(&self.counts));
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         for (j, rule) in rules.iter().enumerate() {
             let params = self.params(rule, 1 - self.cur as u32);
@@ -704,8 +755,10 @@ impl<'a> GpuFlows<'a> {
             enc.copy_buffer_to_buffer(&self.b.counts, 0, &self.b.history, j as u64 * bytes, bytes);
             if j + 1 == rules.len() {
                 let all = bytes * rules.len() as u64;
-                self.history_staging
-                    .record_copy_at(&mut enc, &self.b.history, 0, all);
+                let staging = &self.history_staging;
+                staging.record_copy_at(&mut enc, &self.b.history, 0, all);
+                let stops = stops_bytes(self.items);
+                staging.record_copy_at(&mut enc, &self.b.stops, history_bytes(self.items), stops);
             }
             if let Some(p) = &self.profiler {
                 p.record_resolve(&mut enc);
@@ -720,11 +773,23 @@ impl<'a> GpuFlows<'a> {
             return Err(GpuError::Wgpu(e));
         }
         let n = self.items as usize;
-        let flat: Vec<ItemCounts> = self.history_staging.read(ctx, n * rules.len())?;
-        let window: Vec<Vec<ItemCounts>> = flat.chunks(n).map(<[ItemCounts]>::to_vec).collect();
+        // The history's unused steps are read too: the stop states follow the whole history.
+        let words: Vec<u32> = self
+            .history_staging
+            .read(ctx, self.history_words() + 10 * n)?;
+        let (history, stops) = words.split_at(self.history_words());
+        self.stops = bytemuck::cast_slice(stops).to_vec();
+        let flat: &[ItemCounts] = bytemuck::cast_slice(history);
+        let window: Vec<Vec<ItemCounts>> = (flat.chunks(n).take(rules.len()))
+            .map(<[ItemCounts]>::to_vec)
+            .collect();
         self.counts
             .clone_from(window.last().expect("a window has a step"));
         Ok(window)
+    }
+
+    fn history_words(&self) -> usize {
+        (history_bytes(self.items) / 4) as usize
     }
 
     /// Records one step's kernels; their grids come from `flow_live` (indirect dispatch).
@@ -815,9 +880,33 @@ impl FlowEngine for GpuFlows<'_> {
     }
 
     fn freeze(&mut self, items: &[u32]) -> Result<(), GpuError> {
-        // The counts buffer is rewritten from this copy before the next step.
+        // flow_live freezes the same items before the step (confirmed after the window); the
+        // host's copy follows for the state read back.
         for &b in items {
             self.counts[b as usize].moving = 0;
+        }
+        Ok(())
+    }
+
+    fn decides_stops(&self) -> bool {
+        true
+    }
+
+    fn confirm_stops(&mut self, host: &[Option<(u32, StopReason)>]) -> Result<(), GpuError> {
+        for (b, (h, d)) in host.iter().zip(&self.stops).enumerate() {
+            let host = h.map(|(step, reason)| (step, reason.code()));
+            if host != d.decision() {
+                let name = |x: Option<(u32, u32)>| {
+                    x.map_or("no stop".into(), |(s, r)| {
+                        format!("stop code {r} before step {s}")
+                    })
+                };
+                return Err(GpuError::StopRule {
+                    item: b as u32,
+                    device: name(d.decision()),
+                    host: name(host),
+                });
+            }
         }
         Ok(())
     }

@@ -105,7 +105,8 @@ pub const MOE_UPDATE: KernelSpec = kernel(
     &["mp", "wts", "states", "records", "counts", "next", "bad"],
     Specialised::Moe,
 );
-/// One workgroup for the batch: the live lists' offsets need every item's count.
+/// One workgroup for the batch: the stop rule per item, then the live lists' offsets, which
+/// need every item's count.
 pub const FLOW_LIVE: KernelSpec = kernel(
     "flow_live",
     &[
@@ -116,7 +117,7 @@ pub const FLOW_LIVE: KernelSpec = kernel(
         "flow_live.wgsl",
     ],
     256,
-    &["params", "counts", "live_off", "args"],
+    &["params", "counts", "live_off", "args", "stops"],
     Specialised::Flow,
 );
 pub const FLOW_NEURON: KernelSpec = kernel(

@@ -1,16 +1,68 @@
 //! Early stop on the completion rate (reference-system.md B8), evaluated at the top of each
 //! step from the run's cumulative counts.
+//!
+//! Every comparison is exact, in integers: the rate against the threshold (an f32, so exactly
+//! `m / 2^s`), the 1 % improvement of the 5-step moving average (`100·(S − P) ≥ P` on the
+//! window sums), the 0.5 and 0.8 rates. The reference computes them in float64, which agrees
+//! except where a value lands exactly on a bound (e.g. an improvement of exactly 1 %), where its
+//! rounding decides; here the bound decides. `shaders/flow_live.wgsl` applies the same rule on
+//! the GPU with the same integers ([`StopRule`], the `code`s of [`StopReason`]).
 
 use crate::config::ConvergenceConfig;
 
 /// Moving-average window of completed counts.
 const WINDOW: usize = 5;
 
+/// B8's parameters as both backends compare with them: the threshold exactly as
+/// `threshold_m / 2^threshold_shift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopRule {
+    pub min_steps: u32,
+    pub patience: u32,
+    pub threshold_m: u32,
+    pub threshold_shift: u32,
+}
+
+impl StopRule {
+    /// # Panics
+    /// Unless the threshold is in (0, 1] (the config's validation guarantees it).
+    pub fn new(cfg: &ConvergenceConfig) -> Self {
+        let t = cfg.threshold;
+        assert!(t > 0.0 && t <= 1.0, "a completion rate in (0, 1]");
+        let bits = t.to_bits();
+        let (exp, frac) = (bits >> 23, bits & 0x7f_ffff);
+        // Normal: (2^23 + frac)·2^(exp − 150); subnormal: frac·2^−149.
+        let (mut m, mut shift) = match exp {
+            0 => (frac, 149),
+            e => (frac | 0x80_0000, 150 - e),
+        };
+        while m % 2 == 0 && shift > 0 {
+            m /= 2;
+            shift -= 1;
+        }
+        Self {
+            min_steps: cfg.min_steps,
+            patience: cfg.patience,
+            threshold_m: m,
+            threshold_shift: shift,
+        }
+    }
+
+    /// The fewest completed flows out of `created` that reach the threshold:
+    /// ⌈created·m / 2^shift⌉.
+    pub fn completions_needed(&self, created: u64) -> u64 {
+        let q = u128::from(created) * u128::from(self.threshold_m);
+        match self.threshold_shift {
+            s @ 0..=127 => q.div_ceil(1u128 << s) as u64,
+            _ => u64::from(q > 0),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Convergence {
-    cfg: ConvergenceConfig,
+    rule: StopRule,
     history: Vec<u64>,
-    prev_avg: Option<f64>,
     no_improvement: u32,
 }
 
@@ -29,19 +81,45 @@ pub enum StopReason {
     PlateauAboveEightyPercent,
 }
 
+impl StopReason {
+    /// The reason's number on the GPU (0: still running).
+    pub fn code(self) -> u32 {
+        match self {
+            Self::StepLimit => 0,
+            Self::AllFlowsCompleted => 1,
+            Self::ThresholdReached => 2,
+            Self::NoLiveFlowsBelowHalf => 3,
+            Self::Patience => 4,
+            Self::PlateauAboveEightyPercent => 5,
+        }
+    }
+}
+
+/// Whether an item stops before `step`: the convergence test when there is one, else (or
+/// then) when it has no live flow. The one decision both backends make (`flow_live`).
+pub fn stop_reason(
+    conv: Option<&mut Convergence>,
+    step: u32,
+    completed: u64,
+    created: u64,
+    live: u64,
+) -> Option<StopReason> {
+    let reason = conv.and_then(|c| c.check(step, completed, created, live));
+    reason.or((live == 0).then_some(StopReason::AllFlowsCompleted))
+}
+
 impl Convergence {
     pub fn new(cfg: ConvergenceConfig) -> Self {
         Self {
-            cfg,
+            rule: StopRule::new(&cfg),
             history: Vec::new(),
-            prev_avg: None,
             no_improvement: 0,
         }
     }
 
     /// The first step whose check can stop the run.
     pub fn min_steps(&self) -> u32 {
-        self.cfg.min_steps
+        self.rule.min_steps
     }
 
     /// Called before step `step` with totals so far; `Some` stops the run.
@@ -52,38 +130,33 @@ impl Convergence {
         created: u64,
         live: u64,
     ) -> Option<StopReason> {
-        if step < self.cfg.min_steps {
+        if step < self.rule.min_steps {
             return None;
         }
-        let rate = completed as f64 / created.max(1) as f64;
         self.history.push(completed);
-        if self.history.len() >= WINDOW {
-            let tail = &self.history[self.history.len() - WINDOW..];
-            let avg = tail.iter().sum::<u64>() as f64 / WINDOW as f64;
-            if let Some(prev) = self.prev_avg {
-                let improvement = if prev > 0.0 {
-                    (avg - prev) / prev
-                } else if avg > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                };
-                if improvement < 0.01 {
-                    self.no_improvement += 1;
-                } else {
-                    self.no_improvement = 0;
-                }
-            }
-            self.prev_avg = Some(avg);
+        let n = self.history.len();
+        if n > WINDOW {
+            // The moving average against the one a check earlier, as window sums.
+            let now: u64 = self.history[n - WINDOW..].iter().sum();
+            let before: u64 = self.history[n - WINDOW - 1..n - 1].iter().sum();
+            let improved = match before {
+                0 => now > 0,
+                p => 100 * (i128::from(now) - i128::from(p)) >= i128::from(p),
+            };
+            self.no_improvement = if improved { 0 } else { self.no_improvement + 1 };
         }
-        let patience = self.cfg.patience;
-        if rate >= f64::from(self.cfg.threshold) {
+        let created = created.max(1);
+        let patience = self.rule.patience;
+        if completed >= self.rule.completions_needed(created) {
             Some(StopReason::ThresholdReached)
-        } else if live == 0 && rate < 0.5 {
+        } else if live == 0 && 2 * completed < created {
             Some(StopReason::NoLiveFlowsBelowHalf)
         } else if self.no_improvement >= patience {
             Some(StopReason::Patience)
-        } else if step > 10 && rate > 0.8 && self.no_improvement > patience / 2 {
+        } else if step > 10
+            && 5 * u128::from(completed) > 4 * u128::from(created)
+            && self.no_improvement > patience / 2
+        {
             Some(StopReason::PlateauAboveEightyPercent)
         } else {
             None
@@ -124,5 +197,42 @@ mod tests {
         }
         // Five entries fill the window (steps 2..=6), the sixth compares averages.
         assert_eq!(stopped, Some((9, StopReason::Patience)));
+    }
+
+    #[test]
+    fn thresholds_are_exact_fractions() {
+        let rule = |t: f32| {
+            StopRule::new(&ConvergenceConfig {
+                threshold: t,
+                ..cfg()
+            })
+        };
+        assert_eq!((rule(1.0).threshold_m, rule(1.0).threshold_shift), (1, 0));
+        assert_eq!((rule(0.75).threshold_m, rule(0.75).threshold_shift), (3, 2));
+        // 0.8f32 = 13421773 / 2^24, a hair above 4/5: 4 of 5 is not enough, 5 of 6 is.
+        assert_eq!(
+            (rule(0.8).threshold_m, rule(0.8).threshold_shift),
+            (13421773, 24)
+        );
+        assert_eq!(rule(0.8).completions_needed(5), 5);
+        assert_eq!(rule(0.75).completions_needed(4), 3);
+        assert_eq!(rule(0.75).completions_needed(0), 0);
+        // The smallest subnormal: any completion reaches it.
+        assert_eq!(rule(f32::from_bits(1)).completions_needed(1000), 1);
+    }
+
+    #[test]
+    fn an_improvement_of_exactly_one_percent_counts_as_improving() {
+        // Window sums 500 then 505: exactly 1 %.
+        let mut c = Convergence::new(ConvergenceConfig {
+            threshold: 1.0,
+            min_steps: 0,
+            patience: 1,
+        });
+        for (step, done) in [100, 100, 100, 100, 100, 105].into_iter().enumerate() {
+            assert_eq!(c.check(step as u32, done, 1000, 10), None, "step {step}");
+        }
+        // Then 505 -> 510: under 1 %, and patience 1 is used up.
+        assert_eq!(c.check(6, 105, 1000, 10), Some(StopReason::Patience));
     }
 }

@@ -45,9 +45,15 @@ pub fn step(net: &FlowNet<'_>, rule: &MoveRule, state: &mut FlowState, seeds: &[
 /// 1. survivors keep their slots, in list order; completed flows are recorded and free theirs;
 /// 2. children, in the order of their parents in the list, take the lowest free slots until
 ///    the capacity holds only live flows; the rest are dropped and counted once.
+///
+/// An item without live flows is left exactly as it is, counts included, so steps that run
+/// after every flow of an item finished (or it was frozen) change nothing.
 pub fn plan(state: &mut FlowState, b: u32) {
     let base = state.slot(b, 0);
     let old = state.counts[b as usize];
+    if old.moving == 0 {
+        return;
+    }
     let entries: Vec<u32> = state.live[base..base + old.moving as usize].to_vec();
     let mut next = Vec::with_capacity(entries.len());
     let mut step = ItemCounts::default();

@@ -28,6 +28,9 @@ pub struct MoveRule {
     pub spawn_threshold: f32,
     pub spawn_max: u32,
     pub step: u32,
+    /// The early-stop rule, for an engine that applies it itself
+    /// (`FlowEngine::decides_stops`).
+    pub stop: Option<super::convergence::StopRule>,
 }
 
 /// What one step does to one flow.

@@ -2,17 +2,18 @@
 //! per-item early stop (so an item's result does not depend on the batch it runs in), step
 //! metrics, the optional trace, and what happens to flows still moving at the end.
 //!
-//! Steps run in windows: while no item can be stopped by the stop rule (B8 waits for its
-//! `min_steps`; without convergence nothing stops an item but its own end), the engine runs
-//! several steps back to back and reports their counts together, so a GPU reads its counts
-//! back once a window instead of once a step. The host then replays the window step by step,
-//! exactly as if it had seen every step.
+//! Steps run in windows: the engine runs several steps back to back and reports their counts
+//! together, so a GPU reads its counts back once a window instead of once a step. The host
+//! replays the window step by step, exactly as if it had seen every step. A window lasts up to
+//! [`WINDOW_STEPS`] where the engine applies the stop rule itself (the GPU; the host confirms
+//! its decisions), else only while no item can be stopped by the rule (B8 waits for its
+//! `min_steps`; without convergence nothing stops an item but its own end).
 
 use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
 
-use super::convergence::{Convergence, StopReason};
+use super::convergence::{Convergence, StopReason, StopRule, stop_reason};
 use super::net::MoveRule;
 use super::state::{FlowState, ItemCounts, status};
 use super::trace::Trace;
@@ -31,8 +32,21 @@ pub trait FlowEngine {
     fn steps(&mut self, rules: &[MoveRule]) -> Result<Vec<Vec<ItemCounts>>, Self::Error> {
         rules.iter().map(|r| self.step(r)).collect()
     }
-    /// Stops moving these items' flows (their live lists become empty).
+    /// Stops moving these items' flows (their live lists become empty). An engine that
+    /// [decides stops](Self::decides_stops) has already done so, or will before the step.
     fn freeze(&mut self, items: &[u32]) -> Result<(), Self::Error>;
+    /// Whether the engine applies the stop rule itself before every step, from the counts on
+    /// its side and [`MoveRule::stop`], as [`run_batch`] does on the host: then a window
+    /// need not end where the rule may act, and [`Self::confirm_stops`] checks the engine's
+    /// decisions against the host's after each window.
+    fn decides_stops(&self) -> bool {
+        false
+    }
+    /// Fails unless the engine stopped the items as the host did: per item, the step before
+    /// which it stopped and why (`None`: still running).
+    fn confirm_stops(&mut self, _host: &[Option<(u32, StopReason)>]) -> Result<(), Self::Error> {
+        Ok(())
+    }
     /// The whole state, hidden states included.
     fn state(&mut self) -> Result<FlowState, Self::Error>;
 }
@@ -109,6 +123,7 @@ impl FlowsConfig {
             spawn_threshold: self.spawn.as_ref().map_or(0.0, |s| s.threshold),
             spawn_max: self.spawn.as_ref().map_or(0, |s| s.max_per_step),
             step,
+            stop: self.convergence.as_ref().map(StopRule::new),
         }
     }
 }
@@ -139,9 +154,10 @@ pub fn run_batch<E: FlowEngine>(
         if run.all_stopped() {
             break;
         }
+        let decides = engine.decides_stops();
         let len = match trace {
             Some(_) => 1,
-            None => run.window(step, cfg.steps() - step),
+            None => run.window(step, cfg.steps() - step, decides),
         };
         let before = match trace {
             Some(_) => Some(engine.state()?),
@@ -149,7 +165,10 @@ pub fn run_batch<E: FlowEngine>(
         };
         let rules: Vec<MoveRule> = (step..step + len).map(|s| cfg.rule(s)).collect();
         let counts = engine.steps(&rules)?;
-        let window = run.replay(step, &counts);
+        let window = run.replay(step, &counts, decides);
+        if decides {
+            engine.confirm_stops(&run.stops())?;
+        }
         if let (Some(t), Some(before)) = (trace.as_deref_mut(), before) {
             t.record(step, first_item, &before, &engine.state()?, &run.stopped);
         }
@@ -176,6 +195,8 @@ struct Items {
     conv: Vec<Option<Convergence>>,
     live: Vec<u32>,
     stopped: Vec<bool>,
+    /// The step before which each stopped item stopped.
+    stopped_at: Vec<Option<u32>>,
 }
 
 impl Items {
@@ -195,7 +216,15 @@ impl Items {
                 .collect(),
             live: vec![cfg.surface(); n],
             stopped: vec![false; n],
+            stopped_at: vec![None; n],
         }
+    }
+
+    /// Per item, the step before which it stopped and why.
+    fn stops(&self) -> Vec<Option<(u32, StopReason)>> {
+        (self.stopped_at.iter().zip(&self.outcomes))
+            .map(|(at, o)| at.map(|s| (s, o.stop)))
+            .collect()
     }
 
     fn all_stopped(&self) -> bool {
@@ -203,10 +232,14 @@ impl Items {
     }
 
     /// Steps from `step` on (at most `left` and [`WINDOW_STEPS`]) that may run without the
-    /// host: after the first, the stop rule cannot stop an item that still has live flows
-    /// (it waits for `min_steps`; an item whose flows are all done stops with nothing to
-    /// freeze, and its engine leaves it as it is).
-    fn window(&self, step: u32, left: u32) -> u32 {
+    /// host: all of them for an engine that `decides` stops; else, after the first, the stop
+    /// rule cannot stop an item that still has live flows (it waits for `min_steps`; an item
+    /// whose flows are all done stops with nothing to freeze, and its engine leaves it as it
+    /// is).
+    fn window(&self, step: u32, left: u32, decides: bool) -> u32 {
+        if decides {
+            return left.min(WINDOW_STEPS);
+        }
         let running = (0..self.conv.len()).filter(|&b| !self.stopped[b]);
         let first_check = running
             .filter_map(|b| self.conv[b].as_ref())
@@ -218,18 +251,20 @@ impl Items {
     }
 
     /// Adds a window's counts (those of steps `step`, `step + 1`, …), deciding the stop rule
-    /// before each step after the first as [`run_batch`] does; the window's records, fewer
-    /// than its steps when every item stopped within it.
+    /// before each step after the first as [`run_batch`] does (the engine froze those items
+    /// itself where it `decides` stops); the window's records, fewer than its steps when
+    /// every item stopped within it.
     ///
     /// # Panics
-    /// When the stop rule would freeze an item inside the window (a wrong [`Self::window`]).
-    fn replay(&mut self, step: u32, counts: &[Vec<ItemCounts>]) -> Vec<StepRecord> {
+    /// When the stop rule would freeze an item inside the window of an engine that does not
+    /// decide stops (a wrong [`Self::window`]).
+    fn replay(&mut self, step: u32, counts: &[Vec<ItemCounts>], decides: bool) -> Vec<StepRecord> {
         let mut records = Vec::with_capacity(counts.len());
         for (at, c) in (step..).zip(counts) {
             if at > step {
                 let freeze = self.stop_before(at);
                 assert!(
-                    freeze.is_empty(),
+                    decides || freeze.is_empty(),
                     "the window from step {step} ran past a stop at step {at}"
                 );
                 if self.all_stopped() {
@@ -250,16 +285,12 @@ impl Items {
                 continue;
             }
             let o = &self.outcomes[b];
-            let (done, live) = (
-                o.completed_front + o.completed_back,
-                u64::from(self.live[b]),
-            );
-            let reason = self.conv[b]
-                .as_mut()
-                .and_then(|c| c.check(step, done, o.created, live));
-            let reason = reason.or((live == 0).then_some(StopReason::AllFlowsCompleted));
+            let live = u64::from(self.live[b]);
+            let done = o.completed_front + o.completed_back;
+            let reason = stop_reason(self.conv[b].as_mut(), step, done, o.created, live);
             if let Some(reason) = reason {
                 self.stopped[b] = true;
+                self.stopped_at[b] = Some(step);
                 self.outcomes[b].stop = reason;
                 if live > 0 {
                     freeze.push(b as u32);

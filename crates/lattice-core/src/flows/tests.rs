@@ -353,6 +353,7 @@ fn spawn_rule(threshold: f32, max: u32) -> MoveRule {
         spawn_threshold: threshold,
         spawn_max: max,
         step: 0,
+        stop: None,
     }
 }
 
