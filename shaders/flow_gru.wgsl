@@ -31,6 +31,10 @@ struct LayerParams {
 @group(0) @binding(8) var<storage, read> live_off: array<u32>;
 
 const KC: u32 = 64u;
+// Flows per invocation: a workgroup's 256 invocations are 64 hidden units times TILE / SUB
+// groups of flows, so each weight a workgroup loads serves TILE flows (the groups' loads of the
+// same weight meet in the L1 cache).
+const SUB: u32 = 8u;
 var<workgroup> tile: array<f32, TILE * KC>;
 
 // Input column k of flow g: the carrier input (layer 0) or the previous layer's new state.
@@ -45,31 +49,35 @@ fn hidden_old(g: u32, k: u32) -> f32 {
     return sane(hidden[gslot[g] * HL + lp.layer * HC + k]);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(256)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let u = wg.x * 64u + lid;
+    let u = wg.x * 64u + lid % 64u;
     let g0 = (wg.y + wg.z * nwg.y) * TILE;
+    // This invocation's flows: SUB of the tile's, from s0.
+    let s0 = (lid / 64u) * SUB;
     let live = live_off[params.items];
-    var ir: array<f32, TILE>;
-    var iz: array<f32, TILE>;
-    var inn: array<f32, TILE>;
-    var hr: array<f32, TILE>;
-    var hz: array<f32, TILE>;
-    var hn: array<f32, TILE>;
+    var ir: array<f32, SUB>;
+    var iz: array<f32, SUB>;
+    var inn: array<f32, SUB>;
+    var hr: array<f32, SUB>;
+    var hz: array<f32, SUB>;
+    var hn: array<f32, SUB>;
     let h3 = 3u * HC;
 
     for (var k0 = 0u; k0 < lp.input; k0 += KC) {
-        for (var t = 0u; t < TILE; t++) {
-            let g = g0 + t;
+        // The tile's inputs, flow by flow; neighbouring invocations read neighbouring columns.
+        for (var i = lid; i < TILE * KC; i += 256u) {
+            let g = g0 + i / KC;
+            let k = k0 + i % KC;
             var v = 0.0;
-            if (g < live && k0 + lid < lp.input) {
-                v = layer_input(g, k0 + lid);
+            if (g < live && k < lp.input) {
+                v = layer_input(g, k);
             }
-            tile[t * KC + lid] = v;
+            tile[i] = v;
         }
         workgroupBarrier();
         if (u < HC) {
@@ -79,8 +87,8 @@ fn main(
                 let wr = gru_t[row];
                 let wz = gru_t[row + HC];
                 let wn = gru_t[row + 2u * HC];
-                for (var t = 0u; t < TILE; t++) {
-                    let x = tile[t * KC + kk];
+                for (var t = 0u; t < SUB; t++) {
+                    let x = tile[(s0 + t) * KC + kk];
                     ir[t] += wr * x;
                     iz[t] += wz * x;
                     inn[t] += wn * x;
@@ -90,13 +98,14 @@ fn main(
         workgroupBarrier();
     }
     for (var k0 = 0u; k0 < HC; k0 += KC) {
-        for (var t = 0u; t < TILE; t++) {
-            let g = g0 + t;
+        for (var i = lid; i < TILE * KC; i += 256u) {
+            let g = g0 + i / KC;
+            let k = k0 + i % KC;
             var v = 0.0;
-            if (g < live && k0 + lid < HC) {
-                v = hidden_old(g, k0 + lid);
+            if (g < live && k < HC) {
+                v = hidden_old(g, k);
             }
-            tile[t * KC + lid] = v;
+            tile[i] = v;
         }
         workgroupBarrier();
         if (u < HC) {
@@ -106,8 +115,8 @@ fn main(
                 let wr = gru_t[row];
                 let wz = gru_t[row + HC];
                 let wn = gru_t[row + 2u * HC];
-                for (var t = 0u; t < TILE; t++) {
-                    let x = tile[t * KC + kk];
+                for (var t = 0u; t < SUB; t++) {
+                    let x = tile[(s0 + t) * KC + kk];
                     hr[t] += wr * x;
                     hz[t] += wz * x;
                     hn[t] += wn * x;
@@ -119,8 +128,8 @@ fn main(
     if (u >= HC) {
         return;
     }
-    for (var t = 0u; t < TILE; t++) {
-        let g = g0 + t;
+    for (var t = 0u; t < SUB; t++) {
+        let g = g0 + s0 + t;
         if (g >= live) {
             break;
         }

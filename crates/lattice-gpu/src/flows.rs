@@ -27,8 +27,9 @@ use crate::kernel::{
 use crate::profile::{Profiler, kernel_pass};
 use crate::shaders::{self, KernelSpec};
 
-/// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl).
-pub const TILE: u32 = 8;
+/// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl): 4 groups of 8, one per 64
+/// invocations, so each weight a workgroup loads serves 32 flows.
+pub const TILE: u32 = 32;
 
 /// WGSL `FlowParams` (uniform, 64 bytes).
 #[repr(C)]
@@ -57,6 +58,8 @@ pub struct FlowParams {
     pub stop_shift: u32,
 }
 const _: () = assert!(std::mem::size_of::<FlowParams>() == 64);
+const _: () = assert!(std::mem::offset_of!(FlowParams, scale) == 16);
+const _: () = assert!(std::mem::offset_of!(FlowParams, stop_on) == 44);
 
 /// WGSL `StopState` of flow_live (40 bytes): an item's early-stop state on the device.
 #[repr(C)]
@@ -79,7 +82,6 @@ impl StopState {
         (self.reason != 0).then_some((self.step, self.reason))
     }
 }
-const _: () = assert!(std::mem::offset_of!(FlowParams, scale) == 16);
 
 /// WGSL `LayerParams` of flow_gru (uniform, 32 bytes).
 #[repr(C)]
@@ -939,10 +941,10 @@ mod tests {
         // 3 items: 10, 0 and 7 moving flows; capacity 12, up to 2 children each.
         let (offsets, grids) = LiveDispatch::plan(&[10, 0, 7], &sh, 12, 2, 2);
         assert_eq!(offsets, [0, 10, 10, 17]);
-        // 17 live: 1 neuron group; 3 GRU tiles of 8 over 2 unit groups; heads tiles of
+        // 17 live: 1 neuron group; 1 GRU tile of 32 over 2 unit groups; heads tiles of
         // heads_tile(&sh) flows; children min(20, 12) + 0 + min(14, 12) = 24 copies of HL.
         assert_eq!(grids.neuron, [1, 1, 1]);
-        assert_eq!(grids.gru, [2, 2, 2]);
+        assert_eq!(grids.gru, [2, 1, 1]);
         let heads = 17u32.div_ceil(heads_tile(&sh));
         assert_eq!(grids.heads, [heads.min(2), heads.div_ceil(heads.min(2)), 1]);
         let copies = (24 * sh.hidden_len()).div_ceil(64);

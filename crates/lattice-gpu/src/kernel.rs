@@ -174,26 +174,21 @@ pub fn storage<T: Pod>(ctx: &GpuContext, label: &str, data: &[T]) -> wgpu::Buffe
 }
 
 pub fn storage_zeroed(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
-    charge(ctx, bytes);
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some(label),
-        size: bytes.max(4),
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
+    zeroed(ctx, label, bytes, wgpu::BufferUsages::COPY_DST)
 }
 
 /// A zeroed storage buffer a kernel writes workgroup grids into, for indirect dispatch.
 pub fn indirect_args(ctx: &GpuContext, label: &str, bytes: u64) -> wgpu::Buffer {
+    zeroed(ctx, label, bytes, wgpu::BufferUsages::INDIRECT)
+}
+
+/// A zeroed, charged storage buffer that can be copied from, with `usage` besides.
+fn zeroed(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsages) -> wgpu::Buffer {
     charge(ctx, bytes);
     ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
         size: bytes.max(4),
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::INDIRECT
-            | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | usage,
         mapped_at_creation: false,
     })
 }

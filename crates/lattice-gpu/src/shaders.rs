@@ -140,7 +140,7 @@ pub const FLOW_GRU: KernelSpec = kernel(
         "shared/flow.wgsl",
         "flow_gru.wgsl",
     ],
-    64,
+    256,
     &[
         "params", "lp", "wts", "gru_t", "gslot", "xin", "hidden", "hnext", "live_off",
     ],
