@@ -50,7 +50,16 @@ def test_an_exception_in_the_callback_stops_the_run(sim):
     assert seen == [1, 2]
 
 
-def test_ctrl_c_stops_a_run_between_steps(sim):
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own Ctrl-C handler for the test: a process started in the background by a
+    non-interactive shell inherits SIGINT ignored, and Python then installs no handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_a_run_between_steps(sim, ctrl_c_raises):
     kill = (os.getpid(), signal.SIGINT)
     timer = threading.Timer(0.5, os.kill, kill)
     # Should the first Ctrl-C go unnoticed, a second one at 20 s ends the run anyway, so the
