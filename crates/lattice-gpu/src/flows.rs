@@ -374,9 +374,9 @@ impl FlowKernels {
         u64::from(capacity) * per_slot + records + per_item
     }
 
-    /// Device memory a batch takes besides its items': one more list offset, the pair counter
-    /// and the indirect dispatch grids.
-    pub const BATCH_BYTES: u64 = 8 + size_of::<LiveDispatch>() as u64;
+    /// Device memory a batch takes besides its items': one more list offset, the pair counter,
+    /// the indirect dispatch grids and the step's uniform parameters.
+    pub const BATCH_BYTES: u64 = 8 + (size_of::<LiveDispatch>() + size_of::<FlowParams>()) as u64;
 }
 
 struct Buffers {

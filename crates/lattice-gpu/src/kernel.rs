@@ -194,6 +194,7 @@ fn zeroed(ctx: &GpuContext, label: &str, bytes: u64, usage: wgpu::BufferUsages) 
 }
 
 pub fn uniform<T: Pod>(ctx: &GpuContext, label: &str, value: &T) -> wgpu::Buffer {
+    charge(ctx, size_of::<T>() as u64);
     ctx.device
         .create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),

@@ -201,10 +201,11 @@ fn chunk_rows(ctx: &GpuContext, sh: &MoeShape, rows_total: u64) -> Result<u32, G
     Ok(max_rows.min(u64::from(u32::MAX / 2)) as u32)
 }
 
-/// Device bytes of every storage buffer a batch of `items` lattices of `cells` cells allocates
-/// (the weights, the ping-pong states, the prep vectors, one chunk's records and counts, the
-/// non-finite flags, their reset copy and their staging ring): what the batch plan checks
-/// against the device's memory. (The few small uniform buffers are not counted.)
+/// Device bytes of every buffer a batch of `items` lattices of `cells` cells allocates (the
+/// weights, the ping-pong states, the prep vectors, one chunk's records and counts, the
+/// non-finite flags, their reset copy and their staging ring, and the uniform parameters: the
+/// lattice's, the whole batch's and each chunk's): what the batch plan checks against the
+/// device's memory. A slab rank's chunks are per item: a few more 32-byte uniforms than here.
 ///
 /// # Errors
 /// [`GpuError::TooLarge`] when the states or prep vectors exceed one binding.
@@ -224,7 +225,10 @@ pub fn batch_bytes(
     // The flags, the all-finite copy that resets them after every step and the staging ring
     // they are read back through.
     let flags = (2 + u64::from(STEPS_PER_CHECK)) * u64::from(items) * 4;
-    Ok(weights + states + prep + per_chunk + flags)
+    let chunks = rows.div_ceil(chunk);
+    let uniforms = (size_of::<LatticeParams>() + size_of::<MoeParams>()) as u64
+        + chunks * size_of::<MoeParams>() as u64;
+    Ok(weights + states + prep + per_chunk + flags + uniforms)
 }
 
 /// One batch's buffers.
