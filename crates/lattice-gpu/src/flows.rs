@@ -12,7 +12,7 @@
 //! and `run_batch` confirms the device's stops against its own.
 
 use bytemuck::{Pod, Zeroable};
-use lattice_core::flows::convergence::{StopReason, StopRule};
+use lattice_core::flows::convergence::StopReason;
 use lattice_core::flows::params::DISP_HIDDEN;
 use lattice_core::flows::run::{FlowEngine, WINDOW_STEPS};
 use lattice_core::flows::state::{DoneFlow, done_capacity};
@@ -22,7 +22,7 @@ use lattice_core::tensors::TensorSpec;
 use crate::context::{GpuContext, GpuError};
 use crate::header::Header;
 use crate::kernel::{
-    Kernel, Staging, allocating, indirect_args, read_back, storage, storage_zeroed, uniform,
+    Kernel, Staging, allocating, grid, indirect_args, read_back, storage, storage_zeroed, uniform,
 };
 use crate::profile::{Profiler, kernel_pass};
 use crate::shaders::{self, KernelSpec};
@@ -204,18 +204,16 @@ impl LiveDispatch {
         let children: u64 = (moving.iter())
             .map(|&m| (u64::from(m) * u64::from(spawn_max)).min(u64::from(capacity)))
             .sum();
-        let fold = |groups: u64| match groups {
+        // The 2D grid of `Kernel::dispatch`, but none at all for no work.
+        let fold = |invocations: u64, per_group: u32| match invocations {
             0 => [0, 1],
-            g => {
-                let x = g.min(u64::from(max_groups));
-                [x as u32, g.div_ceil(x) as u32]
-            }
+            n => grid(n, per_group, max_groups).into(),
         };
         let live = u64::from(live);
-        let [nx, ny] = fold(live.div_ceil(64));
-        let [gy, gz] = fold(live.div_ceil(u64::from(TILE)));
-        let [hx, hy] = fold(live.div_ceil(u64::from(heads_tile(sh))));
-        let [cx, cy] = fold((children * u64::from(sh.hidden_len())).div_ceil(64));
+        let [nx, ny] = fold(live, 64);
+        let [gy, gz] = fold(live, TILE);
+        let [hx, hy] = fold(live, heads_tile(sh));
+        let [cx, cy] = fold(children * u64::from(sh.hidden_len()), 64);
         let grids = Self {
             neuron: [nx, ny, 1],
             gru: [sh.hidden.div_ceil(64), gy, gz],
@@ -711,12 +709,7 @@ impl<'a> GpuFlows<'a> {
 
     /// The uniform parameters of one step.
     fn params(&self, rule: &MoveRule, hidden_next: u32) -> FlowParams {
-        let stop = rule.stop.unwrap_or(StopRule {
-            min_steps: 0,
-            patience: 0,
-            threshold_m: 0,
-            threshold_shift: 0,
-        });
+        let stop = rule.stop.unwrap_or_default();
         FlowParams {
             items: self.items,
             max_groups: self.max_groups,
@@ -776,10 +769,10 @@ impl<'a> GpuFlows<'a> {
         }
         let n = self.items as usize;
         // The history's unused steps are read too: the stop states follow the whole history.
-        let words: Vec<u32> = self
-            .history_staging
-            .read(ctx, self.history_words() + 10 * n)?;
-        let (history, stops) = words.split_at(self.history_words());
+        let history_words = (history_bytes(self.items) / 4) as usize;
+        let all_words = history_words + (stops_bytes(self.items) / 4) as usize;
+        let words: Vec<u32> = self.history_staging.read(ctx, all_words)?;
+        let (history, stops) = words.split_at(history_words);
         self.stops = bytemuck::cast_slice(stops).to_vec();
         let flat: &[ItemCounts] = bytemuck::cast_slice(history);
         let window: Vec<Vec<ItemCounts>> = (flat.chunks(n).take(rules.len()))
@@ -788,10 +781,6 @@ impl<'a> GpuFlows<'a> {
         self.counts
             .clone_from(window.last().expect("a window has a step"));
         Ok(window)
-    }
-
-    fn history_words(&self) -> usize {
-        (history_bytes(self.items) / 4) as usize
     }
 
     /// Records one step's kernels; their grids come from `flow_live` (indirect dispatch).

@@ -15,7 +15,7 @@ const WINDOW: usize = 5;
 
 /// B8's parameters as both backends compare with them: the threshold exactly as
 /// `threshold_m / 2^threshold_shift`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StopRule {
     pub min_steps: u32,
     pub patience: u32,

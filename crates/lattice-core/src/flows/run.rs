@@ -145,6 +145,7 @@ pub fn run_batch<E: FlowEngine>(
 ) -> Result<BatchOutcome, E::Error> {
     let mut run = Items::new(cfg, items);
     let mut records = Vec::new();
+    let decides = engine.decides_stops();
     let mut step = 0;
     while step < cfg.steps() {
         let freeze = run.stop_before(step);
@@ -154,7 +155,6 @@ pub fn run_batch<E: FlowEngine>(
         if run.all_stopped() {
             break;
         }
-        let decides = engine.decides_stops();
         let len = match trace {
             Some(_) => 1,
             None => run.window(step, cfg.steps() - step, decides),
