@@ -242,8 +242,9 @@ fn an_items_states_do_not_depend_on_its_batch() {
     assert_eq!(bits(&together[one..2 * one]), bits(&alone));
 }
 
-/// A message width whose two-pair gather chunk would not fit 16 KiB of workgroup memory: the
-/// gather takes one neighbor per invocation (PAIRS = 1, the OPTIMIZED preset's path).
+/// A message width whose two-pair gather chunk, or staged weights, would not fit 16 KiB of
+/// workgroup memory: the gather takes one neighbor per invocation and reads the per-pair weights
+/// from the weight buffer (PAIRS = 1, STAGE = false: the OPTIMIZED preset's path).
 #[test]
 fn a_wide_message_gathers_one_pair_per_invocation() {
     let Some((ctx, _)) = shared() else {
@@ -260,7 +261,9 @@ fn a_wide_message_gathers_one_pair_per_invocation() {
         gate_hidden: 8,
     };
     let layout = ParamLayout::new(shape);
-    assert!(lattice_gpu::moe::header(&layout, 3).contains("const PAIRS: u32 = 1u;"));
+    let header = lattice_gpu::moe::header(&layout, 3);
+    assert!(header.contains("const PAIRS: u32 = 1u;"));
+    assert!(header.contains("const STAGE: bool = false;"));
     let kernels = MoeKernels::new(ctx, &layout, 3).unwrap();
     let w = MoeWeights::seeded(layout, 5);
     let dims = Dims::new(7, 6, 5).unwrap();

@@ -4,6 +4,7 @@
 pub mod context;
 pub mod flows;
 pub mod gather;
+pub mod gather_tile;
 pub mod header;
 pub mod kernel;
 pub mod layout;

@@ -11,12 +11,13 @@ use bytemuck::{Pod, Zeroable};
 use lattice_core::NeighborCache;
 use lattice_core::config::Combine;
 use lattice_core::moe::gather::record_width;
-use lattice_core::moe::net::{UpdateTile, WORKGROUP_BUDGET_BYTES};
+use lattice_core::moe::net::UpdateTile;
 use lattice_core::moe::params::EXTERNAL_INPUT;
 use lattice_core::moe::{MoeEngine, MoeShape, NonFinite, ParamLayout, STEPS_PER_CHECK};
 
 use crate::context::{GpuContext, GpuError};
 use crate::gather::GpuNeighbors;
+use crate::gather_tile::GatherTile;
 use crate::header::Header;
 use crate::kernel::{Kernel, Staging, allocating, read_back, storage, storage_zeroed, uniform};
 use crate::layout::LatticeParams;
@@ -43,6 +44,7 @@ const _: () = assert!(std::mem::offset_of!(MoeParams, residual) == 16);
 pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
     let sh = layout.shape;
     let tile = UpdateTile::new(&sh);
+    let gather = GatherTile::new(&sh);
     let mut h = Header::new("lattice-gpu/src/moe.rs")
         .u32s([
             ("S", sh.s),
@@ -58,12 +60,15 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
             ("EXT", EXTERNAL_INPUT),
             ("ODE_STEPS", ode_steps),
             ("REC", record_width(&sh) as u32),
-            ("PAIRS", gather_pairs(&sh)),
+            ("GCELLS", gather.cells),
+            ("PAIRS", gather.pairs),
+            ("WSTAGE", gather.staged_floats(&sh)),
             ("TILE", tile.rows),
             ("ROW", tile.row),
             ("TEMPS", tile.temps),
         ])
         .bool("HAS_TIME", sh.has_time())
+        .bool("STAGE", gather.stage_weights)
         .tensor_offsets(&layout.tensors, 0);
     for (func, p) in [
         ("cnf_functional", "functional.cnf"),
@@ -93,24 +98,6 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
     h.finish()
 }
 
-/// Workgroup memory of the gather kernel with `pairs` neighbors per invocation in a chunk (of
-/// 64 pairs): x, qx and ax; per chunk entry its index, score, two softmax factors and message;
-/// the two denominators and a class range.
-fn gather_workgroup_bytes(sh: &MoeShape, pairs: u32) -> u32 {
-    let chunk = 64 * pairs;
-    4 * (sh.s + sh.func_hidden + sh.func_msg + chunk * (4 + sh.func_msg) + 4)
-}
-
-/// Neighbors per gather invocation and chunk (`PAIRS`): two, sharing each weight load, where
-/// that chunk fits WebGPU's default 16 KiB of workgroup memory (DEBUG, EXPERIMENT), else one.
-fn gather_pairs(sh: &MoeShape) -> u32 {
-    if gather_workgroup_bytes(sh, 2) <= WORKGROUP_BUDGET_BYTES {
-        2
-    } else {
-        1
-    }
-}
-
 /// The MoE kernels, in the order [`MoeKernels`] holds them.
 pub const KERNELS: [&KernelSpec; 3] = [
     &shaders::MOE_PREP,
@@ -132,6 +119,8 @@ pub struct MoeKernels {
     layout: ParamLayout,
     /// Rows per workgroup of the update kernel.
     tile_rows: u32,
+    /// Rows per workgroup of the gather kernel.
+    gather_rows: u32,
     prep: Kernel,
     gather: Kernel,
     update: Kernel,
@@ -145,12 +134,10 @@ impl MoeKernels {
     /// does not fit the adapter's workgroup memory (sizes far beyond the presets').
     pub fn new(ctx: &GpuContext, layout: &ParamLayout, ode_steps: u32) -> Result<Self, GpuError> {
         let tile = UpdateTile::new(&layout.shape);
+        let gather_tile = GatherTile::new(&layout.shape);
         let limit = ctx.limits.max_compute_workgroup_storage_size;
         let needs = [
-            (
-                &shaders::MOE_GATHER,
-                gather_workgroup_bytes(&layout.shape, gather_pairs(&layout.shape)),
-            ),
+            (&shaders::MOE_GATHER, gather_tile.bytes(&layout.shape)),
             (&shaders::MOE_UPDATE, tile.bytes()),
         ];
         if let Some((kernel, need)) = needs.into_iter().find(|&(_, need)| need > limit) {
@@ -166,6 +153,7 @@ impl MoeKernels {
         Ok(Self {
             layout: layout.clone(),
             tile_rows: tile.rows,
+            gather_rows: gather_tile.cells,
             prep,
             gather,
             update,
@@ -333,6 +321,8 @@ pub struct GpuMoe {
     update: Kernel,
     /// Rows per workgroup of `update`.
     tile_rows: u32,
+    /// Rows per workgroup of `gather`.
+    gather_rows: u32,
     states: [wgpu::Buffer; 2],
     bad: wgpu::Buffer,
     prep_groups: [wgpu::BindGroup; 2],
@@ -460,6 +450,7 @@ impl GpuMoe {
             gather: kernels.gather.clone(),
             update: kernels.update.clone(),
             tile_rows: kernels.tile_rows,
+            gather_rows: kernels.gather_rows,
             states: b.states,
             bad: b.bad,
             prep_groups,
@@ -498,8 +489,9 @@ impl GpuMoe {
                 debug_assert!(chunk.first_row as u64 + chunk.rows as u64 <= rows_total);
                 let rows = u64::from(chunk.rows);
                 let mut pass = kernel_pass(&mut enc, self.profiler.as_mut(), "moe_gather");
-                // One workgroup per row.
-                let gather = rows * u64::from(self.gather.workgroup);
+                // One workgroup per tile of rows.
+                let gather =
+                    rows.div_ceil(u64::from(self.gather_rows)) * u64::from(self.gather.workgroup);
                 self.gather
                     .dispatch(ctx, &mut pass, &chunk.gather[k], gather);
                 drop(pass);

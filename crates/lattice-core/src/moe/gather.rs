@@ -6,8 +6,9 @@
 //! every preset). The walk only collects the functional neighbors; [`Gather::finish`] then runs
 //! those MLPs [`LANES`] neighbors at a time on `[feature][lane]` blocks, so every inner loop
 //! (matrix products, GELU, tanh) runs across lanes and vectorises. The softmax over the logits is
-//! then a plain two-pass one. The WGSL twin (`moe_gather.wgsl`) evaluates the same formulas one
-//! neighbor at a time with an online softmax; the two agree to rounding.
+//! then a plain two-pass one. The WGSL twin (`moe_gather.wgsl`) evaluates the same formulas for
+//! a tile of cells, a chunk of neighbors at a time, with a softmax online per chunk; the two
+//! agree to rounding.
 
 use super::math::{OnlineSoftmax, exp, gelu, linear_t, tanh};
 use super::net::MoeNet;
@@ -251,7 +252,7 @@ mod tests {
     }
 
     /// The functional message of cell 0 over neighbors 1..=k, one neighbor at a time with an
-    /// online softmax, written straight from the formulas (the WGSL kernel's order).
+    /// online softmax, written straight from the formulas.
     fn reference(net: &MoeNet<'_>, states: &[f32], k: usize) -> Vec<f32> {
         let sh = net.sh;
         let (s, hid, msg) = (sh.s as usize, sh.func_hidden as usize, sh.func_msg as usize);

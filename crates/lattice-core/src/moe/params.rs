@@ -46,6 +46,18 @@ impl MoeShape {
         gate_hidden: 64,
     };
 
+    /// The reference system's OPTIMIZED preset sizes (100³, S = 128).
+    pub const OPTIMIZED: Self = Self {
+        s: 128,
+        local_h1: 64,
+        local_h2: 32,
+        local_ph: 128,
+        func_hidden: 64,
+        func_msg: 32,
+        ode_hidden: 64,
+        gate_hidden: 128,
+    };
+
     pub fn from_config(c: &MoeConfig) -> Self {
         Self {
             s: c.state_size,

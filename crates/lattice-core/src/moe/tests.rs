@@ -175,17 +175,7 @@ fn local_expert_mixes_alpha_x_and_beta_processed() {
 #[test]
 fn the_update_tile_fits_the_presets_in_16_kib() {
     use super::net::{UpdateTile, WORKGROUP_BUDGET_BYTES};
-    let optimized = MoeShape {
-        s: 128,
-        local_h1: 64,
-        local_h2: 32,
-        local_ph: 128,
-        func_hidden: 64,
-        func_msg: 32,
-        ode_hidden: 64,
-        gate_hidden: 128,
-    };
-    let rows: Vec<u32> = [MoeShape::DEBUG, MoeShape::EXPERIMENT, optimized]
+    let rows: Vec<u32> = [MoeShape::DEBUG, MoeShape::EXPERIMENT, MoeShape::OPTIMIZED]
         .iter()
         .map(|sh| {
             let tile = UpdateTile::new(sh);
