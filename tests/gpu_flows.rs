@@ -4,8 +4,9 @@
 //! relative 1e-4; two runs bit-identical on each backend; an item's surface the same alone and
 //! in a batch of 8; the live-list kernel equal to its CPU twin, and grids folded at a few
 //! workgroups per dimension giving the same bits; every GPU run one window (the device applies
-//! the stop rule, the host confirms it), its stop reasons those of the CPU. Skips without an adapter unless
-//! LATTICE_REQUIRE_GPU=1 (CI sets it).
+//! the stop rule, the host confirms it), its stop reasons those of the CPU; a GRU width off
+//! the kernel's vec4 grid matching too. Skips without an adapter unless LATTICE_REQUIRE_GPU=1
+//! (CI sets it).
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -179,13 +180,18 @@ fn compare_records(
     (ties, worst)
 }
 
-#[test]
-fn gpu_matches_cpu_on_the_debug_preset() {
-    let Some(s) = setup() else { return };
-    let (cpu, gpu) = (cpu_first(s), gpu_first(s));
-    let dropped: u64 = cpu.items.iter().map(|o| o.dropped_by_capacity).sum();
-    assert!(dropped > 0, "the preset's capacity binds");
-    // The same flows complete on the same planes after the same steps.
+/// What [`compare_runs`] compared.
+struct Compared {
+    ties: BTreeSet<usize>,
+    worst: f32,
+    completed: usize,
+    live: usize,
+}
+
+/// The CPU and GPU runs of `s` agree: the same flows complete on the same planes after the
+/// same steps, slots are reused in the same order, records, positions and hidden states of
+/// the live flows within tolerance.
+fn compare_runs(s: &Setup, cpu: &BatchOutcome, gpu: &BatchOutcome) -> Compared {
     assert_eq!(cpu.steps, gpu.steps, "per-step counts");
     assert_eq!(cpu.items, gpu.items, "per-item totals");
     let (c, g) = (&cpu.state, &gpu.state);
@@ -197,13 +203,12 @@ fn gpu_matches_cpu_on_the_debug_preset() {
     assert_eq!(c.steps, g.steps);
     let sh = s.weights.layout.shape;
     let (mut ties, mut worst, mut completed) = (BTreeSet::new(), 0.0f32, 0);
-    for b in 0..ITEMS {
+    for b in 0..cpu.items.len() as u32 {
         let (t, w) = compare_records(&sh, b, c.done_of(b), g.done_of(b));
         completed += c.done_of(b).len();
         worst = worst.max(w);
         ties.extend(t);
     }
-    assert!(completed > 100, "the preset completes flows ({completed})");
     let mut live = 0;
     let hl = c.hidden_len as usize;
     for slot in c.live_slots() {
@@ -221,7 +226,30 @@ fn gpu_matches_cpu_on_the_debug_preset() {
         }
         live += 1;
     }
+    Compared {
+        ties,
+        worst,
+        completed,
+        live,
+    }
+}
+
+#[test]
+fn gpu_matches_cpu_on_the_debug_preset() {
+    let Some(s) = setup() else { return };
+    let (cpu, gpu) = (cpu_first(s), gpu_first(s));
+    let dropped: u64 = cpu.items.iter().map(|o| o.dropped_by_capacity).sum();
+    assert!(dropped > 0, "the preset's capacity binds");
+    let Compared {
+        ties,
+        worst,
+        completed,
+        live,
+    } = compare_runs(s, cpu, gpu);
+    assert!(completed > 100, "the preset completes flows ({completed})");
     assert!(live > 100, "{live} live flows compared");
+    let sh = s.weights.layout.shape;
+    let (c, g) = (&cpu.state, &gpu.state);
     // Surfaces within tolerance, except the cells a tie moved a flow between. Values are
     // softmax means of energies in [−1, 1]; f32 differences of ~1e-6 in the weights give
     // ~1e-6 in the mean, so REL_TOL of the largest value is ample and a wrong formula is not.
@@ -380,4 +408,29 @@ fn a_stop_inside_the_window_freezes_items_as_on_the_cpu() {
     assert_eq!(cpu.steps, gpu.steps, "per-step counts");
     let (c, g) = (&cpu.state, &gpu.state);
     assert_eq!((&c.counts, &c.status, &c.id), (&g.counts, &g.status, &g.id));
+}
+
+/// A carrier whose hidden size is not a whole number of vec4s (6 units: the GRU kernel's
+/// second quad is half padding) still matches the CPU.
+#[test]
+fn a_gru_width_off_the_vec4_grid_matches_the_cpu() {
+    let Some(debug) = setup() else { return };
+    let mut cfg = debug.cfg.clone();
+    cfg.carrier.hidden = 6;
+    let weights = FlowWeights::seeded(FlowLayout::new(FlowShape::from_config(&cfg)), SEED);
+    let ctx = lattice_gpu::test_context().expect("a second context on the same adapter");
+    let kernels = FlowKernels::new(&ctx, &weights.layout, &weights.data, cfg.capacity()).unwrap();
+    let s = Setup {
+        ctx,
+        kernels,
+        cfg,
+        weights,
+    };
+    let ids = first_items();
+    let (cpu, gpu) = (
+        cpu_run_of(&s, &s.cfg, &ids),
+        gpu_run_folded(&s, &s.cfg, &ids, None),
+    );
+    let compared = compare_runs(&s, &cpu, &gpu);
+    assert!(compared.completed + compared.live > 100, "flows compared");
 }

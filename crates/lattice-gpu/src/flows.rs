@@ -27,8 +27,8 @@ use crate::kernel::{
 use crate::profile::{Profiler, kernel_pass};
 use crate::shaders::{self, KernelSpec};
 
-/// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl): 4 groups of 8, one per 64
-/// invocations, so each weight a workgroup loads serves 32 flows.
+/// Flows per GRU workgroup (`TILE` in shaders/flow_gru.wgsl): 16 groups of 2, each group 16
+/// invocations of 4 hidden units, so each weight a workgroup loads serves 32 flows.
 pub const TILE: u32 = 32;
 
 /// WGSL `FlowParams` (uniform, 64 bytes).
@@ -89,6 +89,7 @@ impl StopState {
 pub struct LayerParams {
     pub layer: u32,
     pub input: u32,
+    /// Offsets of the layer's transposed W_ih and W_hh in the GRU buffer, in vec4s.
     pub wih: u32,
     pub whh: u32,
     pub bih: u32,
@@ -141,6 +142,7 @@ pub fn header(layout: &FlowLayout, capacity: u32) -> String {
             ("D", sh.d),
             ("CAP", capacity),
             ("HC", sh.hidden),
+            ("HCQ", gate_stride(&sh) / 4),
             ("L", sh.layers),
             ("NH", sh.neuron_hidden),
             ("NO", sh.neuron_out),
@@ -233,11 +235,18 @@ pub fn sources(layout: &FlowLayout, capacity: u32) -> Vec<(&'static str, String)
         .collect()
 }
 
-/// Transposed GRU matrices (`[in, 3·Hc]` per W_ih and W_hh, layer by layer) and each layer's
-/// offsets into them.
+/// Hidden units of one GRU gate in a row of the transposed matrices: Hc rounded up to whole
+/// vec4s (`HCQ` vec4s), so `flow_gru` loads four units of a gate with one aligned vec4 load.
+pub fn gate_stride(sh: &FlowShape) -> u32 {
+    sh.hidden.next_multiple_of(4)
+}
+
+/// Transposed GRU matrices (per W_ih and W_hh, layer by layer, one row per input column k:
+/// the r, z and n gates' weights of every unit, each gate padded with zeros to
+/// [`gate_stride`]) and each layer's offsets into them, in vec4s.
 fn transposed_gru(layout: &FlowLayout, w: &[f32]) -> (Vec<f32>, Vec<(u32, u32)>) {
     let sh = layout.shape;
-    let rows = 3 * sh.hidden as usize;
+    let (hc, stride) = (sh.hidden as usize, gate_stride(&sh) as usize);
     let mut out = Vec::new();
     let mut offsets = Vec::new();
     for l in 0..sh.layers {
@@ -247,18 +256,22 @@ fn transposed_gru(layout: &FlowLayout, w: &[f32]) -> (Vec<f32>, Vec<(u32, u32)>)
                 format!("carrier.gru.weight_ih_l{l}"),
                 sh.layer_in(l) as usize,
             ),
-            (format!("carrier.gru.weight_hh_l{l}"), sh.hidden as usize),
+            (format!("carrier.gru.weight_hh_l{l}"), hc),
         ]
         .into_iter()
         .enumerate()
         {
-            at[k] = out.len() as u32;
+            at[k] = (out.len() / 4) as u32;
             let m = &w[layout.get(&name).expect("GRU tensor").range()];
             let base = out.len();
-            out.resize(base + rows * cols, 0.0);
-            for r in 0..rows {
-                for c in 0..cols {
-                    out[base + c * rows + r] = m[r * cols + c];
+            out.resize(base + 3 * stride * cols, 0.0);
+            // PyTorch's rows are gate-major: row gate·Hc + u.
+            for gate in 0..3 {
+                for u in 0..hc {
+                    let r = gate * hc + u;
+                    for c in 0..cols {
+                        out[base + c * 3 * stride + gate * stride + u] = m[r * cols + c];
+                    }
                 }
             }
         }
