@@ -1,9 +1,10 @@
 // Layers over a tile of rows in workgroup memory, computed by the whole workgroup together. Twin
-// of lattice-core/src/moe/math.rs (linear, layer_norm): same constants, and every output is one
-// invocation's sum in the CPU's order, so a tile's results equal one row at a time.
+// of lattice-core/src/moe/math.rs (linear, layer_norm): same constants; every linear output is
+// one invocation's sum in the CPU's order, and a LayerNorm's statistics are LN_LANES partial
+// sums per row added in a fixed order, so a tile's results equal one row at a time.
 //
-// A kernel that includes this file declares the generated header's TILE (rows per workgroup)
-// and ROW (floats per row), and
+// A kernel that includes this file declares the generated header's TILE (rows per workgroup),
+// ROW (floats per row) and LN_LANES, and
 //   var<storage, read> wts: array<f32>;   (all MoE tensors, ParamLayout order)
 // Vector element k of the tile's row t lives at act[k * TILE + t]: the invocations of one output
 // read neighbouring words, and an elementwise pass over n values of every row is one run
@@ -50,24 +51,43 @@ fn lin(w: u32, b: u32, stride: u32, a: u32, na: u32, c: u32, nc: u32, out: u32, 
     workgroupBarrier();
 }
 
-// dst[k] = LN(src)[k] * w[k] + b[k] (GELU after it when `with_gelu`); dst may be src. One
-// invocation per row sums in order, then all of them normalise.
-fn layer_norm(src: u32, dst: u32, n: u32, w: u32, b: u32, with_gelu: bool, lid: u32) {
-    if (lid < TILE) {
-        var sum = 0.0;
-        for (var k = 0u; k < n; k++) {
-            sum += tile_get(src + k, lid);
+// Per row, LN_LANES partial sums of a LayerNorm statistic.
+var<workgroup> partial: array<f32, TILE * LN_LANES>;
+
+// Per row, a LayerNorm statistic into stats[2t + which]: the mean of the n values (which = 0),
+// or 1/std from the variance around the mean already in stats[2t] (which = 1). LN_LANES
+// invocations per row sum every LN_LANES-th value, then one per row adds their sums in lane
+// order (so a row's statistics never depend on the other rows of its tile).
+fn row_stat(src: u32, n: u32, which: u32, lid: u32) {
+    let t = lid / LN_LANES;
+    if (t < TILE) {
+        var acc = 0.0;
+        for (var k = lid % LN_LANES; k < n; k += LN_LANES) {
+            var v = tile_get(src + k, t);
+            if (which == 1u) {
+                v = (v - stats[2u * t]) * (v - stats[2u * t]);
+            }
+            acc += v;
         }
-        let mean = sum / f32(n);
-        var v = 0.0;
-        for (var k = 0u; k < n; k++) {
-            let d = tile_get(src + k, lid) - mean;
-            v += d * d;
-        }
-        stats[2u * lid] = mean;
-        stats[2u * lid + 1u] = 1.0 / sqrt(v / f32(n) + LN_EPS);
+        partial[lid] = acc;
     }
     workgroupBarrier();
+    if (lid < TILE) {
+        var sum = 0.0;
+        for (var l = 0u; l < LN_LANES; l++) {
+            sum += partial[lid * LN_LANES + l];
+        }
+        let mean = sum / f32(n);
+        stats[2u * lid + which] = select(mean, 1.0 / sqrt(mean + LN_EPS), which == 1u);
+    }
+    workgroupBarrier();
+}
+
+// dst[k] = LN(src)[k] * w[k] + b[k] (GELU after it when `with_gelu`); dst may be src. The
+// statistics by row_stat, then all invocations normalise.
+fn layer_norm(src: u32, dst: u32, n: u32, w: u32, b: u32, with_gelu: bool, lid: u32) {
+    row_stat(src, n, 0u, lid);
+    row_stat(src, n, 1u, lid);
     for (var i = lid; i < n * TILE; i += WG) {
         let k = i / TILE;
         let t = i % TILE;

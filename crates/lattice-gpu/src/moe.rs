@@ -64,6 +64,7 @@ pub fn header(layout: &ParamLayout, ode_steps: u32) -> String {
             ("PAIRS", gather.pairs),
             ("WSTAGE", gather.staged_floats(&sh)),
             ("TILE", tile.rows),
+            ("LN_LANES", tile.ln_lanes),
             ("ROW", tile.row),
             ("TEMPS", tile.temps),
         ])

@@ -199,6 +199,9 @@ impl Update {
 /// WebGPU's default limit, which every adapter offers.
 pub const WORKGROUP_BUDGET_BYTES: u32 = 16384;
 
+/// Invocations of a GPU update workgroup.
+const UPDATE_WORKGROUP: u32 = 64;
+
 /// Rows the GPU update kernel computes per workgroup at most: enough to fill its 64
 /// invocations with (output, row) pairs on the small presets.
 const UPDATE_TILE_MAX_ROWS: u32 = 8;
@@ -211,6 +214,9 @@ pub struct UpdateTile {
     pub temps: u32,
     pub row: u32,
     pub rows: u32,
+    /// Invocations per row summing a LayerNorm's statistics (`LN_LANES`): as many as share
+    /// the workgroup and whose partial sums fit the budget's remainder.
+    pub ln_lanes: u32,
 }
 
 impl UpdateTile {
@@ -229,7 +235,15 @@ impl UpdateTile {
         let row = 9 * s + sh.func_msg + temps;
         let rows =
             (WORKGROUP_BUDGET_BYTES / Self::bytes_per_row(row)).clamp(1, UPDATE_TILE_MAX_ROWS);
-        Self { temps, row, rows }
+        let spare_floats =
+            WORKGROUP_BUDGET_BYTES.saturating_sub(rows * Self::bytes_per_row(row)) / 4;
+        let ln_lanes = (UPDATE_WORKGROUP / rows).min(spare_floats / rows).max(1);
+        Self {
+            temps,
+            row,
+            rows,
+            ln_lanes,
+        }
     }
 
     /// Workgroup bytes of one row: its floats, its two normalisation statistics and its three
@@ -238,10 +252,11 @@ impl UpdateTile {
         4 * (row + 2 + 3)
     }
 
-    /// Workgroup memory of the whole tile; over [`WORKGROUP_BUDGET_BYTES`] only for shapes whose one
-    /// row does not fit it (they need an adapter with a larger limit).
+    /// Workgroup memory of the whole tile and the LayerNorm partial sums; over
+    /// [`WORKGROUP_BUDGET_BYTES`] only for shapes whose one row does not fit it (they need an
+    /// adapter with a larger limit).
     pub fn bytes(&self) -> u32 {
-        self.rows * Self::bytes_per_row(self.row)
+        self.rows * (Self::bytes_per_row(self.row) + 4 * self.ln_lanes)
     }
 }
 
