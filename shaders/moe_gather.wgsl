@@ -300,29 +300,26 @@ fn begin(tile: u32, lid: u32) {
         }
     }
     for (var i = lid; i < GCELLS * FH; i += WG) {
-        let t = i / FH;
         let k = i % FH;
-        let tr = tile_row(tile, t);
-        let x = (tr.item_row + tr.cell) * S;
         let w = W_FUNCTIONAL_GNN_MESSAGE1_WEIGHT + k * 2u * S + S;
-        var acc = 0.0;
-        for (var c = 0u; c < S; c++) {
-            acc += wts[w + c] * states[x + c];
-        }
-        qx[i] = acc + wts[W_FUNCTIONAL_GNN_MESSAGE1_BIAS + k];
+        qx[i] = x_dot(tile, i / FH, w) + wts[W_FUNCTIONAL_GNN_MESSAGE1_BIAS + k];
     }
     for (var i = lid; i < GCELLS * FM; i += WG) {
-        let t = i / FM;
         let k = i % FM;
-        let tr = tile_row(tile, t);
-        let x = (tr.item_row + tr.cell) * S;
         let w = W_FUNCTIONAL_GNN_ATTENTION1_WEIGHT + k * (FM + S) + FM;
-        var acc = 0.0;
-        for (var c = 0u; c < S; c++) {
-            acc += wts[w + c] * states[x + c];
-        }
-        ax[i] = acc + wts[W_FUNCTIONAL_GNN_ATTENTION1_BIAS + k];
+        ax[i] = x_dot(tile, i / FM, w) + wts[W_FUNCTIONAL_GNN_ATTENTION1_BIAS + k];
     }
+}
+
+// Σ_c wts[w + c] · x[c] for the state x of tile cell t.
+fn x_dot(tile: u32, t: u32, w: u32) -> f32 {
+    let tr = tile_row(tile, t);
+    let x = (tr.item_row + tr.cell) * S;
+    var acc = 0.0;
+    for (var c = 0u; c < S; c++) {
+        acc += wts[w + c] * states[x + c];
+    }
+    return acc;
 }
 
 // Invocation 0: every tile cell's range of class `cls` (empty past the chunk's rows), a fresh
