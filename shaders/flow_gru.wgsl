@@ -73,6 +73,42 @@ fn stage(k0: u32, n_in: u32, of_hidden: bool, g0: u32, live: u32, lid: u32) {
     }
 }
 
+// Per gate (r, z, n) and flow t of this invocation's SUB: the sums over k of W[gate, u] x_t[k]
+// for its 4 units u, k ascending.
+struct GateSums {
+    r: array<vec4<f32>, SUB>,
+    z: array<vec4<f32>, SUB>,
+    n: array<vec4<f32>, SUB>,
+}
+
+// The tile's products with one transposed matrix at `w` (vec4s) over n_in input columns: the
+// layer's inputs (W_ih) or the old hidden states (W_hh), staged KC columns at a time. Called
+// from uniform control flow (it holds barriers).
+fn gate_sums(w: u32, n_in: u32, of_hidden: bool, q: u32, s0: u32, g0: u32, live: u32, lid: u32) -> GateSums {
+    var acc: GateSums;
+    for (var k0 = 0u; k0 < n_in; k0 += KC) {
+        stage(k0, n_in, of_hidden, g0, live, lid);
+        workgroupBarrier();
+        if (q < HCQ) {
+            let n = min(KC, n_in - k0);
+            for (var kk = 0u; kk < n; kk++) {
+                let row = w + (k0 + kk) * ROWQ + q;
+                let wr = gru_t[row];
+                let wz = gru_t[row + HCQ];
+                let wn = gru_t[row + 2u * HCQ];
+                for (var t = 0u; t < SUB; t++) {
+                    let x = tile[(s0 + t) * KC + kk];
+                    acc.r[t] += wr * x;
+                    acc.z[t] += wz * x;
+                    acc.n[t] += wn * x;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    return acc;
+}
+
 @compute @workgroup_size(256)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -85,53 +121,8 @@ fn main(
     let g0 = (wg.y + wg.z * nwg.y) * TILE;
     let s0 = (lid / QUADS) * SUB;
     let live = live_off[params.items];
-    var ir: array<vec4<f32>, SUB>;
-    var iz: array<vec4<f32>, SUB>;
-    var inn: array<vec4<f32>, SUB>;
-    var hr: array<vec4<f32>, SUB>;
-    var hz: array<vec4<f32>, SUB>;
-    var hn: array<vec4<f32>, SUB>;
-
-    for (var k0 = 0u; k0 < lp.input; k0 += KC) {
-        stage(k0, lp.input, false, g0, live, lid);
-        workgroupBarrier();
-        if (q < HCQ) {
-            let n = min(KC, lp.input - k0);
-            for (var kk = 0u; kk < n; kk++) {
-                let row = lp.wih + (k0 + kk) * ROWQ + q;
-                let wr = gru_t[row];
-                let wz = gru_t[row + HCQ];
-                let wn = gru_t[row + 2u * HCQ];
-                for (var t = 0u; t < SUB; t++) {
-                    let x = tile[(s0 + t) * KC + kk];
-                    ir[t] += wr * x;
-                    iz[t] += wz * x;
-                    inn[t] += wn * x;
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    for (var k0 = 0u; k0 < HC; k0 += KC) {
-        stage(k0, HC, true, g0, live, lid);
-        workgroupBarrier();
-        if (q < HCQ) {
-            let n = min(KC, HC - k0);
-            for (var kk = 0u; kk < n; kk++) {
-                let row = lp.whh + (k0 + kk) * ROWQ + q;
-                let wr = gru_t[row];
-                let wz = gru_t[row + HCQ];
-                let wn = gru_t[row + 2u * HCQ];
-                for (var t = 0u; t < SUB; t++) {
-                    let x = tile[(s0 + t) * KC + kk];
-                    hr[t] += wr * x;
-                    hz[t] += wz * x;
-                    hn[t] += wn * x;
-                }
-            }
-        }
-        workgroupBarrier();
-    }
+    let i = gate_sums(lp.wih, lp.input, false, q, s0, g0, live, lid);
+    let h = gate_sums(lp.whh, HC, true, q, s0, g0, live, lid);
     for (var t = 0u; t < SUB; t++) {
         let g = g0 + s0 + t;
         if (g >= live) {
@@ -142,11 +133,11 @@ fn main(
             if (u >= HC) {
                 break;
             }
-            let r = sigmoid((ir[t][c] + wts[lp.bih + u]) + (hr[t][c] + wts[lp.bhh + u]));
-            let z = sigmoid((iz[t][c] + wts[lp.bih + HC + u]) + (hz[t][c] + wts[lp.bhh + HC + u]));
-            let n = tanh((inn[t][c] + wts[lp.bih + 2u * HC + u]) + r * (hn[t][c] + wts[lp.bhh + 2u * HC + u]));
-            let h = clamp((1.0 - z) * n + z * hidden_old(g, u), -10.0, 10.0);
-            hnext[gslot[g] * HL + lp.layer * HC + u] = h;
+            let r = sigmoid((i.r[t][c] + wts[lp.bih + u]) + (h.r[t][c] + wts[lp.bhh + u]));
+            let z = sigmoid((i.z[t][c] + wts[lp.bih + HC + u]) + (h.z[t][c] + wts[lp.bhh + HC + u]));
+            let n = tanh((i.n[t][c] + wts[lp.bih + 2u * HC + u]) + r * (h.n[t][c] + wts[lp.bhh + 2u * HC + u]));
+            let hu = clamp((1.0 - z) * n + z * hidden_old(g, u), -10.0, 10.0);
+            hnext[gslot[g] * HL + lp.layer * HC + u] = hu;
         }
     }
 }

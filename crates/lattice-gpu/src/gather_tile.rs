@@ -6,8 +6,10 @@
 use lattice_core::moe::MoeShape;
 use lattice_core::moe::net::WORKGROUP_BUDGET_BYTES;
 
+use crate::shaders::MOE_GATHER;
+
 /// Invocations per gather workgroup.
-const WORKGROUP: u32 = 64;
+const WORKGROUP: u32 = MOE_GATHER.workgroup;
 /// Cells per workgroup at most.
 const MAX_CELLS: u32 = 8;
 /// (cell, channel) pairs of the state per workgroup at most: each invocation keeps five sums per
