@@ -389,3 +389,146 @@ fn checkpoints_and_resume_work_under_mpi() {
         std::fs::remove_dir_all(d.join("ck")).unwrap();
     }
 }
+
+/// One rank of a z-slab run fails to allocate its first batch (injected): every rank halves in
+/// step (rank 0's plan), the job finishes, and the states equal one process's byte for byte.
+/// A rank that halved alone would leave the others waiting on halo messages: the launcher's
+/// timeout turns such a hang into a failure.
+#[test]
+fn an_allocation_failure_on_one_rank_halves_every_rank_together() {
+    if !mpi_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (file, text) = SLABS[0];
+    std::fs::write(d.join(file), text).unwrap();
+    let args = ["-q", "run", file, "--backend", "cpu", "--out", "one"];
+    assert_eq!(lattice(d, None, &args, &[]).0, 0);
+    let args = [
+        "-q",
+        "run",
+        file,
+        "--backend",
+        "cpu",
+        "--out",
+        "n2",
+        "--split",
+        "z-slabs",
+    ];
+    let env = [
+        ("LATTICE_FAIL_FIRST_BATCH_RANK", "1"),
+        ("MPIEXEC_TIMEOUT", "60"),
+    ];
+    let (code, err) = lattice(d, Some(2), &args, &env);
+    assert_eq!(code, 0, "{err}");
+    same_files(d, "one", "n2", &["states.npy"]);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("n2/metrics.json")).unwrap()).unwrap();
+    assert_eq!(m["halvings"], 1, "{m}");
+    assert_eq!(m["batch_sizes"], serde_json::json!([1, 1, 1]), "{m}");
+}
+
+/// A checkpoint records how the run was divided: a resume under another split, another rank
+/// count or as one process is refused, naming both divisions.
+#[test]
+fn a_resume_under_another_split_or_rank_count_is_refused_naming_both() {
+    if !mpi_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (file, text) = SLABS[0];
+    std::fs::write(d.join(file), text).unwrap();
+    let args = [
+        "-q",
+        "run",
+        file,
+        "--backend",
+        "cpu",
+        "--out",
+        "ck",
+        "--checkpoint-every",
+        "1",
+        "--split",
+        "z-slabs",
+    ];
+    let (code, err) = lattice(d, Some(2), &args, &[]);
+    assert_eq!(code, 0, "{err}");
+    let written = "2 ranks split by ZSlabs";
+    let cases: [(Option<u32>, &[&str], &str); 3] = [
+        (Some(2), &["--split", "items"], "2 ranks split by Items"),
+        (Some(3), &["--split", "z-slabs"], "3 ranks split by ZSlabs"),
+        (None, &[], "one process"),
+    ];
+    for (ranks, extra, this) in cases {
+        let mut args = vec!["-q", "run", file, "--backend", "cpu", "--resume", "ck"];
+        args.extend_from_slice(extra);
+        let (code, err) = lattice(d, ranks, &args, &[]);
+        assert_ne!(code, 0, "{ranks:?} {extra:?}");
+        assert!(
+            err.contains(&format!(
+                "written by a run of {written}, this run is {this}"
+            )),
+            "{ranks:?} {extra:?}: {err}"
+        );
+    }
+}
+
+/// Ranks launched with different inputs (MPMD: each rank its own folder, or its own file)
+/// stop before step 1, naming what differs: the mask behind the same config text, the initial
+/// states, the step count.
+#[test]
+fn ranks_given_different_masks_or_inputs_stop_before_step_1() {
+    if !mpi_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (file, text) = SLABS[2];
+    for (k, sub) in ["a", "b"].iter().enumerate() {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+        std::fs::write(d.join(sub).join(file), text).unwrap();
+        let mask = (0..10 * 5 * 6).map(|i| u8::from(i % 5 != 2 + k));
+        common::write_npy(&d.join(sub).join("mask.npy"), &[10, 5, 6], mask);
+    }
+    let states = |seed: f32| (0..2 * 300 * 24).map(move |i| (i as f32 * seed).sin() * 0.1);
+    common::write_npy(&d.join("a/s.npy"), &[2, 300, 24], states(0.37));
+    common::write_npy(&d.join("b/s.npy"), &[2, 300, 24], states(0.41));
+    let bin = env!("CARGO_BIN_EXE_lattice");
+    let mpmd = |a: &[&str], b: &[&str], expect: &str| {
+        let start = Instant::now();
+        let base = ["-q", "run", file, "--backend", "cpu", "--out"];
+        let out = Command::new("mpirun")
+            .current_dir(d)
+            .args(["-n", "1", "-wdir", "a", bin])
+            .args(base)
+            .args(["../o"])
+            .args(a)
+            .args([":", "-n", "1", "-wdir", "b", bin])
+            .args(base)
+            .args(["../o"])
+            .args(b)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{a:?} {b:?}");
+        assert!(err.contains(expect), "{expect}: {err}");
+        assert!(start.elapsed() < Duration::from_secs(30));
+        assert!(!d.join("o/states.npy").exists());
+    };
+    mpmd(&[], &[], "ranks disagree on the mask: 240 active cells");
+    // The same mask from now on: the inputs and options differ.
+    std::fs::copy(d.join("a/mask.npy"), d.join("b/mask.npy")).unwrap();
+    let init = ["--init-states", "s.npy"];
+    mpmd(
+        &init,
+        &init,
+        "ranks disagree on the initial states: s.npy (hash",
+    );
+    mpmd(
+        &["--steps", "2"],
+        &["--steps", "3"],
+        "ranks disagree on the step count: 3 here, 2 on rank 0",
+    );
+}

@@ -26,11 +26,24 @@ const CONFIG: &str = "(seed: 3, batch: (items: 3), simulation: Flows((dims: (9, 
     embedding_dim: 16, carrier: (hidden: 32, layers: 2), neuron: (hidden: 8, output: 12), \
     displacement_scale: 80.0, noise: 0.0, reflection: true, capacity_per_item: Some(6000), max_steps: Some(6), \
     spawn: Some((threshold: 0.15, max_per_step: 1)))))";
+/// The same lattice with reflection off (a move past a side wall stops at it) and up to three
+/// children per spawning flow, over 4 steps (room for every child: capacity never binds).
+fn unreflected_three_children() -> String {
+    CONFIG
+        .replace("reflection: true", "reflection: false")
+        .replace("max_per_step: 1", "max_per_step: 3")
+        .replace("Some(6000)", "Some(24000)")
+        .replace("max_steps: Some(6)", "max_steps: Some(4)")
+}
 const SEED: u64 = 3;
 const ITEMS: u64 = 3;
 
 fn setup() -> (FlowsConfig, FlowWeights) {
-    let cfg = config::parse(CONFIG, "oracle.ron".as_ref()).unwrap();
+    setup_of(CONFIG)
+}
+
+fn setup_of(text: &str) -> (FlowsConfig, FlowWeights) {
+    let cfg = config::parse(text, "oracle.ron".as_ref()).unwrap();
     let Simulation::Flows(f) = cfg.simulation else {
         unreachable!()
     };
@@ -349,11 +362,11 @@ fn surfaces(shape: &FlowShape, state: &FlowState) -> (Vec<f64>, Vec<f64>) {
     (planes, merged)
 }
 
-fn run_checked<E: FlowEngine>(engine: &mut E, name: &str) -> FlowState
+fn run_checked<E: FlowEngine>(engine: &mut E, name: &str, text: &str) -> FlowState
 where
     E::Error: std::fmt::Debug,
 {
-    let (cfg, w) = setup();
+    let (cfg, w) = setup_of(text);
     let t = Tensors::new(&w.layout.tensors, &w.data);
     let mut totals = [0; 3];
     let mut before = engine.state().unwrap();
@@ -386,7 +399,11 @@ where
 }
 
 fn placed() -> (FlowState, Vec<[u32; 2]>) {
-    let (cfg, w) = setup();
+    placed_of(CONFIG)
+}
+
+fn placed_of(text: &str) -> (FlowState, Vec<[u32; 2]>) {
+    let (cfg, w) = setup_of(text);
     let ids: Vec<u64> = (0..ITEMS).collect();
     let emb = seeded_embeddings(SEED, &ids, cfg.embedding_dim as usize);
     place_batch(&w, &cfg, SEED, &ids, &emb)
@@ -410,24 +427,93 @@ fn the_mapper_places_the_oracles_energies() {
     }
 }
 
-#[test]
-fn cpu_flow_steps_match_the_oracle() {
-    let (_, w) = setup();
-    let (state, seeds) = placed();
+fn cpu_checked(text: &str, name: &str) -> FlowState {
+    let (_, w) = setup_of(text);
+    let (state, seeds) = placed_of(text);
     let net = FlowNet::new(&w.layout, &w.data);
     let mut engine = CpuFlows { net, state, seeds };
-    run_checked(&mut engine, "cpu");
+    run_checked(&mut engine, name, text)
+}
+
+fn gpu_checked(text: &str, name: &str) {
+    let Some(ctx) = lattice_gpu::test_context() else {
+        return;
+    };
+    let (cfg, w) = setup_of(text);
+    let (state, seeds) = placed_of(text);
+    let kernels =
+        lattice_gpu::flows::FlowKernels::new(&ctx, &w.layout, &w.data, cfg.capacity()).unwrap();
+    let mut engine = lattice_gpu::flows::GpuFlows::new(&ctx, &kernels, &state, &seeds).unwrap();
+    run_checked(&mut engine, name, text);
+}
+
+#[test]
+fn cpu_flow_steps_match_the_oracle() {
+    cpu_checked(CONFIG, "cpu");
 }
 
 #[test]
 fn gpu_flow_steps_match_the_oracle() {
-    let Some(ctx) = lattice_gpu::test_context() else {
-        return;
-    };
-    let (cfg, w) = setup();
-    let (state, seeds) = placed();
-    let kernels =
-        lattice_gpu::flows::FlowKernels::new(&ctx, &w.layout, &w.data, cfg.capacity()).unwrap();
-    let mut engine = lattice_gpu::flows::GpuFlows::new(&ctx, &kernels, &state, &seeds).unwrap();
-    run_checked(&mut engine, "gpu");
+    gpu_checked(CONFIG, "gpu");
+}
+
+/// Reflection off and spawning of up to three children per flow and step: every flow checked,
+/// and some flows did stop at a side wall and some did have more than one child.
+#[test]
+fn cpu_flow_steps_match_the_oracle_without_reflection_and_with_three_children() {
+    let text = unreflected_three_children();
+    let end = cpu_checked(&text, "cpu unreflected");
+    let walls = (0..end.items)
+        .flat_map(|b| end.done_of(b).iter().copied())
+        .filter(|r| r.pos[..2].iter().any(|v| v.abs() == 1.0))
+        .count();
+    assert!(walls > 0, "some completed flows stopped at a side wall");
+    assert!(
+        end.pos
+            .iter()
+            .all(|p| p[..2].iter().all(|v| v.abs() <= 1.0))
+    );
+}
+
+#[test]
+fn gpu_flow_steps_match_the_oracle_without_reflection_and_with_three_children() {
+    gpu_checked(&unreflected_three_children(), "gpu unreflected");
+}
+
+/// The library's surfaces (`Simulation::run`, what `lattice run` and Python write), both planes
+/// and the merged surface, against the oracle's aggregation of the CPU engine's flows.
+#[test]
+fn the_librarys_planes_and_merged_surface_match_the_oracle() {
+    for text in [CONFIG.to_string(), unreflected_three_children()] {
+        let text = text.replace("spawn:", "convergence: None, spawn:");
+        let end = cpu_checked(&text, "cpu");
+        let (_, w) = setup_of(&text);
+        let (planes, merged) = surfaces(&w.layout.shape, &end);
+        let sim = lattice::Simulation::from_ron(&text, "oracle.ron", lattice::BackendChoice::Cpu)
+            .unwrap();
+        let ids: Vec<u64> = (0..ITEMS).collect();
+        let items: Vec<lattice::Item> = ids.iter().map(|&i| lattice::Item::seeded(i)).collect();
+        let results = sim.run(&items).unwrap();
+        let wh = w.layout.shape.surface() as usize;
+        for (b, id) in ids.iter().enumerate() {
+            let lattice::Output::Flows {
+                planes: p,
+                merged: m,
+                ..
+            } = &results.get(*id).unwrap().output
+            else {
+                panic!("a flows output");
+            };
+            let (want_p, want_m) = (
+                &planes[b * 2 * wh..(b + 1) * 2 * wh],
+                &merged[b * wh..(b + 1) * wh],
+            );
+            oracle::assert_close(&format!("library item {b} planes"), p, want_p, 1e-5, 1e-3);
+            oracle::assert_close(&format!("library item {b} merged"), m, want_m, 1e-5, 1e-3);
+            assert!(
+                m.iter().filter(|v| **v != 0.0).count() > 5,
+                "item {b}: a merged surface"
+            );
+        }
+    }
 }

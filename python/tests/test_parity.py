@@ -96,3 +96,22 @@ def test_the_simulation_describes_itself(root, config):
     assert "Simulation(" in repr(sim) and sim.config_ron().lstrip().startswith("(")
     again = lattice.Simulation(sim.config_ron(), backend="cpu")
     assert again.dims == sim.dims and again.steps == sim.steps
+
+
+NON_SQUARE = """(seed: 11, batch: (items: 3), simulation: Flows((dims: (7, 5, 8),
+    embedding_dim: 16, carrier: (hidden: 16, layers: 1), neuron: (hidden: 8, output: 12),
+    displacement_scale: 40.0, noise: 0.05, spawn: Some((threshold: 0.15, max_per_step: 2)))))"""
+
+
+def test_a_non_square_flows_lattice_equals_the_cli_with_h_before_w(run_cli, tmp_path):
+    config = tmp_path / "wide.ron"
+    config.write_text(NON_SQUARE)
+    out = run_cli(config)
+    result = lattice.Simulation(config, backend="cpu").run()
+    assert result.surface.shape == (3, 2, 5, 7), "[items, plane, H, W]"
+    assert result.merged.shape == (3, 5, 7) and result.landed.shape == (3, 2, 5, 7)
+    assert same_bytes(result.surface, np.load(out / "surface.npy"))
+    assert same_bytes(result.merged, np.load(out / "surface_merged.npy"))
+    landed = [int(result.landed[k].sum()) for k in range(3)]
+    assert landed == [c["completed_front"] + c["completed_back"] for c in result.counts]
+    assert sum(landed) > 0, "flows completed on the non-square surface"

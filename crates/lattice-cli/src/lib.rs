@@ -28,6 +28,8 @@ struct Cli {
     /// Where to run: gpu fails if no adapter exists; auto falls back to the CPU with a note.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto, global = true)]
     backend: BackendArg,
+    #[command(flatten)]
+    gpu: backend::GpuArgs,
     /// Only errors on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,
@@ -37,7 +39,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// GPU adapters found, the one chosen, its limits and features (or why there is none).
+    /// Every GPU adapter found and whether a run may use it (and why not), the one chosen,
+    /// its limits and features.
     Info {
         #[arg(long)]
         json: bool,
@@ -86,13 +89,13 @@ pub fn main() -> ExitCode {
         .with_ansi(colour_logs())
         .with_target(false)
         .init();
-    let result = match cli.command {
-        Command::Info { json } => cmd::info::run(json, &ranks),
+    let result = cli.gpu.request(&ranks).and_then(|gpu| match cli.command {
+        Command::Info { json } => cmd::info::run(json, &ranks, &gpu),
         Command::Validate { config, json } => cmd::validate::run(&config, json),
         Command::Inspect { what } => cmd::inspect::run(what),
-        Command::Run(args) => cmd::run::run(args, cli.backend.into(), cli.quiet, &ranks),
-        Command::Bench(args) => cmd::bench::run(args, cli.backend.into()),
-    };
+        Command::Run(args) => cmd::run::run(args, (cli.backend.into(), &gpu), cli.quiet, &ranks),
+        Command::Bench(args) => cmd::bench::run(args, cli.backend.into(), &gpu),
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

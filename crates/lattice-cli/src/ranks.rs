@@ -92,6 +92,36 @@ impl Ranks {
         Ok(())
     }
 
+    /// Fails unless this rank's `value` of `what` is rank 0's, naming both values.
+    ///
+    /// # Errors
+    /// The value differs.
+    pub fn agree_on(&self, what: &str, value: &str) -> anyhow::Result<()> {
+        let root = self.broadcast_text(value);
+        if root != value {
+            anyhow::bail!(
+                "ranks disagree on {what}: {value} here, {root} on rank 0; every rank must \
+                 run the same inputs and options"
+            );
+        }
+        Ok(())
+    }
+
+    /// Rank 0's `text`, on every rank.
+    fn broadcast_text(&self, text: &str) -> String {
+        #[cfg(feature = "mpi")]
+        if let Some((_, world)) = &self.world {
+            let root = world.process_at_rank(0);
+            let mut len = text.len() as u64;
+            root.broadcast_into(&mut len);
+            let mut bytes = text.as_bytes().to_vec();
+            bytes.resize(len as usize, 0);
+            root.broadcast_into(&mut bytes[..]);
+            return String::from_utf8_lossy(&bytes).into_owned();
+        }
+        text.to_owned()
+    }
+
     /// Rank 0's `value`, on every rank.
     fn broadcast(&self, value: u64) -> u64 {
         #[cfg(feature = "mpi")]
@@ -174,6 +204,14 @@ impl Halo for OneProcess {
 
     fn lowest_over_ranks(&mut self, lowest: Vec<u32>) -> Vec<u32> {
         lowest
+    }
+
+    fn batch_size_of_root(&mut self, mine: usize) -> usize {
+        mine
+    }
+
+    fn all_allocated(&mut self, here: bool) -> bool {
+        here
     }
 }
 
@@ -307,7 +345,7 @@ mod exchange {
     use lattice_core::moe::domain::{Halo, Planes};
     use mpi::collective::SystemOperation;
     use mpi::topology::SimpleCommunicator;
-    use mpi::traits::{Communicator, CommunicatorCollectives, Destination, Source};
+    use mpi::traits::{Communicator, CommunicatorCollectives, Destination, Root, Source};
 
     use super::HaloTally;
 
@@ -418,6 +456,24 @@ mod exchange {
                 SystemOperation::min(),
             );
             all
+        }
+
+        fn batch_size_of_root(&mut self, mine: usize) -> usize {
+            let mut size = mine as u64;
+            SimpleCommunicator::world()
+                .process_at_rank(0)
+                .broadcast_into(&mut size);
+            size as usize
+        }
+
+        fn all_allocated(&mut self, here: bool) -> bool {
+            let mut all = 0u32;
+            SimpleCommunicator::world().all_reduce_into(
+                &u32::from(here),
+                &mut all,
+                SystemOperation::min(),
+            );
+            all == 1
         }
     }
 }

@@ -3,18 +3,20 @@
 
 use summary::AdapterSummary;
 
+use crate::adapters::{self, AdapterFacts, GpuRequest, Verdict};
+
 /// Environment switch: when set to `1`, GPU tests fail instead of skipping if no adapter is found.
 pub const REQUIRE_GPU_ENV: &str = "LATTICE_REQUIRE_GPU";
 
 /// What to install or check when no adapter is found.
-pub const NO_ADAPTER_HELP: &str = "no GPU adapter was found. On a machine without a GPU install a \
-CPU Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) and set \
-WGPU_BACKEND=vulkan; on a machine with a GPU, check that its driver and Vulkan loader are installed \
-(`vulkaninfo --summary`). Or use --backend cpu";
+pub const NO_ADAPTER_HELP: &str = "On a machine without a GPU install a CPU Vulkan driver \
+(Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) and set WGPU_BACKEND=vulkan; on a machine with a GPU, check that its driver and Vulkan loader are installed \
+(`vulkaninfo --summary`). An OpenGL-only adapter is used only with --allow-untrusted-gpu, after a \
+self-check against the CPU. Or use --backend cpu";
 
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    #[error("{NO_ADAPTER_HELP} (wgpu said: {0})")]
+    #[error("no usable GPU adapter ({0}). {NO_ADAPTER_HELP}")]
     NoAdapter(String),
     #[error("the adapter {adapter} refused a device: {source}")]
     Device {
@@ -94,6 +96,9 @@ pub struct GpuContext {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Whether the adapter's API is one the kernels are validated on; an untrusted one must
+    /// pass a self-check against the CPU before a run uses it.
+    pub trusted: bool,
     /// Fault injection for tests: a batch whose storage buffers add up to more than this many
     /// bytes fails at its allocation as if the device ran out of memory (None: no cap).
     pub memory_cap: Option<u64>,
@@ -107,56 +112,39 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(desc.with_env())
 }
 
-/// Every adapter wgpu can see (honours `WGPU_BACKEND`).
-pub fn list_adapters() -> Vec<AdapterSummary> {
-    let inst = instance();
-    pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()))
+/// Every adapter wgpu can see (honours `WGPU_BACKEND`), with what selection makes of it
+/// under `req`.
+pub fn list_adapters(req: &GpuRequest) -> Vec<(AdapterSummary, Verdict)> {
+    let all = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    let facts: Vec<AdapterFacts> = all
         .iter()
+        .map(|a| AdapterFacts::from_info(&a.get_info()))
+        .collect();
+    let verdicts = adapters::assess(&facts, req);
+    all.iter()
         .map(AdapterSummary::from_adapter)
+        .zip(verdicts)
         .collect()
 }
 
 impl GpuContext {
-    /// The high-performance adapter with its full limits and the optional features we use.
+    /// The first usable GPU: a discrete one before an integrated one, a hardware GPU before a
+    /// software adapter, and only through the APIs the kernels are validated on.
     pub fn new() -> Result<Self, GpuError> {
-        let inst = instance();
-        let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            force_fallback_adapter: false,
-            compatible_surface: None,
-            apply_limit_buckets: false,
-        }))
-        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
-        Self::open(adapter)
+        Self::open_requested(&GpuRequest::default())
     }
 
-    /// The `index`-th GPU of the machine, counting around (`index` modulo their number): one
-    /// GPU per process when several processes share a machine (MPI, by node-local rank).
-    /// Hardware adapters are counted when there are any, else every adapter; one Vulkan
-    /// adapter per device is taken where a device shows under several APIs.
-    pub fn nth(index: usize) -> Result<Self, GpuError> {
-        let inst = instance();
-        let all = pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all()));
-        let hardware = |a: &wgpu::Adapter| {
-            matches!(
-                a.get_info().device_type,
-                wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
-            )
-        };
-        let mut picked: Vec<wgpu::Adapter> = if all.iter().any(hardware) {
-            all.into_iter().filter(hardware).collect()
-        } else {
-            all
-        };
-        // The same device under Vulkan and GL: keep the first backend listed for it.
-        let mut seen = std::collections::BTreeSet::new();
-        picked
-            .retain(|a| seen.insert((a.get_info().vendor, a.get_info().device, a.get_info().name)));
-        if picked.is_empty() {
-            return Err(GpuError::NoAdapter("no adapter to choose from".into()));
-        }
-        let k = index % picked.len();
-        Self::open(picked.swap_remove(k))
+    /// The adapter `req` asks for ([`adapters::choose`]): an explicit GPU, or the node-local
+    /// rank's, among distinct devices of trusted APIs (any API with `allow_untrusted`).
+    /// [`Self::trusted`] tells a caller whether it must check the adapter before a run.
+    pub fn open_requested(req: &GpuRequest) -> Result<Self, GpuError> {
+        let mut all = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+        let facts: Vec<AdapterFacts> = all
+            .iter()
+            .map(|a| AdapterFacts::from_info(&a.get_info()))
+            .collect();
+        let k = adapters::choose(&facts, req).map_err(GpuError::NoAdapter)?;
+        Self::open(all.swap_remove(k))
     }
 
     fn open(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
@@ -175,7 +163,9 @@ impl GpuContext {
             source,
         })?;
         tracing::info!(adapter = %summary.name, backend = %summary.backend, "GPU device ready");
+        let trusted = adapters::Api::from_wgpu(adapter.get_info().backend).is_trusted();
         Ok(Self {
+            trusted,
             device,
             queue,
             adapter: summary,
@@ -235,7 +225,7 @@ impl GpuContext {
     }
 }
 
-/// The context for a GPU test: `None` (skip, with a note) when no adapter exists, unless
+/// The context for a GPU test: `None` (skip, with a note) when no trusted adapter exists, unless
 /// `LATTICE_REQUIRE_GPU=1`, in which case a missing adapter fails the test.
 pub fn test_context() -> Option<GpuContext> {
     match GpuContext::new() {

@@ -1,6 +1,7 @@
 //! GPU path of the lattice engine: wgpu device setup, buffer and pipeline helpers, and one
 //! module per WGSL kernel, each the twin of a CPU kernel in `lattice_core::kernels`.
 
+pub mod adapters;
 pub mod context;
 pub mod flows;
 pub mod gather;
@@ -15,4 +16,5 @@ pub mod slab;
 #[cfg(feature = "test-support")]
 pub mod standalone_gather;
 
+pub use adapters::{GpuRequest, Verdict};
 pub use context::{GpuContext, GpuError, REQUIRE_GPU_ENV, list_adapters, test_context};

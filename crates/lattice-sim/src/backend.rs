@@ -1,8 +1,9 @@
 //! Choosing the GPU or the CPU path.
 
-use lattice_gpu::GpuContext;
+use lattice_gpu::{GpuContext, GpuRequest};
 
 use crate::error::{Error, Result};
+use crate::self_check::self_check;
 
 /// Where a caller asks a run to go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -25,30 +26,35 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Opens the chosen backend. `Auto` takes a hardware GPU, and runs a software adapter
-    /// (lavapipe) or no adapter on the CPU path instead, with a log line saying why.
+    /// Opens the chosen backend on the first usable GPU. `Auto` takes a hardware GPU, and
+    /// runs on the CPU path when there is only a software adapter (lavapipe) or none, with a
+    /// log line saying why. Only the APIs the kernels are validated on are used.
     ///
     /// # Errors
     /// [`Error::Gpu`] when `Gpu` is chosen and no device can be opened.
     pub fn select(choice: BackendChoice) -> Result<Self> {
-        Self::select_gpu(choice, None)
+        Self::select_with(choice, &GpuRequest::default())
     }
 
-    /// [`Self::select`] with the `index`-th GPU of the machine (counting around) rather than
-    /// the high-performance one: one GPU per process when several share a machine.
+    /// [`Self::select`] with the GPU `req` asks for: an explicit one, the node-local rank's
+    /// (one GPU per process when several share a machine), or an adapter of an API the kernels
+    /// are not validated on, which must first pass a self-check against the CPU path.
     ///
     /// # Errors
-    /// As [`Self::select`].
-    pub fn select_gpu(choice: BackendChoice, index: Option<usize>) -> Result<Self> {
-        let open = || match index {
-            Some(k) => GpuContext::nth(k),
-            None => GpuContext::new(),
+    /// As [`Self::select`]; [`Error::SelfCheck`] when an untrusted adapter disagrees with
+    /// the CPU.
+    pub fn select_with(choice: BackendChoice, req: &GpuRequest) -> Result<Self> {
+        let open = || -> Result<GpuContext> {
+            let ctx = GpuContext::open_requested(req).map_err(Error::gpu("opening the GPU"))?;
+            if ctx.trusted {
+                Ok(ctx)
+            } else {
+                self_check(ctx)
+            }
         };
         match choice {
             BackendChoice::Cpu => Ok(Self::Cpu),
-            BackendChoice::Gpu => Ok(Self::Gpu(Box::new(
-                open().map_err(Error::gpu("opening the GPU"))?,
-            ))),
+            BackendChoice::Gpu => Ok(Self::Gpu(Box::new(open()?))),
             BackendChoice::Auto => Ok(match open() {
                 // A software rasterizer (lavapipe/llvmpipe) shares the CPU with rayon and is
                 // far slower than the CPU path: it is for testing the shaders, not for runs.

@@ -92,6 +92,23 @@ pub enum Error {
     /// A lattice split across ranks that this simulation or backend cannot run.
     #[error("{0}")]
     Domain(String),
+    /// Another rank of a lattice split across ranks could not allocate its part of a batch.
+    #[error("another rank could not allocate its part of the batch")]
+    RankAllocation,
+    /// An adapter of an API the kernels are not validated on disagreed with the CPU path.
+    #[error(
+        "the GPU adapter {adapter} failed the self-check against the CPU ({case}: {why}); \
+         run with --backend cpu, or install a Vulkan driver (`apt-get install mesa-vulkan-drivers \
+         libvulkan1` gives a CPU one)"
+    )]
+    SelfCheck {
+        /// The adapter and its API.
+        adapter: String,
+        /// The check that failed.
+        case: &'static str,
+        /// What differed.
+        why: String,
+    },
     /// The config could not be serialized (a config made in code).
     #[error("serializing the config: {0}")]
     Serialize(#[from] ron::Error),
@@ -105,7 +122,11 @@ impl Error {
 
     /// Whether a smaller batch might succeed (a GPU allocation failure).
     pub fn is_allocation(&self) -> bool {
-        matches!(self, Self::Gpu { source, .. } if source.is_allocation())
+        match self {
+            Self::Gpu { source, .. } => source.is_allocation(),
+            Self::RankAllocation => true,
+            _ => false,
+        }
     }
 }
 

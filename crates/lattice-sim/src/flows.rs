@@ -19,7 +19,7 @@ use crate::items::{Input, Item, ItemResult, Output};
 use crate::model::FlowsModel;
 use crate::observer::{BatchDone, Observer, StepEvent};
 use crate::runtime::{Measured, Tally};
-use crate::runtime::{host_batch_limit, run_batches};
+use crate::runtime::{host_batch_limit, injected_failure, run_batches};
 
 /// Items that fit one batch, and what limits them.
 pub(crate) fn batch_limit(backend: &Backend, cfg: &FlowsConfig) -> Result<(usize, &'static str)> {
@@ -111,7 +111,8 @@ impl<'a> FlowsRun<'a> {
         };
         let e = cfg.embedding_dim as usize;
         let Tally { batches, measured } = tally;
-        run_batches(batches, 0..items.len(), size, |batch, r| {
+        run_batches(batches, 0..items.len(), size, |batch, r, inject| {
+            injected_failure(inject)?;
             let ids: Vec<u64> = r.clone().map(|k| items[k].id).collect();
             let job = FlowBatch {
                 weights,

@@ -31,12 +31,14 @@ mod model;
 mod moe;
 mod observer;
 pub mod runtime;
+mod self_check;
 mod simulation;
 
 pub use backend::{Backend, BackendChoice, rayon_threads};
 pub use error::{Error, ItemError, ObserverError, Result};
 pub use items::{Input, Item, ItemRecord, ItemResult, Output, Results, Stats};
 pub use lattice_core::config::RunConfig;
+pub use lattice_gpu::GpuRequest;
 pub use model::{FlowsModel, Model, MoeModel};
 pub use observer::{BatchDone, NoObserver, Observer, Snapshot, StepEvent};
 pub use simulation::Simulation;

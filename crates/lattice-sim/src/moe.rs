@@ -15,7 +15,7 @@ use crate::items::{Input, Item, ItemResult, Output};
 use crate::model::MoeModel;
 use crate::observer::{BatchDone, Observer, Snapshot, StepEvent};
 use crate::runtime::{Measured, Tally};
-use crate::runtime::{host_batch_limit, run_batches};
+use crate::runtime::{host_batch_limit, injected_failure, run_batches};
 
 /// Items of this lattice that fit one batch, and what limits them.
 pub(crate) fn batch_limit(backend: &Backend, model: &MoeModel) -> Result<(usize, &'static str)> {
@@ -29,6 +29,29 @@ pub(crate) fn batch_limit(backend: &Backend, model: &MoeModel) -> Result<(usize,
             "80 % of the available host memory",
         ),
     })
+}
+
+/// A batch's engine once every rank of a split lattice has allocated its part: when any rank
+/// could not, every rank fails with an allocation error, so all retry at the same smaller size
+/// (and their halo messages keep matching). One process: the allocation's own outcome.
+///
+/// # Errors
+/// This rank's error, or [`Error::RankAllocation`] when another rank failed.
+fn agree_on_allocation<E>(domain: Option<&Domain>, engine: Result<E>) -> Result<E> {
+    let Some(domain) = domain else {
+        return engine;
+    };
+    // Any other error ends the run on this rank; the job's abort ends the others.
+    let here = match &engine {
+        Ok(_) => true,
+        Err(e) if e.is_allocation() => false,
+        Err(_) => return engine,
+    };
+    if domain.exchange().all_allocated(here) {
+        engine
+    } else {
+        engine.and(Err(Error::RankAllocation))
+    }
 }
 
 pub(crate) struct MoeRun<'a> {
@@ -141,18 +164,21 @@ impl<'a> MoeRun<'a> {
                 .find(|&k| items[k].done_steps != from)
                 .unwrap_or(items.len());
             let Tally { batches, measured } = &mut *tally;
-            run_batches(batches, first..end, size, |batch, r| {
+            run_batches(batches, first..end, size, |batch, r, inject| {
                 let states = self.batch_states(&items[r.clone()]);
                 let (cfg, weights) = (&m.cfg, &m.weights);
-                let mut engine = MoeBatch::new(
-                    gpu.as_ref(),
-                    &m.cache,
-                    cfg,
-                    weights,
-                    states,
-                    r.len(),
-                    self.domain,
-                )?;
+                let engine = injected_failure(inject).and_then(|()| {
+                    MoeBatch::new(
+                        gpu.as_ref(),
+                        &m.cache,
+                        cfg,
+                        weights,
+                        states,
+                        r.len(),
+                        self.domain,
+                    )
+                });
+                let mut engine = agree_on_allocation(self.domain, engine)?;
                 let job = BatchJob {
                     batch,
                     range: r,

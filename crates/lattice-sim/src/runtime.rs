@@ -22,7 +22,8 @@ pub struct BatchRun {
 }
 
 /// Runs the items `range` in batches of at most `size`, recording them in `out`.
-/// `run(batch_index, items)` runs one batch.
+/// `run(batch_index, items, inject)` runs one batch; with `inject` it fails its allocation
+/// ([`injected_failure`]) where the real one would fail.
 ///
 /// # Errors
 /// The first error that is not an allocation failure, or [`Error::BatchOfOneFailed`].
@@ -30,21 +31,15 @@ pub fn run_batches(
     out: &mut BatchRun,
     range: Range<usize>,
     size: usize,
-    mut run: impl FnMut(usize, Range<usize>) -> Result<()>,
+    mut run: impl FnMut(usize, Range<usize>, bool) -> Result<()>,
 ) -> Result<()> {
     let mut size = size.max(1);
     let (mut first, items) = (range.start, range.end);
     while first < items {
         let count = size.min(items - first);
         let batch = out.batch_sizes.len();
-        let result = if std::mem::take(&mut out.fail_next) {
-            Err(Error::Gpu {
-                context: "running a batch",
-                source: GpuError::InjectedOutOfMemory,
-            })
-        } else {
-            run(batch, first..first + count)
-        };
+        let inject = std::mem::take(&mut out.fail_next);
+        let result = run(batch, first..first + count, inject);
         match result {
             Ok(()) => {
                 out.batch_sizes.push(count);
@@ -60,6 +55,20 @@ pub fn run_batches(
             Err(e) if e.is_allocation() => return Err(Error::BatchOfOneFailed(Box::new(e))),
             Err(e) => return Err(e),
         }
+    }
+    Ok(())
+}
+
+/// The allocation failure a batch injects for testing (`Ok` when `inject` is off).
+///
+/// # Errors
+/// The injected out-of-memory error.
+pub fn injected_failure(inject: bool) -> Result<()> {
+    if inject {
+        return Err(Error::Gpu {
+            context: "allocating a batch",
+            source: GpuError::InjectedOutOfMemory,
+        });
     }
     Ok(())
 }
@@ -147,7 +156,7 @@ mod tests {
     fn alloc_failures_halve_down_to_one() {
         let mut calls = Vec::new();
         let mut run = BatchRun::default();
-        run_batches(&mut run, 0..5, 4, |_, r| {
+        run_batches(&mut run, 0..5, 4, |_, r, _| {
             calls.push(r.clone());
             if r.len() > 1 { Err(too_big()) } else { Ok(()) }
         })
@@ -161,7 +170,7 @@ mod tests {
     #[test]
     fn other_errors_end_the_run_and_one_item_that_cannot_fit_is_named() {
         let mut run = BatchRun::default();
-        let e = run_batches(&mut run, 0..3, 2, |_, r| {
+        let e = run_batches(&mut run, 0..3, 2, |_, r, _| {
             Err(Error::Input {
                 item: r.start as u64,
                 message: "bad".into(),
@@ -170,7 +179,24 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, Error::Input { item: 0, .. }), "{e}");
         assert_eq!(run.halvings, 0);
-        let e = run_batches(&mut BatchRun::default(), 0..2, 2, |_, _| Err(too_big())).unwrap_err();
+        let e =
+            run_batches(&mut BatchRun::default(), 0..2, 2, |_, _, _| Err(too_big())).unwrap_err();
         assert!(matches!(e, Error::BatchOfOneFailed(_)), "{e}");
+    }
+
+    #[test]
+    fn an_injected_failure_reaches_the_first_batch_only_and_halves_it() {
+        let mut run = BatchRun {
+            fail_next: true,
+            ..BatchRun::default()
+        };
+        let mut seen = Vec::new();
+        run_batches(&mut run, 0..4, 4, |_, r, inject| {
+            seen.push((r.clone(), inject));
+            injected_failure(inject)
+        })
+        .unwrap();
+        assert_eq!(seen, [(0..4, true), (0..2, false), (2..4, false)]);
+        assert_eq!((run.batch_sizes, run.halvings), (vec![2, 2], 1));
     }
 }

@@ -195,6 +195,11 @@ impl Simulation {
         &self.backend
     }
 
+    /// The backend, handed back for another simulation.
+    pub(crate) fn into_backend(self) -> Backend {
+        self.backend
+    }
+
     /// The model: config as run, weights, and for MoE the neighbor cache.
     pub fn model(&self) -> &Model {
         &self.model
@@ -259,7 +264,11 @@ impl Simulation {
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
             return Err(Error::DuplicateItem(w[0]));
         }
-        let size = self.batch_size(items.len())?;
+        let mut size = self.batch_size(items.len())?;
+        if let Some(domain) = &self.domain {
+            // The ranks of a split lattice run rank 0's plan, so their batches match.
+            size = domain.exchange().batch_size_of_root(size);
+        }
         let start = Instant::now();
         let mut tally = Tally::default();
         tally.batches.fail_next = self.fail_first_batch;

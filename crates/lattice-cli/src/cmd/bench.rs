@@ -14,8 +14,8 @@ use serde_json::json;
 use super::bench_flows;
 use super::bench_rows::{Flops, MoeRow, NeighborRow, Row, kernel_rows};
 use lattice_core::moe::MoeEngine;
-use lattice_sim::BackendChoice;
 use lattice_sim::engines::{GpuMoeSetup, MoeBatch};
+use lattice_sim::{BackendChoice, GpuRequest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum What {
@@ -53,7 +53,7 @@ fn fp32_peak(name: &str) -> Option<f64> {
     Device::known(name).map(|d| d.fp32_flops)
 }
 
-pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
+pub fn run(args: BenchArgs, backend: BackendChoice, req: &GpuRequest) -> anyhow::Result<()> {
     let mut results = Vec::new();
     let keep = |label: &str| {
         args.only
@@ -64,7 +64,11 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
         results.extend(neighbors(&keep));
     }
     let wants_gpu = matches!(args.what, What::Moe | What::Flows | What::All);
-    let gpu = if wants_gpu { open_gpu(backend)? } else { None };
+    let gpu = if wants_gpu {
+        open_gpu(backend, req)?
+    } else {
+        None
+    };
     let mut backends: Vec<Option<&GpuContext>> = Vec::new();
     if backend != BackendChoice::Gpu {
         backends.push(None);
@@ -111,12 +115,13 @@ pub fn run(args: BenchArgs, backend: BackendChoice) -> anyhow::Result<()> {
 
 /// The GPU the cases run on: none with `--backend cpu`; with `auto`, none (and a warning) when
 /// no adapter opens.
-fn open_gpu(backend: BackendChoice) -> anyhow::Result<Option<GpuContext>> {
+fn open_gpu(backend: BackendChoice, req: &GpuRequest) -> anyhow::Result<Option<GpuContext>> {
     if backend == BackendChoice::Cpu {
         return Ok(None);
     }
-    match GpuContext::new() {
-        Ok(ctx) => Ok(Some(ctx)),
+    match lattice_sim::Backend::select_with(BackendChoice::Gpu, req) {
+        Ok(lattice_sim::Backend::Gpu(ctx)) => Ok(Some(*ctx)),
+        Ok(lattice_sim::Backend::Cpu) => Ok(None),
         Err(e) if backend == BackendChoice::Gpu => Err(e.into()),
         Err(e) => {
             tracing::warn!("GPU cases skipped: {e}");

@@ -1,14 +1,14 @@
 //! `lattice info`: what the GPU side sees.
 
-use lattice_gpu::context::NO_ADAPTER_HELP;
-use lattice_gpu::{GpuContext, list_adapters};
+use lattice_gpu::{GpuContext, GpuRequest, list_adapters};
 use serde_json::json;
 
 use crate::ranks::Ranks;
 
-pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
-    let adapters = list_adapters();
-    let chosen = GpuContext::new();
+pub fn run(json_out: bool, ranks: &Ranks, req: &GpuRequest) -> anyhow::Result<()> {
+    let adapters = list_adapters(req);
+    // Opening is enough here: an untrusted adapter's self-check runs when a run takes it.
+    let chosen = GpuContext::open_requested(req);
     let describe = |a: &lattice_gpu::context::summary::AdapterSummary| {
         json!({
             "name": a.name, "backend": a.backend, "type": a.device_type, "driver": a.driver,
@@ -21,7 +21,12 @@ pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
     };
     let report = json!({
         "wgpu_backend_env": std::env::var("WGPU_BACKEND").ok(),
-        "adapters": adapters.iter().map(describe).collect::<Vec<_>>(),
+        "adapters": adapters.iter().map(|(a, verdict)| {
+            let mut d = describe(a);
+            d["usable"] = json!(matches!(verdict, lattice_gpu::Verdict::Usable { .. }));
+            d["verdict"] = json!(verdict.to_string());
+            d
+        }).collect::<Vec<_>>(),
         "chosen": chosen.as_ref().ok().map(|c| describe(&c.adapter)),
         "why_none": chosen.as_ref().err().map(|e| e.to_string()),
         "cpu_threads": lattice_sim::rayon_threads(),
@@ -35,9 +40,9 @@ pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("adapters found: {}", adapters.len());
-    for a in &adapters {
+    for (k, (a, verdict)) in adapters.iter().enumerate() {
         println!(
-            "  - {} ({}, {}, driver {})",
+            "  {k}. {} ({}, {}, driver {}): {verdict}",
             a.name, a.backend, a.device_type, a.driver
         );
     }
@@ -45,6 +50,9 @@ pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
         Ok(ctx) => {
             let a = &ctx.adapter;
             println!("chosen: {} ({})", a.name, a.backend);
+            if !ctx.trusted {
+                println!("  a run checks it against the CPU path before using it");
+            }
             println!("  max storage binding: {} MiB", a.max_storage_binding >> 20);
             println!("  max buffer:          {} MiB", a.max_buffer >> 20);
             match a.device_memory {
@@ -69,9 +77,6 @@ pub fn run(json_out: bool, ranks: &Ranks) -> anyhow::Result<()> {
         Err(e) => {
             println!("chosen: none");
             println!("  why: {e}");
-            if adapters.is_empty() {
-                println!("  what to do: {NO_ADAPTER_HELP}");
-            }
         }
     }
     println!(

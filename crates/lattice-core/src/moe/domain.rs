@@ -105,6 +105,14 @@ pub trait Halo: Send {
     /// Per item, the lowest non-finite cell over every rank, from this rank's lowest in its own
     /// planes (`u32::MAX`: none).
     fn lowest_over_ranks(&mut self, lowest: Vec<u32>) -> Vec<u32>;
+
+    /// The batch size rank 0 planned (every rank passes its own; all take rank 0's), so every
+    /// rank's batches hold the same items and their halo messages match.
+    fn batch_size_of_root(&mut self, mine: usize) -> usize;
+
+    /// Whether every rank allocated its part of a batch (`here`: this rank did). A batch that
+    /// any rank could not allocate is retried smaller by all of them together.
+    fn all_allocated(&mut self, here: bool) -> bool;
 }
 
 /// A rank's slab of every lattice and the exchange that keeps its halo current.

@@ -4,6 +4,7 @@
 //! are those of one process.
 
 use std::ops::Range;
+use std::path::Path;
 
 use anyhow::bail;
 use lattice_sim::{Model, Simulation, Stats};
@@ -17,11 +18,12 @@ use crate::ranks::{HaloTally, Ranks, pack, unpack};
 pub const FAIL_RANK_ENV: &str = "LATTICE_FAIL_RANK";
 
 /// Before step 1: refuses what a run under MPI does not do yet (a flows trace), and checks that
-/// every rank has rank 0's config, version and weights.
+/// every rank has rank 0's config, version and weights, and rank 0's value of each of `run`
+/// (what else decides the results: backend kind, mask, input files, steps, split).
 ///
 /// # Errors
 /// An unsupported option, a rank that differs, or the injected failure.
-pub fn check(sim: &Simulation, ranks: &Ranks) -> anyhow::Result<()> {
+pub fn check(sim: &Simulation, ranks: &Ranks, run: &[(&str, String)]) -> anyhow::Result<()> {
     if ranks.size() == 1 {
         return Ok(());
     }
@@ -43,7 +45,74 @@ pub fn check(sim: &Simulation, ranks: &Ranks) -> anyhow::Result<()> {
     ranks.agree("the version", version)?;
     let weights_hash = lattice_core::config::fnv1a(bytemuck::cast_slice(weights));
     ranks.agree("the weights", weights_hash)?;
+    for (what, value) in run {
+        ranks.agree_on(what, value)?;
+    }
     Ok(())
+}
+
+/// What, besides the config, version and weights, decides a run's results and so must be the
+/// same on every rank.
+///
+/// # Errors
+/// An input file that cannot be read.
+pub fn run_facts(
+    sim: &Simulation,
+    split: lattice_core::config::Split,
+    inputs: &[(&'static str, Option<&Path>)],
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let backend = match sim.backend() {
+        lattice_sim::Backend::Gpu(_) => "gpu",
+        lattice_sim::Backend::Cpu => "cpu",
+    };
+    let mut facts = vec![
+        ("the backend", backend.to_string()),
+        ("the step count", sim.steps().to_string()),
+        ("the split", format!("{split:?}")),
+    ];
+    if let Model::Moe(m) = sim.model() {
+        let cells = m.cache.dims().cells();
+        let active: Vec<u8> = (0..cells).map(|c| u8::from(m.cache.is_active(c))).collect();
+        let on = active.iter().filter(|&&a| a == 1).count();
+        let hash = lattice_core::config::fnv1a(&active);
+        facts.push(("the mask", format!("{on} active cells, hash {hash:016x}")));
+    }
+    for (what, path) in inputs {
+        let value = match path {
+            Some(p) => format!("{} (hash {})", p.display(), digest(p)?),
+            None => "seeded".into(),
+        };
+        facts.push((what, value));
+    }
+    Ok(facts)
+}
+
+/// A hash of a file's bytes, or of a folder's files (names and bytes, in name order).
+fn digest(path: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("cannot read {}", p.display()));
+    if !path.is_dir() {
+        return Ok(format!(
+            "{:016x}",
+            lattice_core::config::fnv1a(&read(path)?)
+        ));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read the folder {}", path.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut listing = String::new();
+    for f in &files {
+        let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+        let hash = lattice_core::config::fnv1a(&read(f)?);
+        listing.push_str(&format!("{}:{hash:016x};", name.unwrap_or_default()));
+    }
+    Ok(format!(
+        "{:016x}",
+        lattice_core::config::fnv1a(listing.as_bytes())
+    ))
 }
 
 /// One rank's figures, as written to `metrics.json` under `ranks`.

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use lattice_sim::ItemRecord;
 
+use super::RunLayout;
+
 /// Test switch: stop the run (as if killed) right after its first checkpoint is written.
 pub const STOP_AFTER_CHECKPOINT_ENV: &str = "LATTICE_STOP_AFTER_CHECKPOINT";
 
@@ -36,11 +38,30 @@ pub struct Header {
     pub steps: u32,
     /// How the run's randomness is reproduced.
     pub rng: String,
+    /// Processes the run was divided over (each keeps its own share in its checkpoint).
+    #[serde(default = "one")]
+    pub ranks: usize,
+    /// How they divided it (`Items`, `ZSlabs`); absent for one process.
+    #[serde(default)]
+    pub split: Option<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Header {
-    pub fn new(simulation: &str, loaded: &LoadedConfig, weights: String, steps: u32) -> Self {
+    pub fn new(
+        simulation: &str,
+        loaded: &LoadedConfig,
+        weights: String,
+        steps: u32,
+        layout: RunLayout,
+    ) -> Self {
+        let ranks = layout.ranks.max(1);
         Self {
+            ranks,
+            split: (ranks > 1).then(|| format!("{:?}", layout.split)),
             simulation: simulation.into(),
             version: env!("CARGO_PKG_VERSION").into(),
             config: loaded.path.clone(),
@@ -54,9 +75,26 @@ impl Header {
         }
     }
 
-    /// Refuses a checkpoint written for another config, version, step count or weights.
+    /// "one process" or "2 ranks split by ZSlabs".
+    fn layout(&self) -> String {
+        match &self.split {
+            Some(split) if self.ranks > 1 => format!("{} ranks split by {split}", self.ranks),
+            _ => "one process".into(),
+        }
+    }
+
+    /// Refuses a checkpoint written for another config, version, step count, weights or
+    /// division over ranks.
     fn verify(&self, want: &Self, resume: &Path) -> anyhow::Result<()> {
         let at = resume.display();
+        if self.layout() != want.layout() {
+            bail!(
+                "the checkpoint in {at} was written by a run of {}, this run is {}; resume \
+                 with the same rank count and --split",
+                self.layout(),
+                want.layout()
+            );
+        }
         if self.simulation != want.simulation || self.config_hash != want.config_hash {
             bail!(
                 "the checkpoint in {at} was written for another config ({}, hash {}); {} hashes to {}. \
@@ -152,20 +190,30 @@ fn create_dir(out: &Path) -> anyhow::Result<PathBuf> {
     Ok(d)
 }
 
-/// Reads `DIR/checkpoint/checkpoint.json` and checks its header against this run's.
+/// Reads `DIR/checkpoint/checkpoint.json` and checks its header against this run's. Where
+/// this process has none but the resumed folder holds one written under another division over
+/// ranks, the refusal names both.
 fn load_json<T: DeserializeOwned>(
     resume: &Path,
     want: &Header,
     header: impl Fn(&T) -> &Header,
 ) -> anyhow::Result<T> {
     let path = dir(resume).join("checkpoint.json");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        if let Some(other) = other_layout(resume) {
+            bail!(
+                "the checkpoint in {} was written by a run of {other}, this run is {}; resume \
+                 with the same rank count and --split",
+                resume.display(),
+                want.layout()
+            );
+        }
+        bail!(
             "no checkpoint to resume in {} (expected {}); runs write one with --checkpoint-every N",
             resume.display(),
             path.display()
-        )
-    })?;
+        );
+    };
     let c: T = serde_json::from_str(&text).with_context(|| {
         format!(
             "{} is not a lattice checkpoint for this simulation",
@@ -174,6 +222,33 @@ fn load_json<T: DeserializeOwned>(
     })?;
     header(&c).verify(want, resume)?;
     Ok(c)
+}
+
+/// The division over ranks of a checkpoint in the run folder that holds `home` (`home` itself,
+/// or its `rank-R-of-P` folder) or in one of its rank folders, if any.
+fn other_layout(home: &Path) -> Option<String> {
+    let is_rank_folder = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("rank-"))
+    };
+    let root = if is_rank_folder(home) {
+        home.parent()?
+    } else {
+        home
+    };
+    let mut places = vec![root.to_path_buf()];
+    let mut ranks: Vec<PathBuf> = std::fs::read_dir(root)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_rank_folder(p))
+        .collect();
+    ranks.sort();
+    places.extend(ranks);
+    places.iter().find_map(|p| {
+        let text = std::fs::read_to_string(dir(p).join("checkpoint.json")).ok()?;
+        let h: Header = serde_json::from_str(&text).ok()?;
+        Some(h.layout())
+    })
 }
 
 impl Checkpoint {

@@ -337,7 +337,13 @@ impl Watch {
         quiet: bool,
     ) -> anyhow::Result<Self> {
         let shape = FlowShape::from_config(cfg);
-        let header = Header::new("flows", sim.loaded(), args.weights_origin(), cfg.steps());
+        let header = Header::new(
+            "flows",
+            sim.loaded(),
+            args.weights_origin(),
+            cfg.steps(),
+            args.layout,
+        );
         let hw = [u64::from(shape.h), u64::from(shape.w)];
         let home = args.checkpoint_home();
         let (ck, planes, merged) = match args.resume.as_ref().map(|_| &home) {

@@ -15,7 +15,7 @@ use clap::Args;
 use lattice_core::config::{self, Simulation};
 
 use lattice_sim as api;
-use lattice_sim::{Backend, BackendChoice};
+use lattice_sim::{Backend, BackendChoice, GpuRequest};
 
 use crate::ranks::Ranks;
 
@@ -62,6 +62,9 @@ pub struct RunArgs {
     /// Under MPI: this rank's checkpoint folder under OUT (each rank keeps its own).
     #[arg(skip)]
     pub rank_folder: Option<String>,
+    /// How the run is divided over processes, as its checkpoints record it.
+    #[arg(skip)]
+    pub layout: RunLayout,
     /// MoE: the state channel drawn in `states.png` and `states.vtk`.
     #[arg(long, default_value_t = 0)]
     pub channel: u32,
@@ -89,6 +92,14 @@ impl RunArgs {
 /// "seeded" or the file an input came from.
 fn origin(path: Option<&Path>) -> String {
     path.map_or("seeded".into(), |p| p.display().to_string())
+}
+
+/// How a run is divided: the split and the rank count (a checkpoint resumes only under the
+/// same, since each rank's checkpoint holds its own share).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunLayout {
+    pub split: config::Split,
+    pub ranks: usize,
 }
 
 /// How an MPI job divides a run.
@@ -138,10 +149,17 @@ fn config_name(config: &Path) -> String {
 /// Test switch: when set, the first batch of a run fails as if it could not allocate, so the
 /// halving path runs on any machine (tests/cli_runtime.rs).
 const FAIL_FIRST_BATCH_ENV: &str = "LATTICE_FAIL_FIRST_BATCH";
+/// Test switch: the first batch fails so on the rank named here only (tests/mpi.rs).
+const FAIL_FIRST_BATCH_RANK_ENV: &str = "LATTICE_FAIL_FIRST_BATCH_RANK";
+
+fn fails_first_batch(ranks: &Ranks) -> bool {
+    std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some()
+        || std::env::var(FAIL_FIRST_BATCH_RANK_ENV).is_ok_and(|r| r == ranks.rank().to_string())
+}
 
 pub fn run(
     mut args: RunArgs,
-    backend: BackendChoice,
+    (backend, gpu): (BackendChoice, &GpuRequest),
     quiet: bool,
     ranks: &Ranks,
 ) -> anyhow::Result<()> {
@@ -169,8 +187,8 @@ pub fn run(
     if ranks.is_root() {
         prepare_out(&args.out)?;
     }
-    // Ranks sharing a machine take its GPUs in turn.
-    let backend = Backend::select_gpu(backend, ranks.local_rank())?;
+    // Ranks sharing a machine take its GPUs in turn (the request holds the local rank).
+    let backend = Backend::select_with(backend, gpu)?;
     tracing::info!(backend = %backend.name(), "backend");
     let is_moe = matches!(loaded.config.simulation, Simulation::Moe(_));
     let mut sim = api::Simulation::from_loaded(loaded, backend)?;
@@ -180,12 +198,21 @@ pub fn run(
     if let Some(steps) = args.steps {
         sim.set_steps(steps);
     }
-    sim.set_fail_first_batch(std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some());
-    by_items::check(&sim, ranks)?;
+    sim.set_fail_first_batch(fails_first_batch(ranks));
+    let split = args.split.map_or(sim.config().batch.split, Into::into);
     if ranks.size() > 1 {
+        let inputs = [
+            ("the initial states", args.init_states.as_deref()),
+            ("the embeddings", args.embeddings.as_deref()),
+        ];
+        let facts = by_items::run_facts(&sim, split, &inputs)?;
+        by_items::check(&sim, ranks, &facts)?;
         args.rank_folder = Some(format!("rank-{}-of-{}", ranks.rank(), ranks.size()));
     }
-    let split = args.split.map_or(sim.config().batch.split, Into::into);
+    args.layout = RunLayout {
+        split,
+        ranks: ranks.size(),
+    };
     let halo = match split {
         config::Split::ZSlabs if ranks.size() > 1 => Some(slabs::split(&mut sim, ranks)?),
         _ => None,

@@ -246,7 +246,13 @@ fn start_or_resume(
     shape: [u64; 3],
 ) -> anyhow::Result<(Checkpoint, Vec<f32>)> {
     let [items, n, s] = shape.map(|v| v as usize);
-    let header = Header::new("moe", sim.loaded(), args.weights_origin(), moe.steps);
+    let header = Header::new(
+        "moe",
+        sim.loaded(),
+        args.weights_origin(),
+        moe.steps,
+        args.layout,
+    );
     if args.resume.is_some() {
         let dir = &args.checkpoint_home();
         let (ck, saved) = Checkpoint::load(dir, &header, shape)?;
