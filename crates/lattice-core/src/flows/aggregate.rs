@@ -101,4 +101,12 @@ mod tests {
         );
         assert_eq!(softmax_energy(&mut []), 0.0);
     }
+
+    #[test]
+    fn large_weights_do_not_overflow_the_softmax() {
+        // exp(60 + 61) would overflow f32: the softmax subtracts the largest weight first.
+        let e = softmax_energy(&mut [(60.0, 1.0), (61.0, 3.0)]);
+        let want = (1.0 + 3.0 * 1f32.exp()) / (1.0 + 1f32.exp());
+        assert!((e - want).abs() < 1e-6, "{e} {want}");
+    }
 }

@@ -235,4 +235,95 @@ mod tests {
         // Then 505 -> 510: under 1 %, and patience 1 is used up.
         assert_eq!(c.check(6, 105, 1000, 10), Some(StopReason::Patience));
     }
+
+    /// A rule that only `check`'s later branches can end: threshold 1, from step 0.
+    fn open(patience: u32) -> Convergence {
+        Convergence::new(ConvergenceConfig {
+            threshold: 1.0,
+            min_steps: 0,
+            patience,
+        })
+    }
+
+    /// The first step at which `check` stops, feeding `completed(step)` of 100 created flows
+    /// with `live` still moving.
+    fn first_stop(
+        c: &mut Convergence,
+        completed: impl Fn(u32) -> u64,
+        live: u64,
+    ) -> Option<(u32, StopReason)> {
+        (0..40).find_map(|step| c.check(step, completed(step), 100, live).map(|r| (step, r)))
+    }
+
+    #[test]
+    fn a_window_summing_to_zero_improves_only_when_a_flow_completes() {
+        // Five zeros fill the window; the sixth check compares 0 with 0: no improvement.
+        assert_eq!(
+            first_stop(&mut open(1), |_| 0, 10),
+            Some((5, StopReason::Patience))
+        );
+        // A first completion after an empty window is an improvement.
+        let mut c = open(1);
+        for step in 0..5 {
+            assert_eq!(c.check(step, 0, 100, 10), None);
+        }
+        assert_eq!(c.check(5, 1, 100, 10), None, "0 -> 1 improves");
+        // The window sums 0 then 1: the next comparison, 1 -> 2, is an improvement too.
+        assert_eq!(c.check(6, 1, 100, 10), None);
+    }
+
+    #[test]
+    fn no_live_flows_stops_below_half_of_the_created_not_at_half() {
+        assert_eq!(open(100).check(0, 50, 100, 0), None, "exactly half");
+        assert_eq!(
+            open(100).check(0, 49, 100, 0),
+            Some(StopReason::NoLiveFlowsBelowHalf)
+        );
+        assert_eq!(open(100).check(0, 49, 100, 1), None, "a flow still moves");
+    }
+
+    #[test]
+    fn the_plateau_rule_needs_step_over_10_rate_over_80_percent_and_half_the_patience() {
+        // A flat history: no improvement from the sixth check on, so at step s it is s − 4.
+        // Patience 10: half is 5, exceeded from step 10; the step bound decides (11).
+        assert_eq!(
+            first_stop(&mut open(10), |_| 81, 10),
+            Some((11, StopReason::PlateauAboveEightyPercent))
+        );
+        // Exactly 80 % is not above it: patience ends the run instead (step 14).
+        assert_eq!(
+            first_stop(&mut open(10), |_| 80, 10),
+            Some((14, StopReason::Patience))
+        );
+        // Patience 14: half is 7, reached at step 11 and exceeded at step 12.
+        assert_eq!(
+            first_stop(&mut open(14), |_| 81, 10),
+            Some((12, StopReason::PlateauAboveEightyPercent))
+        );
+    }
+
+    #[test]
+    fn a_subnormal_threshold_needs_no_completion_of_no_flow() {
+        let rule = StopRule::new(&ConvergenceConfig {
+            threshold: f32::from_bits(1),
+            ..cfg()
+        });
+        assert_eq!(rule.completions_needed(0), 0);
+        assert_eq!(rule.completions_needed(1), 1);
+    }
+
+    #[test]
+    fn stop_codes_are_distinct_and_zero_is_the_step_limit() {
+        // flow_live.wgsl writes these numbers; 0 also means "still running" there.
+        let all = [
+            StopReason::StepLimit,
+            StopReason::AllFlowsCompleted,
+            StopReason::ThresholdReached,
+            StopReason::NoLiveFlowsBelowHalf,
+            StopReason::Patience,
+            StopReason::PlateauAboveEightyPercent,
+        ];
+        let codes: Vec<u32> = all.iter().map(|r| r.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4, 5]);
+    }
 }

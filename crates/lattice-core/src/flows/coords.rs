@@ -60,6 +60,15 @@ mod tests {
     }
 
     #[test]
+    fn planes_normalize_from_minus_one_to_one_odd_depths_included() {
+        assert_eq!(normalize_z(0, 10), -1.0);
+        assert_eq!(normalize_z(5, 10), 0.0);
+        assert_eq!(normalize_z(10, 10), 1.0);
+        // The middle plane of an odd depth (D // 2) sits below z = 0.
+        assert_eq!(normalize_z(2, 5), 2.0 * 2.0 / 5.0 - 1.0);
+    }
+
+    #[test]
     fn reflection_folds_once() {
         assert_eq!(reflect(1.25), 0.75);
         assert_eq!(reflect(-1.5), -0.5);

@@ -488,3 +488,79 @@ fn windows_last_until_the_stop_rule_can_act_and_replay_like_single_steps() {
     let (_, windows, _) = run_windowed(&cfg, false);
     assert_eq!(windows, [12]);
 }
+
+#[test]
+fn noise_adds_sigma_times_the_keyed_gaussian_on_every_axis() {
+    let p = [0.1f32, -0.2, 0.05, 0.3];
+    let d = [0.01f32, 0.02, -0.03];
+    let quiet = net::apply_move(&spawn_rule(0.0, 0), p, 0.3, d, 7, [11, 13]);
+    let rule = MoveRule {
+        noise: 0.05,
+        step: 4,
+        ..spawn_rule(0.0, 0)
+    };
+    let noisy = net::apply_move(&rule, p, 0.3, d, 7, [11, 13]);
+    for a in 0..3 {
+        let want = quiet.pos[a] + 0.05 * noise::gauss([11, 13], 7, 4, a as u32);
+        assert!((noisy.pos[a] - want).abs() < 1e-6, "axis {a}: {noisy:?}");
+        assert_ne!(noisy.pos[a], quiet.pos[a], "axis {a} moved by its noise");
+    }
+}
+
+#[test]
+fn without_reflection_a_move_past_a_side_wall_stops_at_it() {
+    let rule = MoveRule {
+        reflection: false,
+        ..spawn_rule(0.0, 0)
+    };
+    let m = net::apply_move(
+        &rule,
+        [0.9, -0.9, 0.0, 0.3],
+        0.3,
+        [0.4, -0.4, 0.1],
+        0,
+        [0, 0],
+    );
+    assert_eq!(&m.pos[..3], &[1.0, -1.0, 0.1]);
+    assert_eq!(m.event & event::REFLECTED, 0);
+    let inside = net::apply_move(
+        &rule,
+        [0.1, 0.2, 0.0, 0.3],
+        0.3,
+        [0.3, -0.4, 0.1],
+        0,
+        [0, 0],
+    );
+    assert_eq!(
+        &inside.pos[..3],
+        &[0.4, -0.2, 0.1],
+        "inside the walls a move is its own"
+    );
+}
+
+#[test]
+fn spawning_off_asks_for_no_child_and_a_terminated_flow_says_so() {
+    // τ = 0 is spawning off: a long move asks for nothing (L/0 would ask for the cap).
+    let long = net::apply_move(
+        &spawn_rule(0.0, 5),
+        [0.0; 4],
+        0.3,
+        [0.5, 0.5, 0.4],
+        0,
+        [0, 0],
+    );
+    assert_eq!((long.status, long.spawn), (status::MOVING, 0));
+    assert_eq!(long.event, 0, "a moving flow inside the walls has no event");
+    // A flow that reaches a plane terminates (and spawns nothing) even with spawning on.
+    let done = net::apply_move(
+        &spawn_rule(0.1, 5),
+        [0.0, 0.0, 0.8, 0.3],
+        0.3,
+        [0.0, 0.0, 0.5],
+        0,
+        [0, 0],
+    );
+    assert_eq!((done.status, done.spawn), (status::BACK, 0));
+    assert_ne!(done.event & event::TERMINATED, 0);
+    assert_eq!(done.event & event::REFLECTED, 0);
+}
