@@ -165,40 +165,27 @@ fn ranks_that_disagree_on_the_config_stop_before_step_1() {
     let d = dir.path();
     std::fs::write(d.join("a.ron"), MOE).unwrap();
     std::fs::write(d.join("b.ron"), MOE.replace("seed: 3", "seed: 4")).unwrap();
+    let a = ["-q", "run", "a.ron", "--backend", "cpu", "--out", "o"];
+    let b = ["-q", "run", "b.ron", "--backend", "cpu", "--out", "o"];
+    stops_before_step_1(d, (".", &a), (".", &b), "the config differs from rank 0's");
+}
+
+/// An MPMD launch of two ranks, each `(working folder, lattice arguments)`, that must fail
+/// within 30 s naming `expect`, without writing the states.
+fn stops_before_step_1(d: &Path, a: (&str, &[&str]), b: (&str, &[&str]), expect: &str) {
     let bin = env!("CARGO_BIN_EXE_lattice");
     let start = Instant::now();
     let out = Command::new("mpirun")
         .current_dir(d)
-        .args([
-            "-n",
-            "1",
-            bin,
-            "-q",
-            "run",
-            "a.ron",
-            "--backend",
-            "cpu",
-            "--out",
-            "o",
-        ])
-        .args([
-            ":",
-            "-n",
-            "1",
-            bin,
-            "-q",
-            "run",
-            "b.ron",
-            "--backend",
-            "cpu",
-            "--out",
-            "o",
-        ])
+        .args(["-n", "1", "-wdir", a.0, bin])
+        .args(a.1)
+        .args([":", "-n", "1", "-wdir", b.0, bin])
+        .args(b.1)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(err.contains("the config differs from rank 0's"), "{err}");
+    assert!(!out.status.success(), "{a:?} {b:?}");
+    assert!(err.contains(expect), "{expect}: {err}");
     assert!(start.elapsed() < Duration::from_secs(30));
     assert!(!d.join("o/states.npy").exists());
 }
@@ -495,27 +482,10 @@ fn ranks_given_different_masks_or_inputs_stop_before_step_1() {
     let states = |seed: f32| (0..2 * 300 * 24).map(move |i| (i as f32 * seed).sin() * 0.1);
     common::write_npy(&d.join("a/s.npy"), &[2, 300, 24], states(0.37));
     common::write_npy(&d.join("b/s.npy"), &[2, 300, 24], states(0.41));
-    let bin = env!("CARGO_BIN_EXE_lattice");
     let mpmd = |a: &[&str], b: &[&str], expect: &str| {
-        let start = Instant::now();
-        let base = ["-q", "run", file, "--backend", "cpu", "--out"];
-        let out = Command::new("mpirun")
-            .current_dir(d)
-            .args(["-n", "1", "-wdir", "a", bin])
-            .args(base)
-            .args(["../o"])
-            .args(a)
-            .args([":", "-n", "1", "-wdir", "b", bin])
-            .args(base)
-            .args(["../o"])
-            .args(b)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{a:?} {b:?}");
-        assert!(err.contains(expect), "{expect}: {err}");
-        assert!(start.elapsed() < Duration::from_secs(30));
-        assert!(!d.join("o/states.npy").exists());
+        let base = ["-q", "run", file, "--backend", "cpu", "--out", "../o"];
+        let (a, b) = ([&base[..], a].concat(), [&base[..], b].concat());
+        stops_before_step_1(d, ("a", &a), ("b", &b), expect);
     };
     mpmd(&[], &[], "ranks disagree on the mask: 240 active cells");
     // The same mask from now on: the inputs and options differ.

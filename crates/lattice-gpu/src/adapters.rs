@@ -264,13 +264,7 @@ fn apply_visible(
 /// No usable adapter (saying why each was passed over), or `--gpu N` past the last GPU.
 pub fn choose(list: &[AdapterFacts], req: &GpuRequest) -> Result<usize, String> {
     let verdicts = assess(list, req);
-    let mut usable: Vec<(usize, usize)> = (verdicts.iter().enumerate())
-        .filter_map(|(i, v)| match v {
-            Verdict::Usable { index } => Some((*index, i)),
-            _ => None,
-        })
-        .collect();
-    usable.sort_unstable();
+    let usable = in_gpu_order(&verdicts);
     if usable.is_empty() {
         let why: Vec<String> = (list.iter().zip(&verdicts))
             .map(|(a, v)| format!("{} ({:?}): {v}", a.name, a.api))
@@ -302,7 +296,19 @@ pub fn choose(list: &[AdapterFacts], req: &GpuRequest) -> Result<usize, String> 
         }
         (None, None) => 0,
     };
-    Ok(usable[pick].1)
+    Ok(usable[pick])
+}
+
+/// The usable adapters (indices into the list), GPU 0 first.
+pub fn in_gpu_order(verdicts: &[Verdict]) -> Vec<usize> {
+    let mut usable: Vec<(usize, usize)> = (verdicts.iter().enumerate())
+        .filter_map(|(i, v)| match v {
+            Verdict::Usable { index } => Some((*index, i)),
+            _ => None,
+        })
+        .collect();
+    usable.sort_unstable();
+    usable.into_iter().map(|(_, i)| i).collect()
 }
 
 #[cfg(test)]
@@ -344,15 +350,7 @@ mod tests {
     }
 
     fn usable(list: &[AdapterFacts], req: &GpuRequest) -> Vec<usize> {
-        let v = assess(list, req);
-        let mut u: Vec<(usize, usize)> = (v.iter().enumerate())
-            .filter_map(|(i, v)| match v {
-                Verdict::Usable { index } => Some((*index, i)),
-                _ => None,
-            })
-            .collect();
-        u.sort_unstable();
-        u.into_iter().map(|(_, i)| i).collect()
+        in_gpu_order(&assess(list, req))
     }
 
     #[test]

@@ -103,6 +103,29 @@ mod tests {
     }
 
     #[test]
+    fn the_weight_is_energy_over_one_plus_plane_distance_times_one_plus_a_tenth_per_step() {
+        // w = |e| · 1/(1 + dist) · (1 + 0.1·steps), dist to the nearer plane: a completed
+        // flow sits on its plane (dist 0); a projected one may not.
+        let f = |z: f64, e: f64, steps: f64| {
+            let dist = (z + 1.0).abs().min((z - 1.0).abs());
+            e.abs() / (1.0 + dist) * (1.0 + 0.1 * steps)
+        };
+        for (z, e, steps) in [
+            (1.0, -2.0, 3),
+            (-1.0, 0.5, 0),
+            (0.5, -2.0, 3),
+            (-0.25, 1.5, 7),
+        ] {
+            let got = f64::from(weight([0.3, -0.1, z as f32, e as f32], steps));
+            let want = f(z, e, f64::from(steps));
+            assert!(
+                (got - want).abs() <= 1e-6 * want,
+                "z {z} e {e} steps {steps}: {got} {want}"
+            );
+        }
+    }
+
+    #[test]
     fn large_weights_do_not_overflow_the_softmax() {
         // exp(60 + 61) would overflow f32: the softmax subtracts the largest weight first.
         let e = softmax_energy(&mut [(60.0, 1.0), (61.0, 3.0)]);

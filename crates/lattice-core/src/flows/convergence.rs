@@ -273,6 +273,16 @@ mod tests {
     }
 
     #[test]
+    fn a_steadily_growing_count_keeps_improving() {
+        // One more completion a step: each window sum is 5 above the one a step earlier, over
+        // 1 % of it while the counts stay small, so patience 1 is never used up.
+        assert_eq!(
+            first_stop(&mut open(1), |step| 10 + u64::from(step), 10),
+            None
+        );
+    }
+
+    #[test]
     fn no_live_flows_stops_below_half_of_the_created_not_at_half() {
         assert_eq!(open(100).check(0, 50, 100, 0), None, "exactly half");
         assert_eq!(

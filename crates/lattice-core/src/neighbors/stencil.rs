@@ -177,4 +177,33 @@ mod tests {
             assert_eq!(n, u32::from(j != 7), "cell {j}");
         }
     }
+
+    #[test]
+    fn an_axis_reaches_each_residue_once_when_periodic_and_every_cell_when_bounded() {
+        // Periodic: the minimum images −(L−1)/2 ..= L/2, cut to the reach.
+        assert_eq!(axis_range(6, 10, Boundary::Periodic), (-2, 3));
+        assert_eq!(axis_range(5, 10, Boundary::Periodic), (-2, 2));
+        assert_eq!(axis_range(9, 2, Boundary::Periodic), (-2, 2));
+        // Bounded: every offset up to L − 1, cut to the reach.
+        assert_eq!(axis_range(6, 10, Boundary::Bounded), (-5, 5));
+        assert_eq!(axis_range(6, 2, Boundary::Bounded), (-2, 2));
+    }
+
+    #[test]
+    fn the_offsets_are_the_stencil_and_a_single_cell_has_none() {
+        let s = Stencil::build(
+            Dims::new(3, 3, 3).unwrap(),
+            Boundary::Bounded,
+            Radius::from_r(2.0),
+        );
+        assert!(!s.is_empty());
+        assert_eq!(s.offsets().len(), s.len());
+        assert_eq!(s.len() as u32, s.class_sizes().iter().sum::<u32>());
+        let one = Stencil::build(
+            Dims::new(1, 1, 1).unwrap(),
+            Boundary::Bounded,
+            Radius::from_r(2.0),
+        );
+        assert!(one.is_empty() && one.offsets().is_empty());
+    }
 }
