@@ -21,8 +21,10 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::Domain(_)
         | Error::Serialize(_) => PyValueError::new_err(message),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
-        Error::Gpu { .. } | Error::BatchOfOneFailed(_) | Error::Observer(_) => {
-            PyRuntimeError::new_err(message)
-        }
+        Error::Gpu { .. }
+        | Error::SelfCheck { .. }
+        | Error::BatchOfOneFailed(_)
+        | Error::RankAllocation
+        | Error::Observer(_) => PyRuntimeError::new_err(message),
     }
 }
