@@ -41,7 +41,7 @@ pub struct Header {
     /// Processes the run was divided over (each keeps its own share in its checkpoint).
     #[serde(default = "one")]
     pub ranks: usize,
-    /// How they divided it (`Items`, `ZSlabs`); absent for one process.
+    /// How they divided it (`Items`, `ZSlabs`); absent for one process (and only then).
     #[serde(default)]
     pub split: Option<String>,
 }
@@ -78,8 +78,8 @@ impl Header {
     /// "one process" or "2 ranks split by ZSlabs".
     fn layout(&self) -> String {
         match &self.split {
-            Some(split) if self.ranks > 1 => format!("{} ranks split by {split}", self.ranks),
-            _ => "one process".into(),
+            Some(split) => format!("{} ranks split by {split}", self.ranks),
+            None => "one process".into(),
         }
     }
 
