@@ -41,11 +41,12 @@ impl Backend {
     /// are not validated on, which must first pass a self-check against the CPU path.
     ///
     /// # Errors
-    /// As [`Self::select`]; [`Error::SelfCheck`] when an untrusted adapter disagrees with
-    /// the CPU.
+    /// As [`Self::select`]; with `Gpu`, [`Error::SelfCheck`] when an untrusted adapter
+    /// disagrees with the CPU (`Auto` then runs on the CPU path, with a warning).
     pub fn select_with(choice: BackendChoice, req: &GpuRequest) -> Result<Self> {
-        let open = || -> Result<GpuContext> {
-            let ctx = GpuContext::open_requested(req).map_err(Error::gpu("opening the GPU"))?;
+        let open = || GpuContext::open_requested(req).map_err(Error::gpu("opening the GPU"));
+        // An untrusted adapter is checked only once a run is to use it.
+        let checked = |ctx: GpuContext| {
             if ctx.trusted {
                 Ok(ctx)
             } else {
@@ -54,7 +55,7 @@ impl Backend {
         };
         match choice {
             BackendChoice::Cpu => Ok(Self::Cpu),
-            BackendChoice::Gpu => Ok(Self::Gpu(Box::new(open()?))),
+            BackendChoice::Gpu => Ok(Self::Gpu(Box::new(checked(open()?)?))),
             BackendChoice::Auto => Ok(match open() {
                 // A software rasterizer (lavapipe/llvmpipe) shares the CPU with rayon and is
                 // far slower than the CPU path: it is for testing the shaders, not for runs.
@@ -66,7 +67,13 @@ impl Backend {
                     );
                     Self::Cpu
                 }
-                Ok(ctx) => Self::Gpu(Box::new(ctx)),
+                Ok(ctx) => match checked(ctx) {
+                    Ok(ctx) => Self::Gpu(Box::new(ctx)),
+                    Err(e) => {
+                        tracing::warn!("{e}; running on the CPU path");
+                        Self::Cpu
+                    }
+                },
                 Err(e) => {
                     tracing::warn!("no usable GPU, running on the CPU path: {e}");
                     Self::Cpu
