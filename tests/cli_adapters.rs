@@ -137,3 +137,31 @@ fn an_untrusted_adapter_runs_only_after_its_self_check_and_then_matches_the_cpu(
         );
     }
 }
+
+#[test]
+fn a_gpu_that_is_not_an_index_is_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("small.ron"), SMALL).unwrap();
+    let args = ["run", "small.ron", "--backend", "gpu", "--out", "o"];
+    let ran = lattice_in(d, &args, &[("LATTICE_GPU", "first")]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr
+            .contains("LATTICE_GPU=\"first\" is not a GPU index"),
+        "{}",
+        ran.stderr
+    );
+    // The library reads it too.
+    let lib = lattice_in(
+        d,
+        &["run", "small.ron", "--out", "p"],
+        &[("LATTICE_GPU", "7")],
+    );
+    assert_eq!(
+        lib.code, 0,
+        "auto with an absent GPU runs on the CPU: {}",
+        lib.stderr
+    );
+    assert!(!d.join("o/states.npy").exists());
+}

@@ -18,6 +18,9 @@ self-check against the CPU. Or use --backend cpu";
 pub enum GpuError {
     #[error("no usable GPU adapter ({0}). {NO_ADAPTER_HELP}")]
     NoAdapter(String),
+    /// The request names no GPU (a `LATTICE_GPU` that is not an index).
+    #[error("{0}")]
+    Request(String),
     #[error("the adapter {adapter} refused a device: {source}")]
     Device {
         adapter: String,

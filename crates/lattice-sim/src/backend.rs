@@ -1,6 +1,6 @@
 //! Choosing the GPU or the CPU path.
 
-use lattice_gpu::{GpuContext, GpuRequest};
+use lattice_gpu::{GpuContext, GpuError, GpuRequest};
 
 use crate::error::{Error, Result};
 use crate::self_check::self_check;
@@ -26,14 +26,23 @@ pub enum Backend {
 }
 
 impl Backend {
-    /// Opens the chosen backend on the first usable GPU. `Auto` takes a hardware GPU, and
-    /// runs on the CPU path when there is only a software adapter (lavapipe) or none, with a
-    /// log line saying why. Only the APIs the kernels are validated on are used.
+    /// Opens the chosen backend on the first usable GPU, or the one `LATTICE_GPU` names (and
+    /// among those `CUDA_VISIBLE_DEVICES` lists). `Auto` takes a hardware GPU, and runs on the
+    /// CPU path when there is only a software adapter (lavapipe) or none, with a log line
+    /// saying why. Only the APIs the kernels are validated on are used.
     ///
     /// # Errors
-    /// [`Error::Gpu`] when `Gpu` is chosen and no device can be opened.
+    /// [`Error::Gpu`] when `Gpu` is chosen and no device can be opened, or `LATTICE_GPU` is
+    /// not a GPU index.
     pub fn select(choice: BackendChoice) -> Result<Self> {
-        Self::select_with(choice, &GpuRequest::default())
+        if choice == BackendChoice::Cpu {
+            return Ok(Self::Cpu);
+        }
+        let req = GpuRequest::from_env().map_err(|m| Error::Gpu {
+            context: "choosing the GPU",
+            source: GpuError::Request(m),
+        })?;
+        Self::select_with(choice, &req)
     }
 
     /// [`Self::select`] with the GPU `req` asks for: an explicit one, the node-local rank's
