@@ -10,7 +10,8 @@ pub const REQUIRE_GPU_ENV: &str = "LATTICE_REQUIRE_GPU";
 
 /// What to install or check when no adapter is found.
 pub const NO_ADAPTER_HELP: &str = "On a machine without a GPU install a CPU Vulkan driver \
-(Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) and set WGPU_BACKEND=vulkan; on a machine with a GPU, check that its driver and Vulkan loader are installed \
+(Debian/Ubuntu: `apt-get install mesa-vulkan-drivers libvulkan1`) and set WGPU_BACKEND=vulkan; \
+on a machine with a GPU, check that its driver and Vulkan loader are installed \
 (`vulkaninfo --summary`). An OpenGL-only adapter is used only with --allow-untrusted-gpu, after a \
 self-check against the CPU. Or use --backend cpu";
 
@@ -115,14 +116,20 @@ fn instance() -> wgpu::Instance {
     wgpu::Instance::new(desc.with_env())
 }
 
-/// Every adapter wgpu can see (honours `WGPU_BACKEND`), with what selection makes of it
-/// under `req`.
-pub fn list_adapters(req: &GpuRequest) -> Vec<(AdapterSummary, Verdict)> {
+/// Every adapter wgpu can see (honours `WGPU_BACKEND`), and the facts selection decides on.
+fn enumerate() -> (Vec<wgpu::Adapter>, Vec<AdapterFacts>) {
     let all = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
-    let facts: Vec<AdapterFacts> = all
+    let facts = all
         .iter()
         .map(|a| AdapterFacts::from_info(&a.get_info()))
         .collect();
+    (all, facts)
+}
+
+/// Every adapter wgpu can see (honours `WGPU_BACKEND`), with what selection makes of it
+/// under `req`.
+pub fn list_adapters(req: &GpuRequest) -> Vec<(AdapterSummary, Verdict)> {
+    let (all, facts) = enumerate();
     let verdicts = adapters::assess(&facts, req);
     all.iter()
         .map(AdapterSummary::from_adapter)
@@ -141,11 +148,7 @@ impl GpuContext {
     /// rank's, among distinct devices of trusted APIs (any API with `allow_untrusted`).
     /// [`Self::trusted`] tells a caller whether it must check the adapter before a run.
     pub fn open_requested(req: &GpuRequest) -> Result<Self, GpuError> {
-        let mut all = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
-        let facts: Vec<AdapterFacts> = all
-            .iter()
-            .map(|a| AdapterFacts::from_info(&a.get_info()))
-            .collect();
+        let (mut all, facts) = enumerate();
         let k = adapters::choose(&facts, req).map_err(GpuError::NoAdapter)?;
         Self::open(all.swap_remove(k))
     }

@@ -88,12 +88,7 @@ impl Header {
     fn verify(&self, want: &Self, resume: &Path) -> anyhow::Result<()> {
         let at = resume.display();
         if self.layout() != want.layout() {
-            bail!(
-                "the checkpoint in {at} was written by a run of {}, this run is {}; resume \
-                 with the same rank count and --split",
-                self.layout(),
-                want.layout()
-            );
+            return Err(other_division(resume, &self.layout(), want));
         }
         if self.simulation != want.simulation || self.config_hash != want.config_hash {
             bail!(
@@ -201,12 +196,7 @@ fn load_json<T: DeserializeOwned>(
     let path = dir(resume).join("checkpoint.json");
     let Ok(text) = std::fs::read_to_string(&path) else {
         if let Some(other) = other_layout(resume) {
-            bail!(
-                "the checkpoint in {} was written by a run of {other}, this run is {}; resume \
-                 with the same rank count and --split",
-                resume.display(),
-                want.layout()
-            );
+            return Err(other_division(resume, &other, want));
         }
         bail!(
             "no checkpoint to resume in {} (expected {}); runs write one with --checkpoint-every N",
@@ -222,6 +212,16 @@ fn load_json<T: DeserializeOwned>(
     })?;
     header(&c).verify(want, resume)?;
     Ok(c)
+}
+
+/// The refusal of a checkpoint in `resume` written under the division `written`.
+fn other_division(resume: &Path, written: &str, want: &Header) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the checkpoint in {} was written by a run of {written}, this run is {}; resume with the \
+         same rank count and --split",
+        resume.display(),
+        want.layout()
+    )
 }
 
 /// The division over ranks of a checkpoint in the run folder that holds `home` (`home` itself,
