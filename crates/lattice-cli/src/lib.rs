@@ -57,7 +57,10 @@ enum Command {
         what: cmd::inspect::Inspect,
     },
     /// Run the simulation a config describes.
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
+    /// Embed texts with a local sentence encoder: `.npy` [texts, dim] of unit vectors, and a
+    /// JSON report beside it (ids, tokens, per-batch time and memory).
+    Embed(cmd::embed::EmbedArgs),
     /// Benchmark matrix (neighbor cache, MoE presets) on the available backends: JSON on
     /// stdout, a table on stderr. With --backend auto every available backend is measured.
     Bench(cmd::bench::BenchArgs),
@@ -93,8 +96,9 @@ pub fn main() -> ExitCode {
         Command::Info { json } => cmd::info::run(json, &ranks, &gpu),
         Command::Validate { config, json } => cmd::validate::run(&config, json),
         Command::Inspect { what } => cmd::inspect::run(what),
-        Command::Run(args) => cmd::run::run(args, (cli.backend.into(), &gpu), cli.quiet, &ranks),
+        Command::Run(args) => cmd::run::run(*args, (cli.backend.into(), &gpu), cli.quiet, &ranks),
         Command::Bench(args) => cmd::bench::run(args, cli.backend.into(), &gpu),
+        Command::Embed(args) => cmd::embed::run(&args, cli.quiet),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

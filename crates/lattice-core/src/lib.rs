@@ -12,6 +12,7 @@ pub mod io;
 pub mod kernels;
 pub mod lattice;
 pub mod math;
+pub mod memory;
 pub mod moe;
 pub mod neighbors;
 pub mod seeds;

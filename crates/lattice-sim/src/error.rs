@@ -109,9 +109,34 @@ pub enum Error {
         /// What differed.
         why: String,
     },
+    /// Texts could not be read or encoded, or the encoder's folder is unusable.
+    #[error(transparent)]
+    Text(Box<lattice_text::TextError>),
+    /// The encoder's embeddings are not as wide as the flows' inputs.
+    #[error(
+        "the encoder {encoder} gives {dim}-d embeddings; the flows take embedding_dim = \
+         {embedding_dim}: set embedding_dim: {dim} in the config, or use a {embedding_dim}-d encoder"
+    )]
+    EncoderWidth {
+        /// The encoder's folder.
+        encoder: String,
+        /// Its width.
+        dim: usize,
+        /// The flows' `embedding_dim`.
+        embedding_dim: u32,
+    },
+    /// Texts in a run whose items they cannot be.
+    #[error("{0}")]
+    Texts(String),
     /// The config could not be serialized (a config made in code).
     #[error("serializing the config: {0}")]
     Serialize(#[from] ron::Error),
+}
+
+impl From<lattice_text::TextError> for Error {
+    fn from(e: lattice_text::TextError) -> Self {
+        Self::Text(Box::new(e))
+    }
 }
 
 impl Error {

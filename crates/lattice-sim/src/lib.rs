@@ -33,12 +33,17 @@ mod observer;
 pub mod runtime;
 mod self_check;
 mod simulation;
+mod texts;
 
 pub use backend::{Backend, BackendChoice, rayon_threads};
 pub use error::{Error, ItemError, ObserverError, Result};
 pub use items::{Input, Item, ItemRecord, ItemResult, Output, Results, Stats};
 pub use lattice_core::config::RunConfig;
 pub use lattice_gpu::GpuRequest;
+/// The sentence encoder and texts files (the `lattice-text` crate).
+pub use lattice_text as text;
+pub use lattice_text::{Encoded, Encoder, Texts};
 pub use model::{FlowsModel, Model, MoeModel};
 pub use observer::{BatchDone, NoObserver, Observer, Snapshot, StepEvent};
 pub use simulation::Simulation;
+pub use texts::items_of;

@@ -73,23 +73,7 @@ pub fn injected_failure(inject: bool) -> Result<()> {
     Ok(())
 }
 
-/// Peak resident memory of this process in bytes (Linux; None elsewhere).
-pub fn peak_rss_bytes() -> Option<u64> {
-    proc_kb("/proc/self/status", "VmHWM:")
-}
-
-/// Memory available to new allocations in bytes (Linux `MemAvailable`; None elsewhere).
-pub fn available_memory_bytes() -> Option<u64> {
-    proc_kb("/proc/meminfo", "MemAvailable:")
-}
-
-/// A "Key: N kB" line of a /proc file, in bytes.
-fn proc_kb(file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(key))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
+pub use lattice_core::memory::{available_memory_bytes, peak_rss_bytes};
 
 /// Items that fit in 80 % of the host's available memory at `bytes_per_item` each (at least 1).
 pub fn host_batch_limit(bytes_per_item: u64) -> usize {

@@ -1,6 +1,7 @@
 pub mod bench;
 mod bench_flows;
 mod bench_rows;
+pub mod embed;
 pub mod info;
 pub mod inspect;
 pub mod run;

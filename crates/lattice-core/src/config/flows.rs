@@ -49,6 +49,26 @@ pub struct FlowsConfig {
     /// lines (`OUT/events.jsonl`). None = off (costs nothing).
     #[serde(default)]
     pub trace: Option<TraceConfig>,
+    /// Run from texts, one item per text: a local sentence encoder turns them into the
+    /// embeddings (as `lattice embed` does alone). None = embeddings from the command line,
+    /// `inputs`, or the seed.
+    #[serde(default)]
+    pub texts: Option<TextsConfig>,
+}
+
+/// Texts in: which file, which encoder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextsConfig {
+    /// One text per line, or JSON lines (`.jsonl`) of `{"id": ..., "text": ...}`; it must hold
+    /// `batch.items` texts. A relative path is taken from the config file's folder.
+    pub file: std::path::PathBuf,
+    /// A local model folder in the Hugging Face layout (config.json, tokenizer.json,
+    /// model.safetensors); its width must equal `embedding_dim`. Relative as `file`.
+    pub encoder: std::path::PathBuf,
+    /// Texts per encoder batch.
+    #[serde(default = "defaults::encoder_batch")]
+    pub max_batch_size: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +161,9 @@ impl FlowsConfig {
 }
 
 mod defaults {
+    pub fn encoder_batch() -> u32 {
+        32
+    }
     pub fn embedding_dim() -> u32 {
         768
     }

@@ -17,7 +17,21 @@ pub struct RunConfig {
     pub seed: u64,
     #[serde(default)]
     pub batch: BatchConfig,
+    /// Precomputed input batches, as `lattice prepare` writes them: MoE initial states or
+    /// flows embeddings. None = generated from the seed (or given on the command line).
+    #[serde(default)]
+    pub inputs: Option<InputsConfig>,
     pub simulation: Simulation,
+}
+
+/// A folder of input batches (`*.npy`, each `[k, ...item]`, read in name order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputsConfig {
+    /// A relative path is taken from the config file's folder.
+    pub dir: PathBuf,
+    #[serde(default)]
+    pub order: crate::inputs::InputOrder,
 }
 
 /// How many independent items (lattices) a run has and how they are grouped.

@@ -59,9 +59,32 @@ pub(super) fn check(config: &RunConfig, limits: &Limits) -> Vec<ConfigIssue> {
     }
     match &config.simulation {
         Simulation::Moe(moe) => check_moe(moe, limits, &mut issue),
-        Simulation::Flows(flows) => check_flows(flows, &mut issue),
+        Simulation::Flows(flows) => {
+            check_flows(flows, &mut issue);
+            check_texts(config, flows, &mut issue);
+        }
     }
     out
+}
+
+/// A run takes its inputs from one place.
+fn check_texts(config: &RunConfig, f: &FlowsConfig, issue: &mut impl FnMut(&str, String, String)) {
+    let Some(t) = &f.texts else { return };
+    if config.inputs.is_some() {
+        issue(
+            "simulation.Flows.texts",
+            "texts and inputs both give the embeddings".into(),
+            "keep one: texts (embedded at the start of the run) or inputs (precomputed batches)"
+                .into(),
+        );
+    }
+    if t.max_batch_size == 0 {
+        issue(
+            "simulation.Flows.texts.max_batch_size",
+            "0 texts per encoder batch encodes nothing".into(),
+            "use 1 or more (default 32)".into(),
+        );
+    }
 }
 
 fn check_moe(moe: &MoeConfig, limits: &Limits, issue: &mut impl FnMut(&str, String, String)) {
@@ -402,6 +425,7 @@ mod tests {
         let config = RunConfig {
             seed: 1,
             batch: Default::default(),
+            inputs: None,
             simulation: Simulation::Moe(m),
         };
         let issues = check(&config, &Limits::default());

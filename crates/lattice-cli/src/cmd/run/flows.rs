@@ -16,7 +16,7 @@ use lattice_core::images::write_vtk;
 
 use super::by_items::{self, RankTiming};
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
-use super::metrics::{FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate};
+use super::metrics::{FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate, TextsInput};
 use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
@@ -57,7 +57,7 @@ pub(super) fn run(
     let share = ranks.share(items);
     // Before anything big is allocated: does one batch fit?
     let batch = sim.batch_size(share.len().max(1))?;
-    let embeddings = read_embeddings(args, cfg, items)?;
+    let (embeddings, texts) = read_embeddings(args, sim, cfg, items)?;
     let mut watch = Watch::resume_or_start(args, sim, cfg, share.len(), quiet)?;
     let e = cfg.embedding_dim as usize;
     // Item ids are the items' indices.
@@ -81,7 +81,11 @@ pub(super) fn run(
         dims: [shape.w, shape.h, shape.d],
         capacity_per_item: cfg.capacity(),
         max_steps: cfg.steps(),
-        embeddings: origin(args.embeddings.as_deref()),
+        embeddings: match &texts {
+            Some(t) => format!("texts {} via encoder {}", t.file, t.encoder),
+            None => origin(args.embeddings.as_deref()),
+        },
+        texts,
         totals: FlowTotals::new(&watch.outcomes, flow_steps),
         steps: &watch.step_records,
         per_item: &watch.outcomes,
@@ -161,21 +165,70 @@ fn gather_flows(
 /// `--embeddings`, `[items, embedding_dim]`, or None for seeded ones.
 fn read_embeddings(
     args: &RunArgs,
+    sim: &Simulation,
     cfg: &FlowsConfig,
     items: usize,
-) -> anyhow::Result<Option<Vec<f32>>> {
-    let Some(p) = &args.embeddings else {
-        return Ok(None);
+) -> anyhow::Result<(Option<Vec<f32>>, Option<TextsInput>)> {
+    if let Some(p) = &args.embeddings {
+        let e = u64::from(cfg.embedding_dim);
+        let what = "[batch.items, embedding_dim]";
+        return Ok((Some(read_items(p, &[e], items, args.order(), what)?), None));
+    }
+    match (&args.texts, &args.encoder) {
+        (Some(texts), Some(encoder)) => {
+            let (v, info) = embed_texts(args, sim, (texts, encoder), items)?;
+            Ok((Some(v), Some(info)))
+        }
+        (Some(_), None) => bail!(
+            "--texts needs an encoder: give --encoder DIR (a local Hugging Face model folder) or set texts.encoder in the config"
+        ),
+        (None, Some(_)) => bail!("--encoder embeds texts; give them with --texts FILE"),
+        (None, None) => Ok((None, None)),
+    }
+}
+
+/// The texts' embeddings, one item per text: the encoder's width is checked before its
+/// weights load, and the text count against `batch.items` before anything is encoded.
+fn embed_texts(
+    args: &RunArgs,
+    sim: &Simulation,
+    (file, dir): (&PathBuf, &PathBuf),
+    items: usize,
+) -> anyhow::Result<(Vec<f32>, TextsInput)> {
+    let texts = lattice_sim::text::read_texts(file)?;
+    if texts.len() != items {
+        bail!(
+            "{} holds {} text(s) and the config runs batch.items = {items}: one item runs per text, so set batch.items: {}",
+            file.display(),
+            texts.len(),
+            texts.len()
+        );
+    }
+    let encoder = sim.load_encoder(dir)?;
+    let batch = args
+        .encoder_batch
+        .unwrap_or(lattice_sim::text::DEFAULT_MAX_BATCH_SIZE);
+    let encoded = sim.embed_texts(&encoder, &texts.texts, batch, |done| {
+        tracing::info!("embedded {done} of {} texts", texts.len());
+    })?;
+    tracing::info!(
+        "texts embedded: {:.1} texts/s, {:.0} tokens/s ({} truncated at {} tokens)",
+        encoded.texts_per_s(),
+        encoded.tokens_per_s(),
+        encoded.truncated,
+        encoder.max_tokens()
+    );
+    let info = TextsInput {
+        file: file.display().to_string(),
+        encoder: dir.display().to_string(),
+        tokens: encoded.tokens(),
+        truncated: encoded.truncated,
+        seconds: encoded.seconds,
+        texts_per_s: encoded.texts_per_s(),
+        tokens_per_s: encoded.tokens_per_s(),
+        ids: texts.ids,
     };
-    let e = u64::from(cfg.embedding_dim);
-    let order = args.input_order.into();
-    Ok(Some(read_items(
-        p,
-        &[e],
-        items,
-        order,
-        "[batch.items, embedding_dim]",
-    )?))
+    Ok((encoded.embeddings, info))
 }
 
 /// Surfaces, pictures, collected embeddings, weights and the trace; what was written.

@@ -134,12 +134,29 @@ pub struct FlowsMetrics<'a> {
     pub capacity_per_item: u32,
     pub max_steps: u32,
     pub embeddings: String,
+    /// A run from texts: the file, the encoder, each item's text id and the encoder's figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub texts: Option<TextsInput>,
     pub totals: FlowTotals,
     pub steps: &'a [StepRecord],
     pub per_item: &'a [ItemOutcome],
     pub per_item_runs: &'a [ItemRecord],
     pub trace_overwritten: Option<u64>,
     pub outputs: FlowOutputs,
+}
+
+/// Where a run's texts came from and how encoding them went.
+#[derive(Serialize)]
+pub struct TextsInput {
+    pub file: String,
+    pub encoder: String,
+    /// Item i ran text `ids[i]` (the JSON line's id, or the line number).
+    pub ids: Vec<String>,
+    pub tokens: usize,
+    pub truncated: usize,
+    pub seconds: f64,
+    pub texts_per_s: f64,
+    pub tokens_per_s: f64,
 }
 
 /// Flow counts summed over the items.

@@ -37,17 +37,29 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0)]
     pub log_every: u64,
     /// MoE: initial states, `.npy` f32 of shape [items, N, S] in cell order x + y·W + z·W·H,
-    /// or a directory of such batches `[k, N, S]` (default: seeded from the config's seed, per
-    /// item).
+    /// or a directory of such batches `[k, N, S]` (default: the config's `inputs`, else seeded
+    /// from the config's seed, per item).
     #[arg(long)]
     pub init_states: Option<PathBuf>,
     /// Flows: input embeddings, `.npy` f32 of shape [items, embedding_dim], or a directory of
-    /// such batches (default: seeded).
-    #[arg(long)]
+    /// such batches (default: the config's `inputs` or `texts`, else seeded).
+    #[arg(long, conflicts_with = "texts")]
     pub embeddings: Option<PathBuf>,
-    /// How a directory of input batches is read.
-    #[arg(long, value_enum, default_value_t = Order::InOrder)]
-    pub input_order: Order,
+    /// How a directory of input batches is read (default: the config's `inputs.order`, else
+    /// in order).
+    #[arg(long, value_enum)]
+    pub input_order: Option<Order>,
+    /// Flows: run from texts, one item per text (lines, or JSON lines `.jsonl` with ids),
+    /// embedded with --encoder (default: the config's `texts`).
+    #[arg(long)]
+    pub texts: Option<PathBuf>,
+    /// The sentence encoder for the texts: a local Hugging Face model folder (default: the
+    /// config's `texts.encoder`).
+    #[arg(long)]
+    pub encoder: Option<PathBuf>,
+    /// Texts per encoder batch (default: the config's `texts.max_batch_size`, else 32).
+    #[arg(skip)]
+    pub encoder_batch: Option<usize>,
     /// Weights, `.safetensors` with the tensors of docs/weights.md (default: seeded).
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -138,6 +150,22 @@ impl From<Order> for lattice_core::inputs::InputOrder {
     }
 }
 
+impl From<lattice_core::inputs::InputOrder> for Order {
+    fn from(o: lattice_core::inputs::InputOrder) -> Self {
+        match o {
+            lattice_core::inputs::InputOrder::InOrder => Self::InOrder,
+            lattice_core::inputs::InputOrder::RoundRobin => Self::RoundRobin,
+        }
+    }
+}
+
+impl RunArgs {
+    /// How a directory of input batches is read.
+    fn order(&self) -> lattice_core::inputs::InputOrder {
+        self.input_order.map(Into::into).unwrap_or_default()
+    }
+}
+
 /// The config's file name, for figure titles.
 fn config_name(config: &Path) -> String {
     config.file_name().map_or_else(
@@ -177,11 +205,20 @@ pub fn run(
         Simulation::Moe(_) if args.embeddings.is_some() => {
             return Err(wrong("--embeddings", "Flows"));
         }
+        Simulation::Moe(_) if args.texts.is_some() || args.encoder.is_some() => {
+            let flag = if args.texts.is_some() {
+                "--texts"
+            } else {
+                "--encoder"
+            };
+            return Err(wrong(flag, "Flows"));
+        }
         Simulation::Flows(_) if args.init_states.is_some() => {
             return Err(wrong("--init-states", "Moe"));
         }
         _ => {}
     }
+    inputs_from_config(&mut args, &loaded);
     let _span = tracing::info_span!("run", config = %args.config.display()).entered();
     let _rank = (ranks.size() > 1).then(|| tracing::info_span!("rank", r = ranks.rank()).entered());
     if ranks.is_root() {
@@ -204,6 +241,8 @@ pub fn run(
         let inputs = [
             ("the initial states", args.init_states.as_deref()),
             ("the embeddings", args.embeddings.as_deref()),
+            ("the texts", args.texts.as_deref()),
+            ("the encoder", args.encoder.as_deref()),
         ];
         let facts = by_items::run_facts(&sim, split, &inputs)?;
         by_items::check(&sim, ranks, &facts)?;
@@ -223,6 +262,31 @@ pub fn run(
         moe::run(&args, &sim, quiet, ranks, halo.as_deref())
     } else {
         flows::run(&args, &sim, quiet, ranks)
+    }
+}
+
+/// Fills the inputs the command line leaves open from the config (`inputs`, `texts`), its
+/// relative paths taken from the config's folder: the command line wins.
+fn inputs_from_config(args: &mut RunArgs, loaded: &config::LoadedConfig) {
+    let given = args.init_states.is_some() || args.embeddings.is_some() || args.texts.is_some();
+    if let Some(inputs) = loaded.config.inputs.as_ref().filter(|_| !given) {
+        let dir = Some(loaded.resolve(&inputs.dir));
+        match loaded.config.simulation {
+            Simulation::Moe(_) => args.init_states = dir,
+            Simulation::Flows(_) => args.embeddings = dir,
+        }
+        args.input_order = args.input_order.or(Some(inputs.order.into()));
+    }
+    if let Simulation::Flows(f) = &loaded.config.simulation
+        && let Some(t) = &f.texts
+    {
+        if !given {
+            args.texts = Some(loaded.resolve(&t.file));
+        }
+        if args.texts.is_some() && args.encoder.is_none() {
+            args.encoder = Some(loaded.resolve(&t.encoder));
+        }
+        args.encoder_batch = Some(t.max_batch_size as usize);
     }
 }
 

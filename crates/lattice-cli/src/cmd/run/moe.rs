@@ -266,13 +266,7 @@ fn start_or_resume(
     let states = match &args.init_states {
         Some(p) => {
             let what = "[batch.items, cells, state_size]";
-            read_items(
-                p,
-                &[n as u64, s as u64],
-                items,
-                args.input_order.into(),
-                what,
-            )?
+            read_items(p, &[n as u64, s as u64], items, args.order(), what)?
         }
         None => {
             let seed = sim.config().seed;

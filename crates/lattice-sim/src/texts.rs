@@ -1,0 +1,94 @@
+//! Texts into the flows: an encoder whose width is checked against the flows' `embedding_dim`
+//! before its weights load, texts embedded in batches, one item per text.
+
+use std::path::Path;
+
+use lattice_core::config::Simulation as Sim;
+use lattice_text::{Encoded, Encoder, ModelFolder, Texts};
+
+use crate::error::{Error, Result};
+use crate::items::Item;
+use crate::simulation::Simulation;
+
+impl Simulation {
+    /// Loads the encoder in `dir` for this simulation: a MoE config, or an encoder whose width
+    /// is not `embedding_dim`, is refused before the weights are read.
+    ///
+    /// # Errors
+    /// [`Error::Texts`] for a MoE config, [`Error::EncoderWidth`], [`Error::Text`] for a folder
+    /// that is missing a file or holds an unsupported architecture.
+    pub fn load_encoder(&self, dir: &Path) -> Result<Encoder> {
+        let embedding_dim = self.flows_embedding_dim()?;
+        let folder = ModelFolder::read(dir)?;
+        let dim = folder.architecture.dim();
+        if dim != embedding_dim as usize {
+            return Err(Error::EncoderWidth {
+                encoder: dir.display().to_string(),
+                dim,
+                embedding_dim,
+            });
+        }
+        Ok(Encoder::load(dir)?)
+    }
+
+    /// The encoder and texts the config names (`simulation.Flows.texts`), relative paths taken
+    /// from the config's folder; `None` when it names none.
+    ///
+    /// # Errors
+    /// As [`Self::load_encoder`], and [`Error::Text`] for an unreadable texts file.
+    pub fn config_texts(&self) -> Result<Option<(Encoder, Texts)>> {
+        let Sim::Flows(f) = &self.config().simulation else {
+            return Ok(None);
+        };
+        let Some(t) = &f.texts else { return Ok(None) };
+        let loaded = self.loaded();
+        let texts = lattice_text::read_texts(&loaded.resolve(&t.file))?;
+        let encoder = self.load_encoder(&loaded.resolve(&t.encoder))?;
+        Ok(Some((encoder, texts)))
+    }
+
+    /// Embeds `texts` with `encoder` (loaded by [`Self::load_encoder`]) in batches of at most
+    /// `max_batch_size`, calling `on_batch` after each with the texts done so far.
+    ///
+    /// # Errors
+    /// [`Error::EncoderWidth`], [`Error::Text`] when a text cannot be encoded.
+    pub fn embed_texts<S: AsRef<str>>(
+        &self,
+        encoder: &Encoder,
+        texts: &[S],
+        max_batch_size: usize,
+        mut on_batch: impl FnMut(usize),
+    ) -> Result<Encoded> {
+        let embedding_dim = self.flows_embedding_dim()?;
+        if encoder.dim() != embedding_dim as usize {
+            return Err(Error::EncoderWidth {
+                encoder: encoder.dir().display().to_string(),
+                dim: encoder.dim(),
+                embedding_dim,
+            });
+        }
+        let mut done = 0;
+        Ok(encoder.encode_with(texts, max_batch_size, |b| {
+            done += b.texts;
+            on_batch(done);
+        })?)
+    }
+
+    /// The flows' `embedding_dim`, or an error for a MoE simulation.
+    fn flows_embedding_dim(&self) -> Result<u32> {
+        match &self.config().simulation {
+            Sim::Flows(f) => Ok(f.embedding_dim),
+            Sim::Moe(_) => Err(Error::Texts(format!(
+                "{} is a Moe config; texts go into Flows runs",
+                self.loaded().path.display()
+            ))),
+        }
+    }
+}
+
+/// One item per embedding row, ids `first_id`, `first_id + 1`, …
+pub fn items_of(encoded: &Encoded, first_id: u64) -> Vec<Item> {
+    (0..encoded.texts())
+        .map(|i| Item::embedding(first_id + i as u64, encoded.row(i).to_vec()))
+        .collect()
+}
