@@ -35,6 +35,23 @@ var<workgroup> n_back: atomic<u32>;
 var<workgroup> n_reflected: atomic<u32>;
 // The item's live count, read once from storage and shared uniformly.
 var<workgroup> n_live: u32;
+// Per lane (Δz, Δz²) of one chunk, summed by a fixed tree so every run adds in one order.
+var<workgroup> z_part: array<vec2<f32>, WG>;
+
+// The workgroup's sum of `v` (every invocation gets it).
+fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
+    z_part[lid] = v;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) {
+            z_part[lid] = z_part[lid] + z_part[lid + stride];
+        }
+        workgroupBarrier();
+    }
+    let total = z_part[0];
+    workgroupBarrier();
+    return total;
+}
 
 // Children the list entry `j` asks for (0 past the end or for a flow that is not moving).
 fn requested_by(base: u32, n: u32, j: u32) -> u32 {
@@ -69,15 +86,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     // Pass 1: survivors, completion records and this step's counts.
     var survivors = 0u;
     var completed = 0u;
+    var z_moved = vec2<f32>(0.0);
     for (var c0 = 0u; c0 < n; c0 += WG) {
         let j = c0 + lid;
         var flag = 0u;
         var e = 0u;
         var st = FREE;
+        var dz = vec2<f32>(0.0);
         if (j < n) {
             e = live_in[base + j];
             let s = base + e;
             st = status[s];
+            let d = pos[s].z - prev[s].z;
+            dz = vec2<f32>(d, d * d);
             if (st == MOVING) {
                 flag = 1u;
             } else if (st == FRONT || st == BACK) {
@@ -103,6 +124,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         survivors += sc.y & 0xffffu;
         completed += sc.y >> 16u;
+        z_moved += workgroup_sum(lid, dz);
     }
     storageBarrier();
     workgroupBarrier();
@@ -173,6 +195,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         c.reflected = atomicLoad(&n_reflected);
         c.created = created + nfree;
         c.done = done0 + completed;
+        c.z_moved = z_moved.x;
+        c.z_moved_sq = z_moved.y;
         counts[b] = c;
     }
 }

@@ -206,3 +206,34 @@ fn the_minimal_spawn_case_gives_45_children_and_55_reflections_on_both_backends(
         assert_eq!(step["dropped_by_capacity"], 0, "{backend}");
     }
 }
+
+/// Seed 001's metrics in metrics.json: the run's mean path length and completion ratio are
+/// those of its items, and every step that moved flows has a z-movement variance.
+#[test]
+fn metrics_hold_path_lengths_completion_ratios_and_z_movement() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("flows.ron"), SMALL).unwrap();
+    let o = run(dir.path(), &["--out", "m"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m = common::read_json(&dir.path().join("m/metrics.json"));
+    let items = m["per_item"].as_array().unwrap();
+    let sum = |k: &str| items.iter().map(|i| i[k].as_u64().unwrap()).sum::<u64>();
+    let completed = sum("completed_front") + sum("completed_back");
+    assert!(completed > 0);
+    let t = &m["totals"];
+    let mean = sum("completed_path_steps") as f64 / completed as f64;
+    assert!((t["mean_path_steps"].as_f64().unwrap() - mean).abs() < 1e-12);
+    let ratio = completed as f64 / sum("created") as f64;
+    assert!((t["completed_per_created"].as_f64().unwrap() - ratio).abs() < 1e-12);
+    for i in items {
+        let own = i["completed_front"].as_u64().unwrap() + i["completed_back"].as_u64().unwrap();
+        let per = i["completed_per_created"].as_f64().unwrap();
+        assert!((per - own as f64 / i["created"].as_f64().unwrap()).abs() < 1e-12);
+    }
+    for s in m["steps"].as_array().unwrap() {
+        let v = s["z_move_variance"].as_f64().unwrap();
+        assert!(v > 0.0 && v < 1.0, "{s}");
+    }
+    let summary = String::from_utf8_lossy(&o.stdout);
+    assert!(summary.contains("z-movement variance"), "{summary}");
+}

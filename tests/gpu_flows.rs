@@ -17,11 +17,11 @@ use lattice_core::flows::aggregate::aggregate;
 use lattice_core::flows::convergence::StopReason;
 use lattice_core::flows::coords::quantize;
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
-use lattice_core::flows::run::BatchOutcome;
 use lattice_core::flows::run::FlowEngine;
+use lattice_core::flows::run::{BatchOutcome, StepRecord};
 use lattice_core::flows::state::{DoneFlow, status};
 use lattice_core::flows::{
-    CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, run_batch,
+    CpuFlows, FlowLayout, FlowNet, FlowShape, FlowState, FlowWeights, ItemCounts, run_batch,
 };
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows, LiveDispatch};
@@ -180,6 +180,46 @@ fn compare_records(
     (ties, worst)
 }
 
+/// The same counts every step, and z-movement sums that agree to rounding (the GPU sums a
+/// step's moves in a tree, the CPU in list order).
+fn assert_same_steps(cpu: &[StepRecord], gpu: &[StepRecord]) {
+    let strip = |r: &[StepRecord]| -> Vec<StepRecord> {
+        r.iter()
+            .map(|s| StepRecord {
+                z_moved_fx: 0,
+                z_moved_sq_fx: 0,
+                ..s.clone()
+            })
+            .collect()
+    };
+    assert_eq!(strip(cpu), strip(gpu), "per-step counts");
+    for (c, g) in cpu.iter().zip(gpu) {
+        for (a, b) in [
+            (c.z_move_mean(), g.z_move_mean()),
+            (c.z_move_variance(), g.z_move_variance()),
+        ] {
+            let (a, b) = (a.unwrap_or(0.0), b.unwrap_or(0.0));
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + a.abs()),
+                "step {}: z {a} vs {b}",
+                c.step
+            );
+        }
+    }
+}
+
+/// Counts without the z-movement sums.
+fn without_z(counts: &[ItemCounts]) -> Vec<ItemCounts> {
+    counts
+        .iter()
+        .map(|c| ItemCounts {
+            z_moved: 0.0,
+            z_moved_sq: 0.0,
+            ..*c
+        })
+        .collect()
+}
+
 /// What [`compare_runs`] compared.
 struct Compared {
     ties: BTreeSet<usize>,
@@ -192,10 +232,10 @@ struct Compared {
 /// same steps, slots are reused in the same order, records, positions and hidden states of
 /// the live flows within tolerance.
 fn compare_runs(s: &Setup, cpu: &BatchOutcome, gpu: &BatchOutcome) -> Compared {
-    assert_eq!(cpu.steps, gpu.steps, "per-step counts");
+    assert_same_steps(&cpu.steps, &gpu.steps);
     assert_eq!(cpu.items, gpu.items, "per-item totals");
     let (c, g) = (&cpu.state, &gpu.state);
-    assert_eq!(c.counts, g.counts);
+    assert_eq!(without_z(&c.counts), without_z(&g.counts));
     // Slots are reused in the same order: the same flow in every slot.
     assert_eq!(c.status, g.status);
     assert_eq!(c.id, g.id);
@@ -405,9 +445,10 @@ fn a_stop_inside_the_window_freezes_items_as_on_the_cpu() {
         assert!(o.unfinished > 0, "frozen with live flows");
     }
     assert_eq!(cpu.items, gpu.items, "per-item totals");
-    assert_eq!(cpu.steps, gpu.steps, "per-step counts");
+    assert_same_steps(&cpu.steps, &gpu.steps);
     let (c, g) = (&cpu.state, &gpu.state);
-    assert_eq!((&c.counts, &c.status, &c.id), (&g.counts, &g.status, &g.id));
+    assert_eq!(without_z(&c.counts), without_z(&g.counts));
+    assert_eq!((&c.status, &c.id), (&g.status, &g.id));
 }
 
 /// A carrier whose hidden size is not a whole number of vec4s (6 units: the GRU kernel's

@@ -1,3 +1,4 @@
+from ._lattice import Encoder as Encoder
 from ._lattice import FlowsResult as FlowsResult
 from ._lattice import MoeResult as MoeResult
 from ._lattice import Simulation as Simulation

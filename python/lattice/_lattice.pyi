@@ -61,6 +61,8 @@ class Simulation:
         states: Optional[npt.NDArray[np.float32]] = None,
         *,
         embeddings: Optional[npt.NDArray[np.float32]] = None,
+        texts: Optional[Sequence[str]] = None,
+        encoder: Union["Encoder", str, "os.PathLike[str]", None] = None,
         ids: Optional[Sequence[int]] = None,
         steps: Optional[int] = None,
         callback: Optional[Callable[[StepEvent], None]] = None,
@@ -68,7 +70,9 @@ class Simulation:
         """Runs items and returns their results in the order given.
 
         MoE: states float32 C-contiguous [B, N, S], or None for states seeded by item id.
-        Flows: embeddings float32 [B, embedding_dim], or None for seeded ones. ids name the
+        Flows: embeddings float32 [B, embedding_dim]; or texts, one item per text, embedded by
+        encoder (an Encoder, a model folder, or by default the config's texts.encoder); or
+        None for the config's texts if it names them, else seeded embeddings. ids name the
         items (default 0..B, or 0..items without inputs); steps overrides the config's for
         this run; callback(event) runs after every step (an exception in it stops the run and
         propagates). The GIL is released while the engine computes; Ctrl-C stops the run
@@ -104,11 +108,45 @@ class FlowsResult:
     """[B, embedding_dim] with collector on, else None."""
     counts: list[dict[str, Any]]
     """Per item: steps, stop, created, spawned, dropped_by_capacity, completed_front,
-    completed_back, reflected, unfinished, projected."""
+    completed_back, reflected, unfinished, projected, completed_path_steps, mean_path_steps
+    (mean steps of the flows that reached a plane), completed_per_created."""
     steps: list[dict[str, Any]]
     """Per step, summed over the items: step, live, spawned, completed_front, completed_back,
-    reflected, moving, dropped_by_capacity."""
+    reflected, moving, dropped_by_capacity, z_move_mean and z_move_variance (of the z
+    movement of the flows that moved; None when none did), and the exact fixed-point sums
+    they come from (z_moved_fx, z_moved_sq_fx, units of 2**-24)."""
     ok: list[bool]
     errors: list[Optional[str]]
     stats: dict[str, Any]
     def __len__(self) -> int: ...
+
+class Encoder:
+    """A sentence encoder from a local Hugging Face model folder (config.json, tokenizer.json,
+    model.safetensors; sentence-transformers' pooling files if present): BERT-family and
+    NomicBERT models. Texts are tokenized (truncated at max_tokens), run in batches with
+    attention masks, mean pooled over their real tokens and L2-normalized. Nothing is
+    downloaded.
+
+    Raises ValueError naming the missing or unusable file, or the unsupported architecture.
+    """
+
+    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None: ...
+    @property
+    def dim(self) -> int:
+        """Width of the embeddings."""
+    @property
+    def max_tokens(self) -> int:
+        """Tokens per text, special tokens included; longer texts are truncated."""
+    @property
+    def architecture(self) -> Literal["bert", "nomic_bert"]: ...
+    @property
+    def path(self) -> "os.PathLike[str]":
+        """The model folder."""
+    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> npt.NDArray[np.float32]:
+        """Unit embeddings, float32 [len(texts), dim], row i of texts[i]. A text's embedding
+        does not depend on its batch (within 1e-5). The GIL is released while it computes."""
+    @property
+    def last_report(self) -> Optional[dict[str, Any]]:
+        """Figures of the last encode: texts, tokens, truncated, seconds, texts_per_s,
+        tokens_per_s, and batches (texts, tokens, padded_tokens, seconds, tokens_per_s,
+        peak_memory_bytes each)."""

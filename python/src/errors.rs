@@ -19,6 +19,9 @@ pub fn to_py(e: Error) -> PyErr {
         | Error::DuplicateItem(_)
         | Error::BatchTooLarge { .. }
         | Error::Domain(_)
+        | Error::Text(_)
+        | Error::EncoderWidth { .. }
+        | Error::Texts(_)
         | Error::Serialize(_) => PyValueError::new_err(message),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
         Error::Gpu { .. }

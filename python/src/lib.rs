@@ -5,6 +5,7 @@
 
 mod arrays;
 mod config;
+mod encoder;
 mod errors;
 mod results;
 mod simulation;
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _lattice(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<simulation::Simulation>()?;
+    m.add_class::<encoder::Encoder>()?;
     m.add_class::<results::MoeResult>()?;
     m.add_class::<results::FlowsResult>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,6 +1,7 @@
 //! What `Simulation.run` returns: the outputs as numpy arrays in the order the items were
 //! given, each item's ok/error, and the run's figures.
 
+use lattice::core::flows::run::StepRecord;
 use lattice::{Output, Results, Stats};
 use numpy::{PyArray, PyArrayMethods};
 use pyo3::prelude::*;
@@ -47,10 +48,13 @@ pub struct FlowsResult {
     /// With `collector` on: the embedding collected from each merged surface, `[B, E]`.
     #[pyo3(get)]
     embeddings_out: Option<Py<PyAny>>,
-    /// Per item: flow counts, steps run and why it stopped.
+    /// Per item: flow counts, steps run, why it stopped, the mean steps of the flows that
+    /// reached a plane (`mean_path_steps`) and `completed_per_created`.
     #[pyo3(get)]
     counts: Vec<Py<PyAny>>,
-    /// Per step, summed over all items: live, spawned, completed, reflected, dropped.
+    /// Per step, summed over all items: live, spawned, completed, reflected, dropped, and
+    /// the mean and variance of the moved flows' z movement (`z_move_mean`,
+    /// `z_move_variance`).
     #[pyo3(get)]
     steps: Vec<Py<PyAny>>,
     /// Per item: whether it finished without error.
@@ -161,7 +165,7 @@ pub fn flows(
         Some(f32_output(py, collected, &[b, embedding_dim])?.unbind())
     };
     let steps = (results.flow_steps.iter())
-        .map(|s| Ok(pythonize::pythonize(py, s)?.unbind()))
+        .map(|s| Ok(step_dict(py, s)?.into_any().unbind()))
         .collect::<PyResult<_>>()?;
     let (ok, errors) = outcomes(results, &ids);
     let r = FlowsResult {
@@ -180,6 +184,14 @@ pub fn flows(
         ids,
     };
     Ok(Py::new(py, r)?.into_any())
+}
+
+/// One step's counts with the mean and variance of its z movement.
+fn step_dict<'py>(py: Python<'py>, s: &StepRecord) -> PyResult<Bound<'py, PyDict>> {
+    let d = pythonize::pythonize(py, s)?.cast_into::<PyDict>()?;
+    d.set_item("z_move_mean", s.z_move_mean())?;
+    d.set_item("z_move_variance", s.z_move_variance())?;
+    Ok(d)
 }
 
 /// The run's figures as a dict.

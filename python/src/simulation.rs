@@ -10,6 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays::{Dim, f32_input, f32_output};
+use crate::encoder::Encoder;
 use crate::errors::to_py;
 use crate::watch::Watch;
 use crate::{config, results};
@@ -130,20 +131,41 @@ impl Simulation {
     /// Runs items and returns their results, in the order given.
     ///
     /// MoE: `states` float32 `[B, N, S]`, or None for states seeded by item id. Flows:
-    /// `embeddings` float32 `[B, embedding_dim]`, or None for seeded ones. `ids` name the
+    /// `embeddings` float32 `[B, embedding_dim]`, or `texts` (one item per text, embedded by
+    /// `encoder`: an `Encoder`, a model folder, or by default the config's `texts.encoder`),
+    /// or None for the config's texts if it has them, else seeded embeddings. `ids` name the
     /// items (default 0..B, or 0..config items without inputs); `steps` overrides the
     /// config's for this run; `callback(event: dict)` is called after every step.
-    #[pyo3(signature = (states = None, *, embeddings = None, ids = None, steps = None, callback = None))]
+    #[pyo3(signature = (states = None, *, embeddings = None, texts = None, encoder = None, ids = None, steps = None, callback = None))]
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &mut self,
         py: Python<'_>,
         states: Option<&Bound<'_, PyAny>>,
         embeddings: Option<&Bound<'_, PyAny>>,
+        texts: Option<Vec<String>>,
+        encoder: Option<&Bound<'_, PyAny>>,
         ids: Option<Vec<u64>>,
         steps: Option<u32>,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<Py<PyAny>> {
-        let items = self.items_of(states, embeddings, ids)?;
+        let given = states.is_some() || embeddings.is_some();
+        let texts = match texts {
+            Some(_) if given => {
+                return Err(PyValueError::new_err(
+                    "texts= gives the embeddings; pass texts= or embeddings=/states=, not both",
+                ));
+            }
+            None if encoder.is_some() => {
+                return Err(PyValueError::new_err("encoder= embeds texts; pass them as texts="));
+            }
+            None if !given => self.inner.config_texts().map_err(to_py)?.map(|t| t.texts),
+            t => t,
+        };
+        let items = match texts {
+            Some(t) => self.text_items(py, &t, encoder, ids)?,
+            None => self.items_of(states, embeddings, ids)?,
+        };
         let ids: Vec<u64> = items.iter().map(|i| i.id).collect();
         let mut watch = Watch::new(callback);
         let configured = self.inner.steps();
@@ -179,6 +201,61 @@ impl Simulation {
 }
 
 impl Simulation {
+    /// One item per text, embedded by `encoder` (an `Encoder`, a model folder, or the
+    /// config's).
+    fn text_items(
+        &self,
+        py: Python<'_>,
+        texts: &[String],
+        encoder: Option<&Bound<'_, PyAny>>,
+        ids: Option<Vec<u64>>,
+    ) -> PyResult<Vec<Item>> {
+        let held: Bound<'_, Encoder>;
+        let loaded: lattice::Encoder;
+        let enc: &lattice::Encoder = match encoder {
+            Some(obj) if obj.is_instance_of::<Encoder>() => {
+                held = obj.cast::<Encoder>()?.clone();
+                &held.get().inner
+            }
+            Some(obj) => {
+                let path: PathBuf = obj.extract().map_err(|_| {
+                    PyTypeError::new_err("encoder= takes an Encoder or a model folder's path")
+                })?;
+                loaded = py.detach(|| self.inner.load_encoder(&path)).map_err(to_py)?;
+                &loaded
+            }
+            None => match py.detach(|| self.inner.config_encoder()).map_err(to_py)? {
+                Some(e) => {
+                    loaded = e;
+                    &loaded
+                }
+                None => {
+                    return Err(PyValueError::new_err(
+                        "texts= needs an encoder: pass encoder= (an Encoder or a model folder), or set texts.encoder in the config",
+                    ));
+                }
+            },
+        };
+        let ids = ids.unwrap_or_else(|| (0..texts.len() as u64).collect());
+        if ids.len() != texts.len() {
+            return Err(PyValueError::new_err(format!(
+                "ids has {} entries but texts has {}",
+                ids.len(),
+                texts.len()
+            )));
+        }
+        let batch = self.inner.encoder_batch_size();
+        let inner = &self.inner;
+        let encoded = py
+            .detach(|| inner.embed_texts(enc, texts, batch, |_| {}))
+            .map_err(to_py)?;
+        Ok(ids
+            .into_iter()
+            .enumerate()
+            .map(|(k, id)| Item::embedding(id, encoded.row(k).to_vec()))
+            .collect())
+    }
+
     /// The items of a run from its inputs (checked as arrays here, as items by the engine).
     fn items_of(
         &self,

@@ -39,6 +39,9 @@ struct ItemCounts {
     created: u32,
     // Completion records written so far.
     done: u32,
+    // Σ Δz and Σ Δz² over the flows that moved this step (lattice-core ItemCounts).
+    z_moved: f32,
+    z_moved_sq: f32,
 }
 
 // A flow that completed (lattice-core DoneFlow): position and energy, id, steps, plane, event.

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use lattice_core::config::Simulation as Sim;
+use lattice_core::config::{Simulation as Sim, TextsConfig};
 use lattice_text::{Encoded, Encoder, ModelFolder, Texts};
 
 use crate::error::{Error, Result};
@@ -31,20 +31,45 @@ impl Simulation {
         Ok(Encoder::load(dir)?)
     }
 
-    /// The encoder and texts the config names (`simulation.Flows.texts`), relative paths taken
-    /// from the config's folder; `None` when it names none.
+    /// The encoder the config names (`simulation.Flows.texts.encoder`, relative to the
+    /// config's folder), loaded; `None` when the config has no texts.
     ///
     /// # Errors
-    /// As [`Self::load_encoder`], and [`Error::Text`] for an unreadable texts file.
-    pub fn config_texts(&self) -> Result<Option<(Encoder, Texts)>> {
-        let Sim::Flows(f) = &self.config().simulation else {
+    /// As [`Self::load_encoder`].
+    pub fn config_encoder(&self) -> Result<Option<Encoder>> {
+        let Some(t) = self.texts_config() else {
             return Ok(None);
         };
-        let Some(t) = &f.texts else { return Ok(None) };
-        let loaded = self.loaded();
-        let texts = lattice_text::read_texts(&loaded.resolve(&t.file))?;
-        let encoder = self.load_encoder(&loaded.resolve(&t.encoder))?;
-        Ok(Some((encoder, texts)))
+        Ok(Some(self.load_encoder(&self.loaded().resolve(&t.encoder))?))
+    }
+
+    /// The texts the config names (`simulation.Flows.texts.file`), read; `None` when the
+    /// config has no texts.
+    ///
+    /// # Errors
+    /// [`Error::Text`] for an unreadable, empty or non-UTF-8 file.
+    pub fn config_texts(&self) -> Result<Option<Texts>> {
+        let Some(t) = self.texts_config() else {
+            return Ok(None);
+        };
+        Ok(Some(lattice_text::read_texts(
+            &self.loaded().resolve(&t.file),
+        )?))
+    }
+
+    /// Texts per encoder batch: the config's `texts.max_batch_size`, else the default.
+    pub fn encoder_batch_size(&self) -> usize {
+        self.texts_config()
+            .map_or(lattice_text::DEFAULT_MAX_BATCH_SIZE, |t| {
+                t.max_batch_size as usize
+            })
+    }
+
+    fn texts_config(&self) -> Option<&TextsConfig> {
+        match &self.config().simulation {
+            Sim::Flows(f) => f.texts.as_ref(),
+            Sim::Moe(_) => None,
+        }
     }
 
     /// Embeds `texts` with `encoder` (loaded by [`Self::load_encoder`]) in batches of at most

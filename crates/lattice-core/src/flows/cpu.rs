@@ -59,6 +59,9 @@ pub fn plan(state: &mut FlowState, b: u32) {
     let mut step = ItemCounts::default();
     for &e in &entries {
         let s = base + e as usize;
+        let dz = state.pos[s][2] - state.prev[s][2];
+        step.z_moved += dz;
+        step.z_moved_sq += dz * dz;
         if state.event[s] & event::REFLECTED != 0 {
             step.reflected += 1;
         }
@@ -103,6 +106,8 @@ pub fn plan(state: &mut FlowState, b: u32) {
     c.front = step.front;
     c.back = step.back;
     c.reflected = step.reflected;
+    c.z_moved = step.z_moved;
+    c.z_moved_sq = step.z_moved_sq;
     c.created = created;
     state.live[base..base + next.len()].copy_from_slice(&next);
 }

@@ -64,9 +64,37 @@ pub struct StepRecord {
     /// Still moving after the step.
     pub moving: u32,
     pub dropped_by_capacity: u32,
+    /// Σ Δz over the flows that moved (Δz: z after the step − z before it, normalized), in
+    /// units of 2⁻²⁴: each item's sum is rounded to the unit once, so adding items and batches
+    /// is exact and the run's figure does not depend on how items were batched.
+    #[serde(default)]
+    pub z_moved_fx: i64,
+    /// Σ Δz² over the same flows, in the same units.
+    #[serde(default)]
+    pub z_moved_sq_fx: i64,
+}
+
+/// The fixed-point unit of [`StepRecord::z_moved_fx`]: 2⁻²⁴.
+const Z_UNIT: f64 = (1u64 << 24) as f64;
+
+fn to_fixed(v: f32) -> i64 {
+    (f64::from(v) * Z_UNIT).round() as i64
 }
 
 impl StepRecord {
+    /// Mean Δz of the flows that moved this step (None when none moved).
+    pub fn z_move_mean(&self) -> Option<f64> {
+        (self.live > 0).then(|| self.z_moved_fx as f64 / Z_UNIT / f64::from(self.live))
+    }
+
+    /// Variance of Δz over the flows that moved this step (population variance; None when
+    /// none moved). Near 0 means the flows stopped moving along z (seed 001's stall check).
+    pub fn z_move_variance(&self) -> Option<f64> {
+        let mean = self.z_move_mean()?;
+        let sq = self.z_moved_sq_fx as f64 / Z_UNIT / f64::from(self.live);
+        Some((sq - mean * mean).max(0.0))
+    }
+
     /// Adds the counts of the same step of another batch into this one.
     pub fn add(&mut self, other: &Self) {
         self.live += other.live;
@@ -76,6 +104,8 @@ impl StepRecord {
         self.reflected += other.reflected;
         self.moving += other.moving;
         self.dropped_by_capacity += other.dropped_by_capacity;
+        self.z_moved_fx += other.z_moved_fx;
+        self.z_moved_sq_fx += other.z_moved_sq_fx;
     }
 
     /// Merges a batch's steps into run-wide ones (step k adds into entry k).
@@ -105,6 +135,34 @@ pub struct ItemOutcome {
     pub unfinished: u64,
     /// Of those, how many were projected onto a plane (`unfinished: Project`).
     pub projected: u64,
+    /// Σ of the steps each flow that reached a plane took (projected flows not counted).
+    pub completed_path_steps: u64,
+    /// Mean steps of the flows that reached a plane (seed 001's path length; 0 when none
+    /// did).
+    pub mean_path_steps: f64,
+    /// Flows that reached a plane per flow created (roots and children).
+    pub completed_per_created: f64,
+}
+
+impl ItemOutcome {
+    /// Flows that reached a plane.
+    pub fn completed(&self) -> u64 {
+        self.completed_front + self.completed_back
+    }
+
+    /// Sets the path figures from the item's completion records (the ones that reached a
+    /// plane come first; projected ones, if any, are the last `projected`).
+    fn set_paths(&mut self, records: &[super::state::DoneFlow]) {
+        let reached = records.len() - self.projected as usize;
+        self.completed_path_steps = records[..reached].iter().map(|r| u64::from(r.steps)).sum();
+        self.mean_path_steps = ratio(self.completed_path_steps, self.completed());
+        self.completed_per_created = ratio(self.completed(), self.created);
+    }
+}
+
+/// `a / b`, 0 when `b` is 0.
+pub fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 pub struct BatchOutcome {
@@ -182,6 +240,9 @@ pub fn run_batch<E: FlowEngine>(
     }
     let mut state = engine.state()?;
     finish_unfinished(&mut state, cfg.unfinished, &mut run.outcomes);
+    for (b, o) in run.outcomes.iter_mut().enumerate() {
+        o.set_paths(state.done_of(b as u32));
+    }
     Ok(BatchOutcome {
         state,
         steps: records,
@@ -310,6 +371,10 @@ impl Items {
         for (b, c) in counts.iter().enumerate() {
             if self.stopped[b] {
                 continue;
+            }
+            if self.live[b] > 0 {
+                rec.z_moved_fx += to_fixed(c.z_moved);
+                rec.z_moved_sq_fx += to_fixed(c.z_moved_sq);
             }
             rec.live += self.live[b];
             rec.spawned += c.spawned;

@@ -32,9 +32,9 @@ pub mod event {
     pub const TERMINATED: u32 = 2;
 }
 
-/// What one step did to one item (WGSL `ItemCounts`, 32 bytes).
+/// What one step did to one item (WGSL `ItemCounts`, 40 bytes).
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Pod, Zeroable)]
 pub struct ItemCounts {
     /// Flows moving after the step (the next step's live list).
     pub moving: u32,
@@ -48,8 +48,13 @@ pub struct ItemCounts {
     pub created: u32,
     /// Completion records written so far.
     pub done: u32,
+    /// Σ Δz over the flows that moved this step (Δz = z after the move − z before it, in
+    /// normalized units); a GPU sums in another order, so it agrees to rounding.
+    pub z_moved: f32,
+    /// Σ Δz² over the same flows.
+    pub z_moved_sq: f32,
 }
-const _: () = assert!(std::mem::size_of::<ItemCounts>() == 32);
+const _: () = assert!(std::mem::size_of::<ItemCounts>() == 40);
 
 /// A flow that completed on a plane (or was projected onto one at the end): what aggregation
 /// and the trace need once its slot is reused (WGSL `DoneFlow`, 32 bytes).

@@ -564,3 +564,58 @@ fn spawning_off_asks_for_no_child_and_a_terminated_flow_says_so() {
     assert_ne!(done.event & event::TERMINATED, 0);
     assert_eq!(done.event & event::REFLECTED, 0);
 }
+
+/// Seed 001's tracking metrics, counted by hand: every flow moves +0.5 along z per step
+/// from z = 0, except item 0's first 10 flows, which start at z = 0.8 and reach the back
+/// plane in one move of 0.2.
+#[test]
+fn path_lengths_completion_ratios_and_z_movement_are_counted_by_hand() {
+    let cfg = config(&format!("{SMALL}, max_steps: Some(4)"));
+    let w = steered(&cfg, [0.0, 0.0, 1.0]);
+    let mut state = place(&cfg, &w, 7, 2);
+    for s in 0..10 {
+        let slot = state.slot(0, s);
+        state.pos[slot][2] = 0.8;
+    }
+    let out = run_with(&cfg, &w, state);
+    let (a, b) = (&out.items[0], &out.items[1]);
+    // Item 0: 10 flows of 1 step and 20 of 2; item 1: 30 flows of 2 steps.
+    assert_eq!((a.completed(), a.completed_path_steps), (30, 10 + 2 * 20));
+    assert!((a.mean_path_steps - 50.0 / 30.0).abs() < 1e-12);
+    assert_eq!((b.completed_path_steps, b.mean_path_steps), (60, 2.0));
+    assert_eq!(
+        (a.completed_per_created, b.completed_per_created),
+        (1.0, 1.0)
+    );
+    // Step 1 over both items: 60 flows moved, 10 by 0.2 and 50 by 0.5:
+    // mean 27/60 = 0.45, variance (10·0.04 + 50·0.25)/60 − 0.45² = 0.0125.
+    let (s0, s1) = (&out.steps[0], &out.steps[1]);
+    assert_eq!(s0.live, 60);
+    assert!((s0.z_move_mean().unwrap() - 0.45).abs() < 1e-6);
+    assert!((s0.z_move_variance().unwrap() - 0.0125).abs() < 1e-6);
+    // Step 2: the other 50 move 0.5 onto the plane; no spread.
+    assert_eq!(s1.live, 50);
+    assert!((s1.z_move_mean().unwrap() - 0.5).abs() < 1e-6);
+    assert!(s1.z_move_variance().unwrap() < 1e-9);
+    assert_eq!(out.steps.len(), 2, "every flow completed by step 2");
+}
+
+/// Run-wide step sums add item sums rounded once to the fixed-point unit: the same whatever
+/// the order the batches arrive in.
+#[test]
+fn merged_z_sums_do_not_depend_on_the_batch_order() {
+    let cfg = config(&format!(
+        "{SMALL}, displacement_scale: 40.0, max_steps: Some(6), noise: 0.05"
+    ));
+    let (out, _) = run(&cfg, 3);
+    let halves = [&out.steps[..], &out.steps[..]];
+    let (mut ab, mut ba) = (Vec::new(), Vec::new());
+    for h in halves {
+        run::StepRecord::merge_into(&mut ab, h);
+    }
+    for h in halves.iter().rev() {
+        run::StepRecord::merge_into(&mut ba, h);
+    }
+    assert_eq!(ab, ba);
+    assert!(out.steps.iter().all(|s| s.z_move_variance().unwrap() > 0.0));
+}

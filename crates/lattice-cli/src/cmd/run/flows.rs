@@ -16,7 +16,9 @@ use lattice_core::images::write_vtk;
 
 use super::by_items::{self, RankTiming};
 use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
-use super::metrics::{FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate, TextsInput};
+use super::metrics::{
+    FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate, StepMetrics, TextsInput,
+};
 use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
@@ -87,7 +89,7 @@ pub(super) fn run(
         },
         texts,
         totals: FlowTotals::new(&watch.outcomes, flow_steps),
-        steps: &watch.step_records,
+        steps: StepMetrics::of(&watch.step_records),
         per_item: &watch.outcomes,
         per_item_runs: &watch.finished,
         trace_overwritten: results.trace.as_ref().map(|t| t.overwritten),
@@ -176,7 +178,7 @@ fn read_embeddings(
     }
     match (&args.texts, &args.encoder) {
         (Some(texts), Some(encoder)) => {
-            let (v, info) = embed_texts(args, sim, (texts, encoder), items)?;
+            let (v, info) = embed_texts(sim, (texts, encoder), items)?;
             Ok((Some(v), Some(info)))
         }
         (Some(_), None) => bail!(
@@ -190,7 +192,6 @@ fn read_embeddings(
 /// The texts' embeddings, one item per text: the encoder's width is checked before its
 /// weights load, and the text count against `batch.items` before anything is encoded.
 fn embed_texts(
-    args: &RunArgs,
     sim: &Simulation,
     (file, dir): (&PathBuf, &PathBuf),
     items: usize,
@@ -205,9 +206,7 @@ fn embed_texts(
         );
     }
     let encoder = sim.load_encoder(dir)?;
-    let batch = args
-        .encoder_batch
-        .unwrap_or(lattice_sim::text::DEFAULT_MAX_BATCH_SIZE);
+    let batch = sim.encoder_batch_size();
     let encoded = sim.embed_texts(&encoder, &texts.texts, batch, |done| {
         tracing::info!("embedded {done} of {} texts", texts.len());
     })?;
@@ -303,6 +302,15 @@ fn collected_embeddings(model: &FlowsModel, watch: &Watch) -> Vec<f32> {
     emb
 }
 
+/// "; z-movement variance 0.012 (first step) → 0.0034 (last)".
+fn z_variance_line(steps: &[StepMetrics<'_>]) -> String {
+    let vars: Vec<f64> = steps.iter().filter_map(|s| s.z_move_variance).collect();
+    match (vars.first(), vars.last()) {
+        (Some(a), Some(b)) => format!("; z-movement variance {a:.3e} (step 1) → {b:.3e} (last)"),
+        _ => String::new(),
+    }
+}
+
 fn print_flows_summary(args: &RunArgs, sim: &Simulation, m: &FlowsMetrics<'_>, st: &Stats) {
     let [w, h, d] = m.dims;
     let t = &m.totals;
@@ -326,6 +334,15 @@ fn print_flows_summary(args: &RunArgs, sim: &Simulation, m: &FlowsMetrics<'_>, s
                     t.completed_back,
                     t.unfinished,
                     t.dropped_by_capacity
+                ),
+            ),
+            (
+                "paths",
+                format!(
+                    "{:.2} steps on average to a plane; {:.3} completed per created{}",
+                    t.mean_path_steps,
+                    t.completed_per_created,
+                    z_variance_line(&m.steps)
                 ),
             ),
             (

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use lattice_core::flows::run::{ItemOutcome, StepRecord};
+use lattice_core::flows::run::{ItemOutcome, StepRecord, ratio};
 use lattice_core::neighbors::NeighborStats;
 use lattice_sim::ItemRecord;
 use lattice_sim::{Simulation, Stats};
@@ -138,7 +138,7 @@ pub struct FlowsMetrics<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub texts: Option<TextsInput>,
     pub totals: FlowTotals,
-    pub steps: &'a [StepRecord],
+    pub steps: Vec<StepMetrics<'a>>,
     pub per_item: &'a [ItemOutcome],
     pub per_item_runs: &'a [ItemRecord],
     pub trace_overwritten: Option<u64>,
@@ -159,6 +159,29 @@ pub struct TextsInput {
     pub tokens_per_s: f64,
 }
 
+/// One step over all items: its counts, and the mean and variance of the flows' z movement
+/// (seed 001: a variance near 0 means the flows stall).
+#[derive(Serialize)]
+pub struct StepMetrics<'a> {
+    #[serde(flatten)]
+    pub counts: &'a StepRecord,
+    pub z_move_mean: Option<f64>,
+    pub z_move_variance: Option<f64>,
+}
+
+impl<'a> StepMetrics<'a> {
+    pub fn of(steps: &'a [StepRecord]) -> Vec<Self> {
+        steps
+            .iter()
+            .map(|r| Self {
+                counts: r,
+                z_move_mean: r.z_move_mean(),
+                z_move_variance: r.z_move_variance(),
+            })
+            .collect()
+    }
+}
+
 /// Flow counts summed over the items.
 #[derive(Serialize)]
 pub struct FlowTotals {
@@ -171,6 +194,10 @@ pub struct FlowTotals {
     pub unfinished: u64,
     pub projected: u64,
     pub flow_steps: u64,
+    /// Mean steps of the flows that reached a plane, over all items.
+    pub mean_path_steps: f64,
+    /// Flows that reached a plane per flow created, over all items.
+    pub completed_per_created: f64,
     /// Items per stop reason (each item stops on its own history).
     pub stops: BTreeMap<String, usize>,
 }
@@ -187,8 +214,12 @@ impl FlowTotals {
                 .unwrap_or_default();
             *stops.entry(name).or_insert(0) += 1;
         }
+        let completed = sum(ItemOutcome::completed);
+        let created = sum(|o| o.created);
         Self {
-            created: sum(|o| o.created),
+            mean_path_steps: ratio(sum(|o| o.completed_path_steps), completed),
+            completed_per_created: ratio(completed, created),
+            created,
             spawned: sum(|o| o.spawned),
             completed_front: sum(|o| o.completed_front),
             completed_back: sum(|o| o.completed_back),

@@ -57,9 +57,6 @@ pub struct RunArgs {
     /// config's `texts.encoder`).
     #[arg(long)]
     pub encoder: Option<PathBuf>,
-    /// Texts per encoder batch (default: the config's `texts.max_batch_size`, else 32).
-    #[arg(skip)]
-    pub encoder_batch: Option<usize>,
     /// Weights, `.safetensors` with the tensors of docs/weights.md (default: seeded).
     #[arg(long)]
     pub weights: Option<PathBuf>,
@@ -286,7 +283,6 @@ fn inputs_from_config(args: &mut RunArgs, loaded: &config::LoadedConfig) {
         if args.texts.is_some() && args.encoder.is_none() {
             args.encoder = Some(loaded.resolve(&t.encoder));
         }
-        args.encoder_batch = Some(t.max_batch_size as usize);
     }
 }
 
