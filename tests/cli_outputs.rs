@@ -364,6 +364,17 @@ fn a_checkpoint_is_refused_for_another_step_count_or_weights_file() {
     assert!(!old.is_empty(), "the header records the version: {text}");
     std::fs::write(&header, text.replace(&format!("\"{old}\""), "\"0.0.1\"")).unwrap();
     resume(&[], "written by lattice 0.0.1");
+    // So are the format version and the cell numbering it records.
+    for (key, value, says) in [
+        ("format_version", "\"9\"", "format version 9"),
+        ("cell_index", "\"z + y*D + x*D*H\"", "numbered z + y*D + x*D*H"),
+        ("format_version", "null", "version (none recorded)"),
+    ] {
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v[key] = serde_json::from_str(value).unwrap();
+        std::fs::write(&header, v.to_string()).unwrap();
+        resume(&[], says);
+    }
 }
 
 #[test]

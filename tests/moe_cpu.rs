@@ -84,8 +84,52 @@ fn weights_round_trip_gives_an_identical_step() {
     assert_eq!(run(&cache, &w, &[1], 1), run(&cache, &loaded, &[1], 1));
 }
 
+/// A weights file records the engine's format version and cell-index scheme; one that names
+/// others is refused, and one that names none (a PyTorch state_dict saved with safetensors)
+/// loads.
+#[test]
+fn weights_files_carry_their_format_and_another_is_refused() {
+    use lattice_core::formats;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.safetensors");
+    MoeWeights::seeded(ParamLayout::new(shape()), 21)
+        .save(&path)
+        .unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    assert_eq!(meta.metadata().as_ref(), Some(&formats::metadata()));
+    let layout = || ParamLayout::new(shape());
+    write_file(&path, &full_spec());
+    assert!(
+        MoeWeights::load(layout(), &path).is_ok(),
+        "no metadata: loads"
+    );
+    for (key, value, says) in [
+        (formats::VERSION_KEY, "2", "format version 2"),
+        (
+            formats::CELL_INDEX_KEY,
+            "z + y*D + x*D*H",
+            "numbered z + y*D + x*D*H",
+        ),
+    ] {
+        let meta = std::collections::HashMap::from([(key.to_string(), value.to_string())]);
+        write_file_with(&path, &full_spec(), Some(meta));
+        let e = MoeWeights::load(layout(), &path).unwrap_err();
+        assert!(matches!(e, WeightsError::Layout { .. }), "{e}");
+        assert!(e.to_string().contains(says), "{e}");
+    }
+}
+
 /// Writes a safetensors file from (name, shape, dtype) triples filled with zeros.
 fn write_file(path: &std::path::Path, tensors: &[(String, Vec<usize>, safetensors::Dtype)]) {
+    write_file_with(path, tensors, None);
+}
+
+fn write_file_with(
+    path: &std::path::Path,
+    tensors: &[(String, Vec<usize>, safetensors::Dtype)],
+    meta: Option<std::collections::HashMap<String, String>>,
+) {
     let bufs: Vec<Vec<u8>> = tensors
         .iter()
         .map(|(_, shape, dtype)| vec![0u8; shape.iter().product::<usize>() * dtype.bitsize() / 8])
@@ -100,7 +144,7 @@ fn write_file(path: &std::path::Path, tensors: &[(String, Vec<usize>, safetensor
             )
         })
         .collect();
-    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+    std::fs::write(path, safetensors::serialize(views, meta).unwrap()).unwrap();
 }
 
 fn full_spec() -> Vec<(String, Vec<usize>, safetensors::Dtype)> {

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod cost;
 pub mod flows;
+pub mod formats;
 pub mod geometry;
 pub mod images;
 pub mod inputs;

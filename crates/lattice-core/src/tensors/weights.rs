@@ -33,6 +33,12 @@ pub enum WeightsError {
     },
     #[error("{path} is not a valid safetensors file: {message}")]
     Format { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Layout {
+        path: PathBuf,
+        #[source]
+        source: crate::formats::FormatMismatch,
+    },
     #[error("{path}: tensor `{name}` is missing (expected shape {shape:?}, f32)")]
     Missing {
         path: PathBuf,
@@ -102,7 +108,8 @@ impl<L: Layout> Weights<L> {
                 (t.name.clone(), view)
             })
             .collect();
-        let blob = safetensors::serialize(views, None).map_err(|e| WeightsError::Format {
+        let meta = Some(crate::formats::metadata());
+        let blob = safetensors::serialize(views, meta).map_err(|e| WeightsError::Format {
             path: path.into(),
             message: e.to_string(),
         })?;
@@ -116,11 +123,20 @@ impl<L: Layout> Weights<L> {
             path: path.into(),
             source,
         })?;
-        let file =
-            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
+        let format = |message: String| WeightsError::Format {
+            path: path.into(),
+            message,
+        };
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| format(e.to_string()))?;
+        crate::formats::check_metadata(meta.metadata().as_ref()).map_err(|source| {
+            WeightsError::Layout {
                 path: path.into(),
-                message: e.to_string(),
-            })?;
+                source,
+            }
+        })?;
+        let file =
+            safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
         let mut named = BTreeMap::new();
         for (name, view) in file.tensors() {
             if view.dtype() != Dtype::F32 {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use lattice_core::config::LoadedConfig;
 use lattice_core::flows::run::{ItemOutcome, StepRecord};
+use lattice_core::formats;
 use lattice_core::io::{read_f32, write_atomic, write_f32};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,11 @@ pub struct Header {
     /// How they divided it (`Items`, `ZSlabs`); absent for one process (and only then).
     #[serde(default)]
     pub split: Option<String>,
+    /// The engine's file-format version and cell numbering (lattice_core::formats).
+    #[serde(default)]
+    pub format_version: Option<String>,
+    #[serde(default)]
+    pub cell_index: Option<String>,
 }
 
 fn one() -> usize {
@@ -69,6 +75,8 @@ impl Header {
             seed: loaded.config.seed,
             weights,
             steps,
+            format_version: Some(formats::FORMAT_VERSION.to_string()),
+            cell_index: Some(formats::CELL_INDEX.into()),
             rng: "none to restore: weights, inputs and per-item seeds are hashes of \
                   (seed, name, item id); flow noise is keyed by (item seed, slot, step)"
                 .into(),
@@ -87,6 +95,11 @@ impl Header {
     /// division over ranks.
     fn verify(&self, want: &Self, resume: &Path) -> anyhow::Result<()> {
         let at = resume.display();
+        let recorded = |v: &Option<String>| v.clone().unwrap_or("(none recorded)".into());
+        let (version, cells) = (recorded(&self.format_version), recorded(&self.cell_index));
+        if let Err(e) = formats::check(Some(&version), Some(&cells)) {
+            bail!("the checkpoint in {at} cannot be resumed: {e}");
+        }
         if self.layout() != want.layout() {
             return Err(other_division(resume, &self.layout(), want));
         }
