@@ -65,7 +65,10 @@ impl Encoder {
         let encoded = encode(py, &self.inner, &texts, batch_size)?;
         let shape = [encoded.texts(), encoded.dim];
         let values = encoded.embeddings.clone();
-        *self.report.lock().expect("the report lock is never poisoned") = Some(encoded);
+        *self
+            .report
+            .lock()
+            .expect("the report lock is never poisoned") = Some(encoded);
         f32_output(py, values, &shape)
     }
 
@@ -74,7 +77,10 @@ impl Encoder {
     /// peak_memory_bytes. None before the first.
     #[getter]
     fn last_report<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let guard = self.report.lock().expect("the report lock is never poisoned");
+        let guard = self
+            .report
+            .lock()
+            .expect("the report lock is never poisoned");
         let Some(e) = guard.as_ref() else {
             return Ok(None);
         };

@@ -157,7 +157,9 @@ impl Simulation {
                 ));
             }
             None if encoder.is_some() => {
-                return Err(PyValueError::new_err("encoder= embeds texts; pass them as texts="));
+                return Err(PyValueError::new_err(
+                    "encoder= embeds texts; pass them as texts=",
+                ));
             }
             None if !given => self.inner.config_texts().map_err(to_py)?.map(|t| t.texts),
             t => t,
@@ -221,7 +223,9 @@ impl Simulation {
                 let path: PathBuf = obj.extract().map_err(|_| {
                     PyTypeError::new_err("encoder= takes an Encoder or a model folder's path")
                 })?;
-                loaded = py.detach(|| self.inner.load_encoder(&path)).map_err(to_py)?;
+                loaded = py
+                    .detach(|| self.inner.load_encoder(&path))
+                    .map_err(to_py)?;
                 &loaded
             }
             None => match py.detach(|| self.inner.config_encoder()).map_err(to_py)? {

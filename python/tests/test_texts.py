@@ -101,3 +101,15 @@ def test_all_minilm_l6_v2_matches_the_reference(root):
     got = lattice.Encoder(pathlib.Path(os.environ["LATTICE_TEST_ENCODER_DIR"])).encode(texts)
     cos = np.sum(got.astype(np.float64) * want, axis=1)
     assert cos.min() >= 0.9999 and np.abs(got - want).max() <= 1e-4
+
+
+def test_flows_results_carry_path_lengths_and_z_movement():
+    sim = lattice.Simulation(flows_config(16), backend="cpu")
+    r = sim.run()
+    for c in r.counts:
+        done = c["completed_front"] + c["completed_back"]
+        assert c["completed_per_created"] == pytest.approx(done / c["created"])
+        if done:
+            assert c["mean_path_steps"] == pytest.approx(c["completed_path_steps"] / done)
+    for s in r.steps:
+        assert s["z_move_variance"] is not None and s["z_move_variance"] >= 0.0
