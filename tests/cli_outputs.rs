@@ -367,7 +367,11 @@ fn a_checkpoint_is_refused_for_another_step_count_or_weights_file() {
     // So are the format version and the cell numbering it records.
     for (key, value, says) in [
         ("format_version", "\"9\"", "format version 9"),
-        ("cell_index", "\"z + y*D + x*D*H\"", "numbered z + y*D + x*D*H"),
+        (
+            "cell_index",
+            "\"z + y*D + x*D*H\"",
+            "numbered z + y*D + x*D*H",
+        ),
         ("format_version", "null", "version (none recorded)"),
     ] {
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();

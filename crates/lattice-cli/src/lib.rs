@@ -61,6 +61,10 @@ enum Command {
     /// Embed texts with a local sentence encoder: `.npy` [texts, dim] of unit vectors, and a
     /// JSON report beside it (ids, tokens, per-batch time and memory).
     Embed(cmd::embed::EmbedArgs),
+    /// Write the inputs a run would generate (MoE initial states, flows embeddings seeded or
+    /// of texts) as numbered batch files with a manifest (batches.json), for `inputs:` in the
+    /// config or --init-states/--embeddings DIR.
+    Prepare(cmd::prepare::PrepareArgs),
     /// Benchmark matrix (neighbor cache, MoE presets) on the available backends: JSON on
     /// stdout, a table on stderr. With --backend auto every available backend is measured.
     Bench(cmd::bench::BenchArgs),
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(*args, (cli.backend.into(), &gpu), cli.quiet, &ranks),
         Command::Bench(args) => cmd::bench::run(args, cli.backend.into(), &gpu),
         Command::Embed(args) => cmd::embed::run(&args, cli.quiet),
+        Command::Prepare(args) => cmd::prepare::run(&args, cli.quiet),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

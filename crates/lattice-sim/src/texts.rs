@@ -7,7 +7,6 @@ use lattice_core::config::{Simulation as Sim, TextsConfig};
 use lattice_text::{Encoded, Encoder, ModelFolder, Texts};
 
 use crate::error::{Error, Result};
-use crate::items::Item;
 use crate::simulation::Simulation;
 
 impl Simulation {
@@ -18,17 +17,7 @@ impl Simulation {
     /// [`Error::Texts`] for a MoE config, [`Error::EncoderWidth`], [`Error::Text`] for a folder
     /// that is missing a file or holds an unsupported architecture.
     pub fn load_encoder(&self, dir: &Path) -> Result<Encoder> {
-        let embedding_dim = self.flows_embedding_dim()?;
-        let folder = ModelFolder::read(dir)?;
-        let dim = folder.architecture.dim();
-        if dim != embedding_dim as usize {
-            return Err(Error::EncoderWidth {
-                encoder: dir.display().to_string(),
-                dim,
-                embedding_dim,
-            });
-        }
-        Ok(Encoder::load(dir)?)
+        load_encoder_for(self.flows_embedding_dim()?, dir)
     }
 
     /// The encoder the config names (`simulation.Flows.texts.encoder`, relative to the
@@ -111,9 +100,21 @@ impl Simulation {
     }
 }
 
-/// One item per embedding row, ids `first_id`, `first_id + 1`, …
-pub fn items_of(encoded: &Encoded, first_id: u64) -> Vec<Item> {
-    (0..encoded.texts())
-        .map(|i| Item::embedding(first_id + i as u64, encoded.row(i).to_vec()))
-        .collect()
+/// Loads the encoder in `dir` for flows of `embedding_dim`: one of another width is refused
+/// before its weights are read.
+///
+/// # Errors
+/// [`Error::EncoderWidth`], [`Error::Text`] for a folder that is missing a file or holds an
+/// unsupported architecture.
+pub fn load_encoder_for(embedding_dim: u32, dir: &Path) -> Result<Encoder> {
+    let folder = ModelFolder::read(dir)?;
+    let dim = folder.architecture.dim();
+    if dim != embedding_dim as usize {
+        return Err(Error::EncoderWidth {
+            encoder: dir.display().to_string(),
+            dim,
+            embedding_dim,
+        });
+    }
+    Ok(Encoder::load(dir)?)
 }
