@@ -236,4 +236,20 @@ fn metrics_hold_path_lengths_completion_ratios_and_z_movement() {
     }
     let summary = String::from_utf8_lossy(&o.stdout);
     assert!(summary.contains("z-movement variance"), "{summary}");
+    // Seed 003: each item's own time within its batch's, the mean per item, memory per item.
+    for r in m["per_item_runs"].as_array().unwrap() {
+        let (own, batch) = (
+            r["duration_s"].as_f64().unwrap(),
+            r["batch_s"].as_f64().unwrap(),
+        );
+        assert!(own > 0.0 && own <= batch, "{r}");
+    }
+    let t = &m["timing"];
+    let mean = t["total_s"].as_f64().unwrap() / items.len() as f64;
+    assert!((t["mean_item_s"].as_f64().unwrap() - mean).abs() < 1e-9);
+    assert!(
+        t["device_bytes_per_item"].is_null(),
+        "the CPU reports no device memory"
+    );
+    assert!(summary.contains("per item"), "{summary}");
 }

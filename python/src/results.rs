@@ -207,6 +207,9 @@ fn stats<'py>(py: Python<'py>, st: &Stats) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("halvings", st.halvings)?;
     d.set_item("mean_step_ms", st.mean_step_ms)?;
     d.set_item("max_step_ms", st.max_step_ms)?;
+    d.set_item("mean_item_s", st.mean_item_s)?;
     d.set_item("peak_host_memory_bytes", st.peak_host_memory_bytes)?;
+    d.set_item("host_bytes_per_item", st.host_bytes_per_item)?;
+    d.set_item("device_bytes_per_item", st.device_bytes_per_item)?;
     Ok(d)
 }

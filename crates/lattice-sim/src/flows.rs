@@ -105,6 +105,9 @@ impl<'a> FlowsRun<'a> {
             Backend::Gpu(ctx) => Some(GpuFlowSetup::new(ctx, weights, cfg.capacity())?),
             Backend::Cpu => None,
         };
+        tally.measured.device_bytes_per_item = gpu.is_some().then(|| {
+            FlowKernels::device_bytes_per_item(&weights.layout, cfg.capacity(), cfg.steps())
+        });
         let mut ctx = RunState {
             trace: cfg.trace.as_ref().map(|t| Trace::new(t.capacity)),
             steps: Vec::new(),
@@ -146,12 +149,15 @@ impl<'a> FlowsRun<'a> {
         let (steps, units) = (self.model.cfg.steps(), range.len() as u64);
         let step_ms = &mut measured.step_ms;
         let mut stopped_by = None;
+        // Seconds from the batch's start to the end of each step.
+        let mut step_end_s = Vec::new();
         let outcome = job.run(gpu, run.trace.as_mut(), |window| {
             // A window's steps ran back to back: each is given an equal share of its time.
             let ms = last.elapsed().as_secs_f64() * 1e3 / window.len().max(1) as f64;
             last = Instant::now();
             for rec in window {
                 step_ms.push(ms);
+                step_end_s.push(step_end_s.last().copied().unwrap_or(0.0) + ms / 1e3);
                 let event = StepEvent {
                     batch,
                     items: range.clone(),
@@ -174,7 +180,11 @@ impl<'a> FlowsRun<'a> {
         measured.work += outcome.steps.iter().map(|s| u64::from(s.live)).sum::<u64>();
         StepRecord::merge_into(&mut run.steps, &outcome.steps);
         let flow_steps = outcome.steps.clone();
-        let done = self.results(outcome, job.ids, batch, batch_start.elapsed().as_secs_f64());
+        let timing = BatchTiming {
+            step_end_s,
+            batch_s: batch_start.elapsed().as_secs_f64(),
+        };
+        let done = self.results(outcome, job.ids, batch, &timing);
         let report = BatchDone {
             batch,
             items: range,
@@ -191,7 +201,7 @@ impl<'a> FlowsRun<'a> {
         outcome: BatchOutcome,
         ids: &[u64],
         batch: usize,
-        secs: f64,
+        timing: &BatchTiming,
     ) -> Vec<ItemResult> {
         let (cfg, weights) = (&self.model.cfg, &self.model.weights);
         let shape = weights.layout.shape;
@@ -209,7 +219,8 @@ impl<'a> FlowsRun<'a> {
                 ItemResult {
                     id: ids[k],
                     batch,
-                    duration_s: secs,
+                    duration_s: timing.item_s(totals.steps),
+                    batch_s: timing.batch_s,
                     output: Output::Flows {
                         planes: surf.planes[k * 2 * wh..(k + 1) * 2 * wh].to_vec(),
                         merged,
@@ -224,8 +235,55 @@ impl<'a> FlowsRun<'a> {
     }
 }
 
+/// When a batch's steps ended.
+struct BatchTiming {
+    /// Seconds from the batch's start to the end of each step.
+    step_end_s: Vec<f64>,
+    /// The whole batch, closing work included.
+    batch_s: f64,
+}
+
+impl BatchTiming {
+    /// An item's own time: until the end of its last step (it ran `steps`), plus the batch's
+    /// closing work, which every item waits for.
+    fn item_s(&self, steps: u32) -> f64 {
+        let stepped = self.step_end_s.last().copied().unwrap_or(0.0);
+        let closing = (self.batch_s - stepped).max(0.0);
+        let own = match steps {
+            0 => 0.0,
+            s => self
+                .step_end_s
+                .get(s as usize - 1)
+                .copied()
+                .unwrap_or(stepped),
+        };
+        own + closing
+    }
+}
+
 /// What a flows run accumulates across batches.
 struct RunState {
     trace: Option<Trace>,
     steps: Vec<StepRecord>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BatchTiming;
+
+    #[test]
+    fn an_item_takes_its_own_steps_and_the_batch_closing_work() {
+        let t = BatchTiming {
+            step_end_s: vec![0.1, 0.3, 0.6],
+            batch_s: 0.7,
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(t.item_s(1), 0.2), "stopped after step 1");
+        assert!(close(t.item_s(3), 0.7), "ran every step: the whole batch");
+        assert!(
+            close(t.item_s(0), 0.1),
+            "ran no step: only the closing work"
+        );
+        assert!(t.item_s(2) < t.item_s(3));
+    }
 }

@@ -100,8 +100,12 @@ pub struct ItemResult {
     pub id: u64,
     /// The batch it ran in (run order).
     pub batch: usize,
-    /// Wall time of the item's batch.
+    /// The item's own wall time: from its batch's start until its last step ended, plus the
+    /// batch's closing work (surfaces, readback). MoE items run every step of their batch, so
+    /// theirs is the batch's; a flows item that stops early takes less.
     pub duration_s: f64,
+    /// Wall time of the item's whole batch.
+    pub batch_s: f64,
     /// What the item reached (for a failed MoE item, its states after the last step, non-finite
     /// values included).
     pub output: Output,
@@ -121,6 +125,7 @@ impl ItemResult {
             id: self.id,
             batch: self.batch,
             duration_s: self.duration_s,
+            batch_s: self.batch_s,
             ok: self.is_ok(),
             error: self.error.as_ref().map(ToString::to_string),
         }
@@ -148,8 +153,15 @@ pub struct Stats {
     pub max_step_ms: f64,
     /// Work done: cell-updates (MoE) or flow-steps (flows, live flows summed over steps).
     pub work: u64,
+    /// Wall time per item: the run's wall time over its items.
+    pub mean_item_s: f64,
     /// Peak resident memory of the process (Linux).
     pub peak_host_memory_bytes: Option<u64>,
+    /// Host memory one item took: the largest growth of resident memory during a batch,
+    /// over its items (Linux).
+    pub host_bytes_per_item: Option<u64>,
+    /// GPU memory one item takes (its buffers, as the kernels size them); None on the CPU.
+    pub device_bytes_per_item: Option<u64>,
 }
 
 impl Stats {
@@ -206,8 +218,11 @@ pub struct ItemRecord {
     pub id: u64,
     /// The batch it ran in.
     pub batch: usize,
-    /// Wall time of the item's batch (items of a batch run together).
+    /// The item's own wall time (see [`ItemResult::duration_s`]).
     pub duration_s: f64,
+    /// Wall time of its whole batch.
+    #[serde(default)]
+    pub batch_s: f64,
     /// Whether it finished without error.
     pub ok: bool,
     /// Why it failed.

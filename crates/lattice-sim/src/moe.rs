@@ -31,6 +31,13 @@ pub(crate) fn batch_limit(backend: &Backend, model: &MoeModel) -> Result<(usize,
     })
 }
 
+/// GPU memory one more lattice adds to a batch (the batch's buffers at 2 items less at 1).
+fn gpu_moe_bytes_per_item(ctx: &lattice_gpu::GpuContext, m: &MoeModel) -> Option<u64> {
+    let bytes =
+        |n| lattice_gpu::moe::batch_bytes(ctx, &m.weights.layout, m.cache.dims().cells(), n);
+    Some(bytes(2).ok()?.saturating_sub(bytes(1).ok()?))
+}
+
 /// A batch's engine once every rank of a split lattice has allocated its part: when any rank
 /// could not, every rank fails with an allocation error, so all retry at the same smaller size
 /// (and their halo messages keep matching). One process: the allocation's own outcome.
@@ -155,6 +162,10 @@ impl<'a> MoeRun<'a> {
         let m = self.model;
         let gpu = match self.backend {
             Backend::Gpu(ctx) => Some(GpuMoeSetup::new(ctx, &m.cache, &m.cfg, &m.weights)?),
+            Backend::Cpu => None,
+        };
+        tally.measured.device_bytes_per_item = match self.backend {
+            Backend::Gpu(ctx) => gpu_moe_bytes_per_item(ctx, m),
             Backend::Cpu => None,
         };
         let mut first = 0;
@@ -319,6 +330,7 @@ impl<'a> MoeRun<'a> {
                 id: items[job.range.start + k].id,
                 batch: job.batch,
                 duration_s: secs,
+                batch_s: secs,
                 output: Output::Moe {
                     states: out[k * len..(k + 1) * len].to_vec(),
                 },

@@ -19,6 +19,37 @@ pub struct BatchRun {
     pub halvings: u32,
     /// Fault injection: the next batch fails as if it could not allocate.
     pub fail_next: bool,
+    /// The process's peak resident memory over the batches (Linux).
+    pub peak_host_bytes: Option<u64>,
+    /// The most host memory one item took: over the batches, the growth of resident memory
+    /// from a batch's start to its peak, divided by its items (Linux).
+    pub host_bytes_per_item: Option<u64>,
+}
+
+/// Host memory of one batch: where resident memory started, once the peak was reset.
+struct BatchMemory {
+    start: Option<u64>,
+}
+
+impl BatchMemory {
+    /// Records the peak so far into `out`, then starts a new one for the batch.
+    fn start(out: &mut BatchRun) -> Self {
+        out.peak_host_bytes = out.peak_host_bytes.max(peak_rss_bytes());
+        let start = lattice_core::memory::reset_peak_rss()
+            .then(lattice_core::memory::rss_bytes)
+            .flatten();
+        Self { start }
+    }
+
+    /// The batch's peak into `out`, and its growth per item when it succeeded.
+    fn finish(self, out: &mut BatchRun, items: usize, ok: bool) {
+        let peak = peak_rss_bytes();
+        out.peak_host_bytes = out.peak_host_bytes.max(peak);
+        if let (true, Some(start), Some(peak)) = (ok, self.start, peak) {
+            let per_item = peak.saturating_sub(start) / items.max(1) as u64;
+            out.host_bytes_per_item = out.host_bytes_per_item.max(Some(per_item));
+        }
+    }
 }
 
 /// Runs the items `range` in batches of at most `size`, recording them in `out`.
@@ -39,7 +70,9 @@ pub fn run_batches(
         let count = size.min(items - first);
         let batch = out.batch_sizes.len();
         let inject = std::mem::take(&mut out.fail_next);
+        let memory = BatchMemory::start(out);
         let result = run(batch, first..first + count, inject);
+        memory.finish(out, count, result.is_ok());
         match result {
             Ok(()) => {
                 out.batch_sizes.push(count);
@@ -97,6 +130,8 @@ pub(crate) struct Measured {
     pub results: Vec<ItemResult>,
     pub step_ms: Vec<f64>,
     pub work: u64,
+    /// GPU memory one item takes, from the kernels' buffer sizes (None on the CPU).
+    pub device_bytes_per_item: Option<u64>,
 }
 
 impl Tally {
@@ -120,7 +155,10 @@ impl Tally {
             mean_step_ms: m.step_ms.iter().sum::<f64>() / steps,
             max_step_ms: m.step_ms.iter().copied().fold(0.0, f64::max),
             work: m.work,
-            peak_host_memory_bytes: peak_rss_bytes(),
+            mean_item_s: total_s / items.max(1) as f64,
+            peak_host_memory_bytes: self.batches.peak_host_bytes.max(peak_rss_bytes()),
+            host_bytes_per_item: self.batches.host_bytes_per_item,
+            device_bytes_per_item: m.device_bytes_per_item,
         }
     }
 }

@@ -12,7 +12,7 @@ use lattice_gpu::GpuContext;
 use serde_json::json;
 
 use super::bench_flows;
-use super::bench_rows::{Flops, MoeRow, NeighborRow, Row, kernel_rows};
+use super::bench_rows::{Flops, MoeRow, NeighborRow, Row, kernel_rows, speedups};
 use lattice_core::moe::MoeEngine;
 use lattice_sim::engines::{GpuMoeSetup, MoeBatch};
 use lattice_sim::{BackendChoice, GpuRequest};
@@ -139,9 +139,12 @@ fn report(gpu: Option<&GpuContext>, results: &[Row]) -> anyhow::Result<()> {
         "cpu_threads": lattice_sim::rayon_threads(),
         "gpu": gpu.map(describe).or_else(|| GpuContext::new().ok().as_ref().map(describe)),
     });
+    let speedups = speedups(results);
     println!(
         "{}",
-        serde_json::to_string_pretty(&json!({"machine": machine, "results": results}))?
+        serde_json::to_string_pretty(
+            &json!({"machine": machine, "results": results, "speedups": speedups})
+        )?
     );
     eprintln!(
         "{:<34} {:>12} {:>16} {:>14} {:>10}",
@@ -152,6 +155,12 @@ fn report(gpu: Option<&GpuContext>, results: &[Row]) -> anyhow::Result<()> {
         for k in r.kernels() {
             eprintln!("{}", k.table_line());
         }
+    }
+    for s in &speedups {
+        eprintln!(
+            "{:<34} B = {} is {:.1}× faster per item-step than B = 1",
+            s.case, s.batched, s.speedup
+        );
     }
     Ok(())
 }

@@ -162,7 +162,51 @@ impl KernelRow {
     }
 }
 
+/// Seed 003's batching figure: how much less time one item's step takes in a batch of
+/// `batched` than alone (same preset, backend and steps).
+#[derive(Debug, Serialize)]
+pub struct Speedup {
+    pub case: String,
+    pub batched: usize,
+    pub single_ms_per_item_step: f64,
+    pub batched_ms_per_item_step: f64,
+    pub speedup: f64,
+}
+
+/// The B = 64 over B = 1 speedup of every case measured at both sizes ("moe/debug/B=64/cpu"
+/// against "moe/debug/B=1/cpu").
+pub fn speedups(rows: &[Row]) -> Vec<Speedup> {
+    let all: Vec<(&str, usize, f64)> = rows.iter().filter_map(Row::per_item_step).collect();
+    all.iter()
+        .filter(|(_, items, _)| *items == 64)
+        .filter_map(|&(case, items, batched)| {
+            let single_case = case.replace("/B=64/", "/B=1/");
+            let (_, _, single) = all.iter().find(|(c, _, _)| *c == single_case)?;
+            Some(Speedup {
+                case: case.replace("/B=64", ""),
+                batched: items,
+                single_ms_per_item_step: *single,
+                batched_ms_per_item_step: batched,
+                speedup: single / batched,
+            })
+        })
+        .collect()
+}
+
 impl Row {
+    /// Case, items and ms per item-step of a step case.
+    fn per_item_step(&self) -> Option<(&str, usize, f64)> {
+        match self {
+            Self::Moe(m) => Some((&m.case, m.items, m.ms_per_step / m.items as f64)),
+            Self::Flows(f) => Some((
+                &f.case,
+                f.items as usize,
+                f.ms_per_step / f64::from(f.items),
+            )),
+            Self::Neighbors(_) => None,
+        }
+    }
+
     /// The kernel rows of a profiled case.
     pub fn kernels(&self) -> &[KernelRow] {
         match self {

@@ -23,7 +23,7 @@ use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
 use crate::ranks::Ranks;
-use crate::summary::{batches_line, peak_line, print_summary};
+use crate::summary::{batches_line, peak_line, per_item_line, print_summary};
 use lattice_sim::ItemRecord;
 use lattice_sim::{
     BatchDone, FlowsModel, Item, Model, Observer, ObserverError, Output, Results, Simulation,
@@ -363,6 +363,7 @@ fn print_flows_summary(args: &RunArgs, sim: &Simulation, m: &FlowsMetrics<'_>, s
                     st.items_per_s
                 ),
             ),
+            ("per item", per_item_line(st)),
             ("peak memory", peak_line(st.peak_host_memory_bytes)),
             (
                 "outputs",

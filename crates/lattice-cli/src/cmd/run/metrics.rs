@@ -42,7 +42,13 @@ struct Timing {
     #[serde(flatten)]
     rate: Rate,
     items_per_s: f64,
+    /// The run's wall time over its items (each item's own time is in its per-item record).
+    mean_item_s: f64,
     peak_host_memory_bytes: Option<u64>,
+    /// Host memory one item took (the largest growth during a batch over its items).
+    host_bytes_per_item: Option<u64>,
+    /// GPU memory one item takes (its buffers); absent on the CPU.
+    device_bytes_per_item: Option<u64>,
 }
 
 /// The run's throughput, named by its unit.
@@ -81,7 +87,10 @@ impl<'a, S: Serialize> Metrics<'a, S> {
                 max_step_ms: st.max_step_ms,
                 rate,
                 items_per_s: st.items_per_s,
+                mean_item_s: st.mean_item_s,
                 peak_host_memory_bytes: st.peak_host_memory_bytes,
+                host_bytes_per_item: st.host_bytes_per_item,
+                device_bytes_per_item: st.device_bytes_per_item,
             },
             ranks: None,
             specific,

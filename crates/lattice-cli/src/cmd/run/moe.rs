@@ -19,7 +19,7 @@ use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
 use crate::progress::Progress;
 use crate::ranks::{HaloTally, Ranks};
-use crate::summary::{batches_line, peak_line, print_summary};
+use crate::summary::{batches_line, peak_line, per_item_line, print_summary};
 use lattice_sim::{
     BatchDone, Item, ItemError, Model, Observer, ObserverError, Simulation, Snapshot, Stats,
     StepEvent,
@@ -322,6 +322,7 @@ fn print_moe_summary(args: &RunArgs, sim: &Simulation, per_item: &[ItemRecord], 
                     st.items_per_s
                 ),
             ),
+            ("per item", per_item_line(st)),
             ("peak memory", peak_line(st.peak_host_memory_bytes)),
             (
                 "outputs",
