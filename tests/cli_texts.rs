@@ -229,3 +229,28 @@ fn embed_refuses_bad_inputs_without_writing() {
     refused(&r, &["nowhere is not a folder"]);
     assert!(!c.path().join("x.npy").exists());
 }
+
+/// The shipped texts config validates everywhere, and runs where the real encoder is
+/// downloaded (`LATTICE_TEST_ENCODER_DIR`, set by `.ci/run`; scripts/fetch-encoder.sh).
+#[test]
+fn the_shipped_texts_config_runs_on_all_minilm_l6_v2() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = tempfile::tempdir().unwrap();
+    let r = lattice_in(root, &["validate", "configs/flows_texts.ron"], &[]);
+    ok(&r);
+    let Some(model) = std::env::var_os("LATTICE_TEST_ENCODER_DIR") else {
+        assert!(
+            std::env::var_os("LATTICE_REQUIRE_ENCODER").is_none(),
+            "LATTICE_REQUIRE_ENCODER is set but LATTICE_TEST_ENCODER_DIR is not"
+        );
+        eprintln!("skipped the run: LATTICE_TEST_ENCODER_DIR names no all-MiniLM-L6-v2 folder");
+        return;
+    };
+    let (model, out) = (model.to_str().unwrap(), out.path().to_str().unwrap());
+    let args = ["run", "configs/flows_texts.ron", "--backend", "cpu", "--encoder", model];
+    let r = lattice_in(root, &[&args[..], &["--out", out, "--steps", "2"]].concat(), &[]);
+    ok(&r);
+    let m = read_json(&Path::new(out).join("metrics.json"));
+    assert_eq!(m["texts"]["ids"].as_array().unwrap().len(), 8);
+    assert!(m["texts"]["tokens"].as_u64().unwrap() > 8 * 3);
+}
