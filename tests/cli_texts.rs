@@ -247,8 +247,18 @@ fn the_shipped_texts_config_runs_on_all_minilm_l6_v2() {
         return;
     };
     let (model, out) = (model.to_str().unwrap(), out.path().to_str().unwrap());
-    let args = ["run", "configs/flows_texts.ron", "--backend", "cpu", "--encoder", model];
-    let r = lattice_in(root, &[&args[..], &["--out", out, "--steps", "2"]].concat(), &[]);
+    let (config, steps) = ("configs/flows_texts.ron", ["--steps", "2"]);
+    let args = [
+        "run",
+        config,
+        "--backend",
+        "cpu",
+        "--encoder",
+        model,
+        "--out",
+        out,
+    ];
+    let r = lattice_in(root, &[&args[..], &steps].concat(), &[]);
     ok(&r);
     let m = read_json(&Path::new(out).join("metrics.json"));
     assert_eq!(m["texts"]["ids"].as_array().unwrap().len(), 8);
