@@ -47,6 +47,19 @@ impl Case {
         lattice_in(self.path(), args, &[])
     }
 
+    /// `lattice embed` of texts.txt with the tiny encoder into `out`.
+    fn embed(&self, out: &str) -> Ran {
+        self.lattice(&[
+            "embed",
+            "-q",
+            "--encoder",
+            &self.encoder,
+            "texts.txt",
+            "--out",
+            out,
+        ])
+    }
+
     fn run(&self, args: &[&str]) -> Ran {
         let mut all = vec!["run", "flows.ron", "--backend", "cpu"];
         all.extend_from_slice(args);
@@ -69,14 +82,7 @@ fn refused(r: &Ran, wants: &[&str]) {
 fn a_run_from_texts_equals_a_run_from_their_embeddings_byte_for_byte() {
     let c = Case::new(&flows_config(16, ITEMS, ""));
     let enc = c.encoder.clone();
-    ok(&c.lattice(&[
-        "embed",
-        "--encoder",
-        &enc,
-        "texts.txt",
-        "--out",
-        "e/emb.npy",
-    ]));
+    ok(&c.embed("e/emb.npy"));
     let emb = read_npy(&c.path().join("e/emb.npy"));
     assert_eq!(emb.len(), ITEMS * 16);
     let report = read_json(&c.path().join("e/emb.json"));
@@ -120,15 +126,7 @@ fn the_config_field_runs_the_same_texts() {
     let b = std::fs::read(d.path().join("flag/surface.npy")).unwrap();
     assert!(a == b, "the field and the flags gave different surfaces");
     // --embeddings on the command line wins over the config's texts.
-    ok(&c.lattice(&[
-        "embed",
-        "--encoder",
-        &enc,
-        "texts.txt",
-        "--out",
-        "emb.npy",
-        "-q",
-    ]));
+    ok(&c.embed("emb.npy"));
     ok(&c.run(&["--out", "over", "--embeddings", "emb.npy"]));
     let m = read_json(&c.path().join("over/metrics.json"));
     assert_eq!(m["embeddings"], "emb.npy");

@@ -46,4 +46,4 @@ pub use lattice_text::{Encoded, Encoder, Texts};
 pub use model::{FlowsModel, Model, MoeModel};
 pub use observer::{BatchDone, NoObserver, Observer, Snapshot, StepEvent};
 pub use simulation::Simulation;
-pub use texts::load_encoder_for;
+pub use texts::{load_encoder_for, read_texts_for};

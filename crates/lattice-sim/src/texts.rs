@@ -118,3 +118,21 @@ pub fn load_encoder_for(embedding_dim: u32, dir: &Path) -> Result<Encoder> {
     }
     Ok(Encoder::load(dir)?)
 }
+
+/// The texts of a run of `items` items: one item per text, so the file must hold `items`.
+///
+/// # Errors
+/// [`Error::Text`] for an unreadable, empty or non-UTF-8 file; [`Error::Texts`] naming both
+/// counts and the fix when they differ.
+pub fn read_texts_for(path: &Path, items: usize) -> Result<Texts> {
+    let texts = lattice_text::read_texts(path)?;
+    if texts.len() != items {
+        return Err(Error::Texts(format!(
+            "{} holds {} text(s) and the config runs batch.items = {items}: one item runs per text, so set batch.items: {}",
+            path.display(),
+            texts.len(),
+            texts.len()
+        )));
+    }
+    Ok(texts)
+}

@@ -238,15 +238,7 @@ fn embedded(
     items: usize,
     batch: usize,
 ) -> anyhow::Result<Inputs> {
-    let texts = lattice_sim::text::read_texts(texts_path)?;
-    if texts.len() != items {
-        bail!(
-            "{} holds {} text(s) and the config has batch.items = {items}: one item per text, so set batch.items: {}",
-            texts_path.display(),
-            texts.len(),
-            texts.len()
-        );
-    }
+    let texts = lattice_sim::read_texts_for(texts_path, items)?;
     let encoder = lattice_sim::load_encoder_for(embedding_dim, encoder_dir)?;
     let encoded = encoder.encode(&texts.texts, batch)?;
     Ok(Inputs {

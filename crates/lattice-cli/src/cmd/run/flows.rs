@@ -196,15 +196,7 @@ fn embed_texts(
     (file, dir): (&PathBuf, &PathBuf),
     items: usize,
 ) -> anyhow::Result<(Vec<f32>, TextsInput)> {
-    let texts = lattice_sim::text::read_texts(file)?;
-    if texts.len() != items {
-        bail!(
-            "{} holds {} text(s) and the config runs batch.items = {items}: one item runs per text, so set batch.items: {}",
-            file.display(),
-            texts.len(),
-            texts.len()
-        );
-    }
+    let texts = lattice_sim::read_texts_for(file, items)?;
     let encoder = sim.load_encoder(dir)?;
     let batch = sim.encoder_batch_size();
     let encoded = sim.embed_texts(&encoder, &texts.texts, batch, |done| {
