@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares, on the development machine, what benches/device.sh needs on a lent NVIDIA machine
-# (which has the driver but no Vulkan loader, no Rust and no network; ../shared/spec/h100.md):
+# (which has the driver but no Vulkan loader, no Rust and no network):
 # the loader's .deb files in .gl/ and the release binary in .devbin/, both git-ignored locally.
 # Then run, through the device tool, with carry [".gl", ".devbin"]:  bash benches/device.sh
 set -euo pipefail

@@ -175,7 +175,7 @@ fn a_resumed_flows_run_equals_an_uninterrupted_one() {
     assert_eq!(m("cut")["per_item_runs"].as_array().unwrap().len(), 3);
 }
 
-/// reference-system.md B5/B7 on a shipped case (tests/data/flows-spawn-minimal: one item, one
+/// docs/model.md B5/B7 on a shipped case (tests/data/flows-spawn-minimal: one item, one
 /// step, noise 0): L is measured after the clamp, so step 0 spawns 45 children and reflects 55
 /// flows, on both backends (measuring before the clamp gives 52 children).
 #[test]

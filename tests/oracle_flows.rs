@@ -1,5 +1,5 @@
-//! Energy flows against an independent float64 oracle written from reference-system.md B2–B9
-//! with engine.md's decisions (positions normalized once, reflection kept, L after the clamp,
+//! Energy flows against an independent float64 oracle written from docs/model.md B2–B9
+//! with its decisions (positions normalized once, reflection kept, L after the clamp,
 //! capacity counts live flows, both planes kept, f32-free softmax aggregation), sharing no code
 //! with the engine's math: the mapper, the SimpleNeuron, the GRU carrier (PyTorch's gate
 //! equations), the heads, the move rule (clamp, reflect, terminate), the spawn count and what a
@@ -164,7 +164,7 @@ fn step_flow(cfg: &FlowsConfig, t: &Tensors, p: [f64; 3], energy: f64, hidden: &
     } else {
         None
     };
-    // B7 with engine.md: L after the clamp, before the reflection.
+    // B7 with its decisions: L after the clamp, before the reflection.
     let mut children = 0;
     if let (None, Some(sp)) = (plane, &cfg.spawn) {
         let tau = f64::from(sp.threshold);
@@ -324,7 +324,8 @@ fn check_step(
     seen
 }
 
-/// B9 with engine.md: per (item, plane, cell) a softmax of w = |e|·1/(1+dist)·(1+0.1·steps)
+/// B9 with the decisions of docs/model.md: per (item, plane, cell) a softmax of
+/// w = |e|·1/(1+dist)·(1+0.1·steps)
 /// over the flows that completed there, Σ softmax(w)·e; the merged surface takes both planes
 /// in one softmax. Cells by round-half-even of (v+1)/2·(n−1).
 fn surfaces(shape: &FlowShape, state: &FlowState) -> (Vec<f64>, Vec<f64>) {

@@ -1,5 +1,5 @@
-//! The MoE step against an independent float64 oracle written from reference-system.md A3, A6
-//! and A7 with engine.md's decisions (combine Residual or Replace, gating activity = mean of
+//! The MoE step against an independent float64 oracle written from docs/model.md A3, A6
+//! and A7 with its decisions (combine Residual or Replace, gating activity = mean of
 //! all neighbor states, fixed-step Euler dt = 1/ode_steps with t = k/ode_steps, eval-mode
 //! dropout), sharing no code with the engine's math: its own neighbor search, LayerNorm, GELU
 //! (float64 erf), softmax and GRU-style update. Seeded non-zero weights, so a swapped gate
@@ -177,7 +177,7 @@ fn functional(t: &Tensors, x: &[f64], nb: &[&[f64]], ode_steps: u32) -> Vec<f64>
     gelu_all(&o)
 }
 
-/// One cell's next state (A7 with engine.md's combine and gating activity).
+/// One cell's next state (A7 with the decided combine and gating activity).
 fn next_state(cfg: &MoeConfig, t: &Tensors, states: &[f64], i: usize) -> Vec<f64> {
     let s = cfg.state_size as usize;
     let row = |j: usize| &states[j * s..(j + 1) * s];

@@ -1,5 +1,5 @@
 //! Float64 building blocks for the independent oracles: written from the formulas of
-//! reference-system.md (PyTorch semantics), sharing no code with the engine's math. Only the
+//! docs/model.md (PyTorch semantics), sharing no code with the engine's math. Only the
 //! weights are read through the engine's layout (by tensor name, as docs/weights.md lists them).
 
 // Each oracle test binary uses part of this module.

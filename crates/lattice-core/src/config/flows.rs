@@ -1,6 +1,6 @@
-//! The RON schema of the energy-flow simulation (reference-system.md part B), with the engine's
-//! decisions (engine.md): positions normalized once, reflection kept, both planes kept,
-//! per-item capacity, seeded noise that is off by default.
+//! The RON schema of the energy-flow simulation (docs/model.md part B), with the engine's
+//! decisions (docs/model.md, Decisions): positions normalized once, reflection kept, both
+//! planes kept, per-item capacity, seeded noise that is off by default.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,7 @@ pub struct FlowsConfig {
     /// Default 2·W·H. Children past it are dropped and counted.
     #[serde(default)]
     pub capacity_per_item: Option<u32>,
-    /// Early stop on the completion rate (reference-system.md B8). None = run to max_steps.
+    /// Early stop on the completion rate (docs/model.md B8). None = run to max_steps.
     #[serde(default)]
     pub convergence: Option<ConvergenceConfig>,
     /// What happens to flows still moving when the run ends.

@@ -1,5 +1,5 @@
 //! The RON schema of a run. Every struct denies unknown fields; defaults are the reference
-//! system's (DEBUG preset sizes, reference-system.md A1).
+//! system's (DEBUG preset sizes, docs/model.md A1).
 
 use std::path::PathBuf;
 
@@ -80,7 +80,7 @@ pub enum BatchSize {
 /// Which simulation runs on the lattice.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Simulation {
-    /// The MoE cellular lattice (reference-system.md part A).
+    /// The MoE cellular lattice (docs/model.md part A).
     Moe(MoeConfig),
     /// Energy flows from the middle plane to the front and back planes (part B).
     Flows(FlowsConfig),

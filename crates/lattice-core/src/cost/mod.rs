@@ -35,7 +35,8 @@ pub struct Device {
 }
 
 impl Device {
-    /// NVIDIA H100 SXM: 67 TFLOP/s FP32, 3.35 TB/s HBM3 (the reference device of h100.md).
+    /// NVIDIA H100 SXM: 67 TFLOP/s FP32, 3.35 TB/s HBM3 (the device the modeled figures of
+    /// docs/benchmarks.md assume).
     pub const H100: Self = Self {
         name: "H100",
         fp32_flops: 67.0e12,

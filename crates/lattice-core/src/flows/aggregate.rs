@@ -1,4 +1,4 @@
-//! Completed flows back onto the W×H surface (reference-system.md B9, engine.md): per item,
+//! Completed flows back onto the W×H surface (docs/model.md B9 and its decisions): per item,
 //! plane and cell, a softmax over `w = |e|·1/(1 + dist)·(1 + 0.1·steps)` weights the flows'
 //! energies, in f32. Each cell's flows are sorted by (w, e) before summing, so the surface is
 //! bit-identical whatever order the flows are stored in.

@@ -1,4 +1,4 @@
-//! Early stop on the completion rate (reference-system.md B8), evaluated at the top of each
+//! Early stop on the completion rate (docs/model.md B8), evaluated at the top of each
 //! step from the run's cumulative counts.
 //!
 //! Every comparison is exact, in integers: the rate against the threshold (an f32, so exactly

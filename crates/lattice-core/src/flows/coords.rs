@@ -1,4 +1,5 @@
-//! Normalized flow coordinates and arithmetic quantization (reference-system.md B2, engine.md).
+//! Normalized flow coordinates and arithmetic quantization (docs/model.md B2, and its
+//! decisions).
 //! x_n = 2x/(W−1) − 1, y_n = 2y/(H−1) − 1, z_n = 2z/D − 1; positions stay continuous, only the
 //! surface index is discrete. Ties round half to even, as WGSL `round()` and `torch.round` do.
 

@@ -1,4 +1,4 @@
-//! Energy flows (reference-system.md part B): embeddings mapped to a W×H surface of energies,
+//! Energy flows (docs/model.md part B): embeddings mapped to a W×H surface of energies,
 //! one flow per item and surface cell starting on the middle plane, moved by a SimpleNeuron +
 //! GRU carrier until they reach the front or back plane, spawning children when they move far,
 //! then aggregated back onto the surface per plane.

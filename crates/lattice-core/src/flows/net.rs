@@ -306,7 +306,7 @@ pub fn apply_move(
     }
 }
 
-/// Children a moving flow asks for (reference-system.md B7): `L = ‖next − p‖` with `next` the
+/// Children a moving flow asks for (docs/model.md B7): `L = ‖next − p‖` with `next` the
 /// move clamped to the lattice, measured before any reflection, so a move pushed past a side
 /// wall counts only its part inside; `min(⌊L/τ⌋ − 1, cap)` when `L > τ`.
 pub fn spawn_count(rule: &MoveRule, p: [f32; 4], raw: [f32; 3]) -> u32 {

@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn parameter_counts_match_the_reference_system() {
         let l = FlowLayout::new(debug_shape());
-        // reference-system.md B5: SimpleNeuron 3504 parameters.
+        // docs/model.md B5: SimpleNeuron 3504 parameters.
         assert_eq!(l.count("neuron."), 3504);
         // B3: the 28×28 mapper has ≈ 4.90 M parameters.
         let l28 = FlowLayout::new(FlowShape {

@@ -1,4 +1,4 @@
-//! The MoE cellular lattice (reference-system.md part A): network layout and weights, the CPU
+//! The MoE cellular lattice (docs/model.md part A): network layout and weights, the CPU
 //! reference step, and seeded initial states.
 
 pub mod cpu;

@@ -1,4 +1,4 @@
-//! The per-cell MoE network (reference-system.md A6–A7) on the CPU, split in the same three
+//! The per-cell MoE network (docs/model.md A6–A7) on the CPU, split in the same three
 //! stages as the WGSL kernels:
 //!
 //! 1. **prep** (per cell j): the neighbor half of the functional message layer, `P_j = W_n·x_j`,

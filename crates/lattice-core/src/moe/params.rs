@@ -22,7 +22,7 @@ pub struct MoeShape {
 }
 
 impl MoeShape {
-    /// The reference system's DEBUG preset sizes (reference-system.md A1).
+    /// The reference system's DEBUG preset sizes (docs/model.md A1).
     pub const DEBUG: Self = Self {
         s: 24,
         local_h1: 12,
@@ -175,7 +175,7 @@ mod tests {
 
     #[test]
     fn parameter_counts_match_the_reference_system() {
-        // reference-system.md A6: DEBUG local 1262, functional 10605 and distant 4287 (both
+        // docs/model.md A6: DEBUG local 1262, functional 10605 and distant 4287 (both
         // counting 2 adaptive-solver scalars this engine does not have), gating 1299.
         let l = ParamLayout::new(debug());
         assert_eq!(l.count("local."), 1262);

@@ -1,7 +1,7 @@
 //! The neighbor cache: built completely and validated before any step, then read through one
 //! interface by every path (per-cell, batch, CPU kernels, GPU upload).
 //!
-//! Design (engine.md, "The neighbor cache"): a regular lattice uses the O(K) [`Stencil`]; a lattice
+//! Design (docs/model.md, A3 and Decisions): a regular lattice uses the O(K) [`Stencil`]; a lattice
 //! with a cell mask adds explicit [`Csr`] lists built from it. There is no lazy state: a
 //! [`NeighborCache`] only exists once validation passed, so a cell can never be "isolated" by a
 //! cache that was not built yet (the reference system's batch-mode bug, seed 000).

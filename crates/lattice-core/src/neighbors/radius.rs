@@ -1,4 +1,4 @@
-//! The adaptive radius and the three distance classes (reference-system.md A3).
+//! The adaptive radius and the three distance classes (docs/model.md A3).
 
 use serde::Serialize;
 
