@@ -92,10 +92,15 @@ fn weights_files_carry_their_format_and_another_is_refused() {
     use lattice_core::formats;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
-    MoeWeights::seeded(ParamLayout::new(shape()), 21)
-        .save(&path)
-        .unwrap();
-    let bytes = std::fs::read(&path).unwrap();
+    let save = || {
+        MoeWeights::seeded(ParamLayout::new(shape()), 21)
+            .save(&path)
+            .unwrap();
+        std::fs::read(&path).unwrap()
+    };
+    let bytes = save();
+    // The same weights give the same bytes (one metadata entry: no hash order).
+    assert!(bytes == save());
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     assert_eq!(meta.metadata().as_ref(), Some(&formats::metadata()));
     let layout = || ParamLayout::new(shape());
@@ -104,15 +109,12 @@ fn weights_files_carry_their_format_and_another_is_refused() {
         MoeWeights::load(layout(), &path).is_ok(),
         "no metadata: loads"
     );
-    for (key, value, says) in [
-        (formats::VERSION_KEY, "2", "format version 2"),
-        (
-            formats::CELL_INDEX_KEY,
-            "z + y*D + x*D*H",
-            "numbered z + y*D + x*D*H",
-        ),
+    for (version, cells, says) in [
+        ("2", formats::CELL_INDEX, "format version 2"),
+        ("1", "z + y*D + x*D*H", "numbered z + y*D + x*D*H"),
     ] {
-        let meta = std::collections::HashMap::from([(key.to_string(), value.to_string())]);
+        let value = formats::metadata_value(version, cells);
+        let meta = std::collections::HashMap::from([(formats::METADATA_KEY.to_string(), value)]);
         write_file_with(&path, &full_spec(), Some(meta));
         let e = MoeWeights::load(layout(), &path).unwrap_err();
         assert!(matches!(e, WeightsError::Layout { .. }), "{e}");

@@ -10,16 +10,19 @@ pub const FORMAT_VERSION: u32 = 1;
 /// How cells are numbered in every per-cell array: x fastest, then y, then z.
 pub const CELL_INDEX: &str = "x + y*W + z*W*H";
 
-/// The metadata keys in `weights.safetensors`.
-pub const VERSION_KEY: &str = "lattice.format_version";
-pub const CELL_INDEX_KEY: &str = "lattice.cell_index";
+/// The metadata key in `weights.safetensors`. One key, not two: safetensors writes its metadata
+/// map in hash order, and a single entry keeps the file's bytes the same run to run.
+pub const METADATA_KEY: &str = "lattice.format";
+
+/// The value of [`METADATA_KEY`]: "version 1; cells x + y*W + z*W*H".
+pub fn metadata_value(version: &str, cells: &str) -> String {
+    format!("version {version}; cells {cells}")
+}
 
 /// The metadata a weights file is written with.
 pub fn metadata() -> HashMap<String, String> {
-    HashMap::from([
-        (VERSION_KEY.to_string(), FORMAT_VERSION.to_string()),
-        (CELL_INDEX_KEY.to_string(), CELL_INDEX.to_string()),
-    ])
+    let value = metadata_value(&FORMAT_VERSION.to_string(), CELL_INDEX);
+    HashMap::from([(METADATA_KEY.to_string(), value)])
 }
 
 /// Why a file's recorded layout is not this engine's.
@@ -54,8 +57,18 @@ pub fn check(version: Option<&str>, cell_index: Option<&str>) -> Result<(), Form
 
 /// [`check`] on a safetensors metadata map.
 pub fn check_metadata(meta: Option<&HashMap<String, String>>) -> Result<(), FormatMismatch> {
-    let get = |k: &str| meta.and_then(|m| m.get(k)).map(String::as_str);
-    check(get(VERSION_KEY), get(CELL_INDEX_KEY))
+    let Some(value) = meta.and_then(|m| m.get(METADATA_KEY)) else {
+        return Ok(());
+    };
+    let parts = value
+        .split_once("; ")
+        .and_then(|(v, c)| Some((v.strip_prefix("version ")?, c.strip_prefix("cells ")?)));
+    match parts {
+        Some((version, cells)) => check(Some(version), Some(cells)),
+        None => Err(FormatMismatch::Version {
+            found: format!("unreadable ({value:?})"),
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,28 @@ use crate::pooling::{l2_normalize, pool};
 /// Texts per batch when the caller has no preference.
 pub const DEFAULT_MAX_BATCH_SIZE: usize = 32;
 
+/// Below this many tokens a text never starts a batch of its own: short texts batch fully.
+const SHORT_TOKENS: usize = 32;
+
+/// Batches over texts sorted longest first: at most `max` texts each, and a new batch where a
+/// text is less than half as long as its batch's first (once that is past [`SHORT_TOKENS`]),
+/// so a few long texts do not pad many short ones to their length. Depends only on the
+/// lengths, so the same texts always batch the same way.
+fn batch_ranges(lengths: &[usize], max: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=lengths.len() {
+        let ends = i == lengths.len()
+            || i - start == max
+            || (lengths[start] > SHORT_TOKENS && 2 * lengths[i] < lengths[start]);
+        if ends {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    out
+}
+
 /// A sentence encoder loaded from a local model folder.
 pub struct Encoder {
     folder: ModelFolder,
@@ -166,10 +188,12 @@ impl Encoder {
         // Longest first, ties in input order: batches of similar lengths pad little.
         let mut order: Vec<usize> = (0..encodings.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(encodings[i].len()));
+        let lengths: Vec<usize> = order.iter().map(|&i| encodings[i].len()).collect();
         let dim = self.dim();
         let mut embeddings = vec![0f32; texts.len() * dim];
         let mut batches = Vec::new();
-        for chunk in order.chunks(max_batch_size) {
+        for range in batch_ranges(&lengths, max_batch_size) {
+            let chunk = &order[range];
             let batch: Vec<&Encoding> = chunk.iter().map(|&i| &encodings[i]).collect();
             let (rows, report) = self.run_batch(&batch)?;
             for (k, &i) in chunk.iter().enumerate() {
@@ -259,5 +283,18 @@ impl Encoder {
         let hidden = self.model.forward(&ids, &mask.to_dtype(DType::U32)?)?;
         let pooled = pool(&hidden, &mask, self.folder.pooling)?;
         pooled.flatten_all()?.to_vec1()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_ranges;
+
+    #[test]
+    fn long_texts_batch_apart_and_short_ones_fill_their_batches() {
+        let lengths = [256, 250, 120, 40, 30, 12, 12, 11, 10, 9, 8, 5];
+        assert_eq!(batch_ranges(&lengths, 4), [0..2, 2..3, 3..5, 5..9, 9..12]);
+        assert_eq!(batch_ranges(&[10; 5], 2), [0..2, 2..4, 4..5]);
+        assert!(batch_ranges(&[], 4).is_empty());
     }
 }
