@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::sync::Once;
 
+use crate::images::write_png;
 use anyhow::Context;
-use lattice_core::images::write_png;
 use plotters::prelude::*;
 use plotters::style::colors::colormaps::ViridisRGB;
 use plotters::style::{FontStyle, register_font};

@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::io::{IoError, write_atomic};
+use lattice_core::io::{IoError, write_atomic};
 
 /// An RGB image (`width`×`height`, 3 bytes a pixel, rows top first) as a PNG, atomically.
 pub fn write_png(path: &Path, width: u32, height: u32, rgb: Vec<u8>) -> Result<(), IoError> {

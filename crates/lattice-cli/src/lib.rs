@@ -4,10 +4,13 @@
 
 mod backend;
 mod cmd;
+mod cost;
 mod figures;
+mod images;
 mod progress;
 mod ranks;
 mod summary;
+mod test_hooks;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

@@ -215,17 +215,11 @@ impl Halo for OneProcess {
     }
 }
 
-/// Test switch: the size of the pieces a part is sent in (default 1 GiB), so that tests see a
-/// part cut in many pieces without sending gigabytes.
-#[cfg(feature = "mpi")]
-const PIECE_BYTES_ENV: &str = "LATTICE_MPI_PIECE_BYTES";
-
+/// The size of the pieces a part is sent in: 1 GiB (tests cut parts smaller).
 #[cfg(feature = "mpi")]
 fn piece_bytes() -> usize {
-    std::env::var(PIECE_BYTES_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n: &usize| n > 0)
+    crate::test_hooks::mpi_piece_bytes()
+        .filter(|&n| n > 0)
         .unwrap_or(1 << 30)
 }
 

@@ -2,11 +2,9 @@
 //! reference kernels that every WGSL shader mirrors.
 
 pub mod config;
-pub mod cost;
 pub mod flows;
 pub mod formats;
 pub mod geometry;
-pub mod images;
 pub mod inputs;
 pub mod io;
 #[cfg(feature = "test-support")]

@@ -1,5 +1,5 @@
-//! Scalar building blocks of the MoE and flow networks. `shaders/shared/nn.wgsl` and
-//! `act.wgsl` implement the same functions with the same constants and the same order of
+//! Scalar building blocks of the MoE and flow networks. `lattice-gpu/shaders/shared/nn.wgsl`
+//! and `act.wgsl` implement the same functions with the same constants and the same order of
 //! operations; only `exp` and `tanh` differ in how they are evaluated (the driver's builtins on
 //! the GPU, branch-free polynomials here that vectorise), both within 4·10⁻⁷ of exact.
 

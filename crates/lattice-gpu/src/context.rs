@@ -5,6 +5,7 @@ use summary::AdapterSummary;
 
 use crate::adapters::{self, AdapterFacts, GpuRequest, Verdict};
 
+#[cfg(feature = "test-support")]
 /// Environment switch: when set to `1`, GPU tests fail instead of skipping if no adapter is found.
 pub const REQUIRE_GPU_ENV: &str = "LATTICE_REQUIRE_GPU";
 
@@ -48,9 +49,11 @@ pub enum GpuError {
     #[error("the GPU ran out of memory: {0}")]
     OutOfMemory(#[source] wgpu::Error),
     /// A batch's buffers exceed the test-only [`GpuContext::memory_cap`].
+    #[cfg(feature = "test-support")]
     #[error("the batch needs {asked} bytes of GPU buffers; the memory cap is {cap}")]
     OverCap { asked: u64, cap: u64 },
     /// An allocation failure injected for testing the retry path.
+    #[cfg(feature = "test-support")]
     #[error("allocation failure injected for testing")]
     InjectedOutOfMemory,
     /// Any other error wgpu reported (validation, internal).
@@ -83,13 +86,12 @@ pub enum GpuError {
 impl GpuError {
     /// Whether fewer items per batch could succeed.
     pub fn is_allocation(&self) -> bool {
-        matches!(
-            self,
-            Self::TooLarge { .. }
-                | Self::OutOfMemory(_)
-                | Self::OverCap { .. }
-                | Self::InjectedOutOfMemory
-        )
+        match self {
+            Self::TooLarge { .. } | Self::OutOfMemory(_) => true,
+            #[cfg(feature = "test-support")]
+            Self::OverCap { .. } | Self::InjectedOutOfMemory => true,
+            _ => false,
+        }
     }
 }
 
@@ -105,6 +107,7 @@ pub struct GpuContext {
     pub trusted: bool,
     /// Fault injection for tests: a batch whose storage buffers add up to more than this many
     /// bytes fails at its allocation as if the device ran out of memory (None: no cap).
+    #[cfg(feature = "test-support")]
     pub memory_cap: Option<u64>,
     /// Storage bytes created inside the current [`crate::kernel::allocating`] scope.
     pub(crate) allocated: std::sync::atomic::AtomicU64,
@@ -177,13 +180,13 @@ impl GpuContext {
             adapter: summary,
             limits,
             features,
+            #[cfg(feature = "test-support")]
             memory_cap: None,
             allocated: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// Storage bytes the last batch set-up allocated (what [`Self::memory_cap`] is compared
-    /// with).
+    /// Storage bytes the last batch set-up allocated.
     pub fn last_allocation_bytes(&self) -> u64 {
         self.allocated.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -233,6 +236,7 @@ impl GpuContext {
 
 /// The context for a GPU test: `None` (skip, with a note) when no trusted adapter exists, unless
 /// `LATTICE_REQUIRE_GPU=1`, in which case a missing adapter fails the test.
+#[cfg(feature = "test-support")]
 pub fn test_context() -> Option<GpuContext> {
     match GpuContext::new() {
         Ok(ctx) => Some(ctx),

@@ -17,4 +17,6 @@ pub mod slab;
 pub mod standalone_gather;
 
 pub use adapters::{GpuRequest, Verdict};
-pub use context::{GpuContext, GpuError, REQUIRE_GPU_ENV, list_adapters, test_context};
+pub use context::{GpuContext, GpuError, list_adapters};
+#[cfg(feature = "test-support")]
+pub use context::{REQUIRE_GPU_ENV, test_context};

@@ -28,6 +28,10 @@ pub struct KernelSpec {
     /// The names of group 0's bindings 0, 1, 2, …
     pub bindings: &'static [&'static str],
     pub header: Specialised,
+    /// The Rust function or type that computes the same values on the CPU.
+    pub cpu_twin: &'static str,
+    /// The test (a path from the repository's root) that runs this kernel against its twin.
+    pub gpu_test: &'static str,
 }
 
 const fn kernel(
@@ -44,6 +48,19 @@ const fn kernel(
         workgroup,
         bindings,
         header,
+        cpu_twin: "",
+        gpu_test: "",
+    }
+}
+
+impl KernelSpec {
+    /// The kernel with its CPU twin and the test that compares them.
+    const fn twin(self, cpu_twin: &'static str, gpu_test: &'static str) -> Self {
+        KernelSpec {
+            cpu_twin,
+            gpu_test,
+            ..self
+        }
     }
 }
 
@@ -61,6 +78,10 @@ pub const GATHER: KernelSpec = kernel(
         "means",
     ],
     Specialised::No,
+)
+.twin(
+    "lattice_core::kernels::gather::class_means",
+    "tests/gpu_gather.rs",
 );
 pub const MOE_PREP: KernelSpec = kernel(
     "moe_prep",
@@ -68,7 +89,8 @@ pub const MOE_PREP: KernelSpec = kernel(
     64,
     &["mp", "wts", "states", "prep"],
     Specialised::Moe,
-);
+)
+.twin("lattice_core::moe::net::MoeNet::prep", "tests/gpu_moe.rs");
 pub const MOE_GATHER: KernelSpec = kernel(
     "moe_gather",
     &[
@@ -91,7 +113,8 @@ pub const MOE_GATHER: KernelSpec = kernel(
         "counts",
     ],
     Specialised::Moe,
-);
+)
+.twin("lattice_core::moe::gather::Gather", "tests/gpu_moe.rs");
 pub const MOE_UPDATE: KernelSpec = kernel(
     "moe_update",
     &[
@@ -104,7 +127,8 @@ pub const MOE_UPDATE: KernelSpec = kernel(
     64,
     &["mp", "wts", "states", "records", "counts", "next", "bad"],
     Specialised::Moe,
-);
+)
+.twin("lattice_core::moe::net::MoeNet::update", "tests/gpu_moe.rs");
 /// One workgroup for the batch: the stop rule per item, then the live lists' offsets, which
 /// need every item's count.
 pub const FLOW_LIVE: KernelSpec = kernel(
@@ -119,6 +143,10 @@ pub const FLOW_LIVE: KernelSpec = kernel(
     256,
     &["params", "counts", "live_off", "args", "stops"],
     Specialised::Flow,
+)
+.twin(
+    "crate::flows::LiveDispatch::plan",
+    "crates/lattice-gpu/tests/stop_rule.rs",
 );
 pub const FLOW_NEURON: KernelSpec = kernel(
     "flow_neuron",
@@ -131,6 +159,10 @@ pub const FLOW_NEURON: KernelSpec = kernel(
     64,
     &["params", "wts", "pos", "live", "live_off", "gslot", "xin"],
     Specialised::Flow,
+)
+.twin(
+    "lattice_core::flows::net::FlowNet::neuron",
+    "tests/gpu_flows.rs",
 );
 pub const FLOW_GRU: KernelSpec = kernel(
     "flow_gru",
@@ -145,6 +177,10 @@ pub const FLOW_GRU: KernelSpec = kernel(
         "params", "lp", "wts", "gru_t", "gslot", "xin", "hidden", "hnext", "live_off",
     ],
     Specialised::Flow,
+)
+.twin(
+    "lattice_core::flows::net::FlowNet::gru",
+    "tests/gpu_flows.rs",
 );
 pub const FLOW_HEADS: KernelSpec = kernel(
     "flow_heads",
@@ -172,6 +208,10 @@ pub const FLOW_HEADS: KernelSpec = kernel(
         "live_off",
     ],
     Specialised::Flow,
+)
+.twin(
+    "lattice_core::flows::net::FlowNet::heads",
+    "tests/gpu_flows.rs",
 );
 /// One workgroup per item: the prefix scans need the whole item in one group.
 pub const FLOW_PLAN: KernelSpec = kernel(
@@ -203,7 +243,8 @@ pub const FLOW_PLAN: KernelSpec = kernel(
         "pair_count",
     ],
     Specialised::Flow,
-);
+)
+.twin("lattice_core::flows::cpu::plan", "tests/gpu_flows.rs");
 pub const FLOW_COPY: KernelSpec = kernel(
     "flow_copy",
     &[
@@ -215,6 +256,10 @@ pub const FLOW_COPY: KernelSpec = kernel(
     64,
     &["pairs", "pair_count", "hidden", "hidden_at"],
     Specialised::Flow,
+)
+.twin(
+    "lattice_core::flows::cpu::spawn_child",
+    "tests/gpu_flows.rs",
 );
 
 /// Every kernel.
@@ -239,7 +284,7 @@ pub fn file(path: &str) -> &'static str {
     macro_rules! files {
         ($($p:literal),* $(,)?) => {
             match path {
-                $($p => include_str!(concat!("../../../shaders/", $p)),)*
+                $($p => include_str!(concat!("../shaders/", $p)),)*
                 other => panic!("shaders/{other} is not a known shader file"),
             }
         };

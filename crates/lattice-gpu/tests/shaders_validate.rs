@@ -133,7 +133,7 @@ fn a_binding_out_of_order_is_caught() {
 
 #[test]
 fn every_shader_file_is_part_of_a_kernel() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shaders");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
     let mut on_disk = BTreeSet::new();
     let mut stack = vec![root.clone()];
     while let Some(dir) = stack.pop() {

@@ -110,9 +110,11 @@ pub enum Error {
         why: String,
     },
     /// Texts could not be read or encoded, or the encoder's folder is unusable.
+    #[cfg(feature = "texts")]
     #[error(transparent)]
     Text(Box<lattice_text::TextError>),
     /// The encoder's embeddings are not as wide as the flows' inputs.
+    #[cfg(feature = "texts")]
     #[error(
         "the encoder {encoder} gives {dim}-d embeddings; the flows take embedding_dim = \
          {embedding_dim}: set embedding_dim: {dim} in the config, or use a {embedding_dim}-d encoder"
@@ -126,6 +128,7 @@ pub enum Error {
         embedding_dim: u32,
     },
     /// Texts in a run whose items they cannot be.
+    #[cfg(feature = "texts")]
     #[error("{0}")]
     Texts(String),
     /// The config could not be serialized (a config made in code).
@@ -133,6 +136,7 @@ pub enum Error {
     Serialize(#[from] ron::Error),
 }
 
+#[cfg(feature = "texts")]
 impl From<lattice_text::TextError> for Error {
     fn from(e: lattice_text::TextError) -> Self {
         Self::Text(Box::new(e))

@@ -33,6 +33,7 @@ mod observer;
 pub mod runtime;
 mod self_check;
 mod simulation;
+#[cfg(feature = "texts")]
 mod texts;
 
 pub use backend::{Backend, BackendChoice, rayon_threads};
@@ -40,10 +41,13 @@ pub use error::{Error, ItemError, ObserverError, Result};
 pub use items::{Input, Item, ItemRecord, ItemResult, Output, Results, Stats};
 pub use lattice_core::config::RunConfig;
 pub use lattice_gpu::GpuRequest;
-/// The sentence encoder and texts files (the `lattice-text` crate).
+/// The sentence encoder and texts files (the `lattice-text` crate; feature `texts`).
+#[cfg(feature = "texts")]
 pub use lattice_text as text;
+#[cfg(feature = "texts")]
 pub use lattice_text::{Encoded, Encoder, Texts};
 pub use model::{FlowsModel, Model, MoeModel};
 pub use observer::{BatchDone, NoObserver, Observer, Snapshot, StepEvent};
 pub use simulation::Simulation;
+#[cfg(feature = "texts")]
 pub use texts::{load_encoder_for, read_texts_for};

@@ -5,8 +5,6 @@
 use std::ops::Range;
 use std::time::Instant;
 
-use lattice_gpu::GpuError;
-
 use crate::error::{Error, Result};
 use crate::items::{ItemResult, Stats};
 
@@ -96,13 +94,23 @@ pub fn run_batches(
 ///
 /// # Errors
 /// The injected out-of-memory error.
+#[cfg(feature = "test-support")]
 pub fn injected_failure(inject: bool) -> Result<()> {
     if inject {
         return Err(Error::Gpu {
             context: "allocating a batch",
-            source: GpuError::InjectedOutOfMemory,
+            source: lattice_gpu::GpuError::InjectedOutOfMemory,
         });
     }
+    Ok(())
+}
+
+/// Without `test-support` nothing injects a failure.
+///
+/// # Errors
+/// None.
+#[cfg(not(feature = "test-support"))]
+pub fn injected_failure(_inject: bool) -> Result<()> {
     Ok(())
 }
 
@@ -170,7 +178,12 @@ mod tests {
     fn too_big() -> Error {
         Error::Gpu {
             context: "test",
-            source: GpuError::InjectedOutOfMemory,
+            source: lattice_gpu::GpuError::TooLarge {
+                what: "a test batch",
+                need: 2,
+                limit: 1,
+                fix: "none",
+            },
         }
     }
 
@@ -206,6 +219,7 @@ mod tests {
         assert!(matches!(e, Error::BatchOfOneFailed(_)), "{e}");
     }
 
+    #[cfg(feature = "test-support")]
     #[test]
     fn an_injected_failure_reaches_the_first_batch_only_and_halves_it() {
         let mut run = BatchRun {

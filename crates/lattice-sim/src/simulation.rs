@@ -168,6 +168,7 @@ impl Simulation {
 
     /// Fault injection for tests of the halving path: the run's first batch fails as if it
     /// could not allocate, on any machine.
+    #[cfg(feature = "test-support")]
     pub fn set_fail_first_batch(&mut self, on: bool) {
         self.fail_first_batch = on;
     }

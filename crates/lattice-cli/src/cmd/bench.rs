@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
+use crate::cost::moe::flops_per_cell;
+use crate::cost::{self, Device};
 use clap::{Args, ValueEnum};
 use lattice_core::config::{self, MoeConfig, Simulation};
-use lattice_core::cost::moe::flops_per_cell;
-use lattice_core::cost::{self, Device};
 use lattice_core::moe::{MoeShape, MoeWeights, ParamLayout, initial_states};
 use lattice_core::{NeighborCache, neighbors::Stencil};
 use lattice_gpu::GpuContext;
@@ -45,8 +45,8 @@ pub struct BenchArgs {
     pub profile: bool,
 }
 
-const DEBUG: &str = include_str!("../../../../configs/debug.ron");
-const EXPERIMENT: &str = include_str!("../../../../configs/experiment.ron");
+const DEBUG: &str = include_str!("../../presets/debug.ron");
+const EXPERIMENT: &str = include_str!("../../presets/experiment.ron");
 
 /// FP32 peak (non-tensor) of the devices we know, by adapter name.
 fn fp32_peak(name: &str) -> Option<f64> {

@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use super::bench::Timed;
 use super::bench_rows::{Flops, FlowRow, Row, kernel_rows};
+use crate::cost::flows::flops_per_flow_step;
+use crate::cost::{self, Device};
 use lattice_core::config::{self, FlowsConfig, Simulation};
-use lattice_core::cost::flows::flops_per_flow_step;
-use lattice_core::cost::{self, Device};
 use lattice_core::flows::ItemCounts;
 use lattice_core::flows::mapper::{place_batch, seeded_embeddings};
 use lattice_core::flows::run::{FlowEngine, WINDOW_STEPS};
@@ -18,8 +18,8 @@ use lattice_core::flows::{CpuFlows, FlowLayout, FlowNet, FlowShape, FlowWeights}
 use lattice_gpu::GpuContext;
 use lattice_gpu::flows::{FlowKernels, GpuFlows};
 
-const DEBUG: &str = include_str!("../../../../configs/flows_debug.ron");
-const EXPERIMENT: &str = include_str!("../../../../configs/flows_experiment.ron");
+const DEBUG: &str = include_str!("../../presets/flows_debug.ron");
+const EXPERIMENT: &str = include_str!("../../presets/flows_experiment.ron");
 
 /// The cases: (preset, config text, items).
 pub const CASES: [(&str, &str, u32); 3] = [

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use lattice_core::cost::{Device, KernelCost};
+use crate::cost::{Device, KernelCost};
 use lattice_gpu::profile::KernelTime;
 use serde::Serialize;
 
@@ -88,7 +88,7 @@ pub struct FlowRow {
 }
 
 /// One kernel of a profiled case: GPU time per step (timestamp queries) next to the cost
-/// model (`lattice_core::cost`) and the roofline bounds it gives.
+/// model (`crate::cost`) and the roofline bounds it gives.
 #[derive(Debug, Serialize)]
 pub struct KernelRow {
     pub kernel: &'static str,

@@ -6,7 +6,7 @@
 //! hidden state).
 
 use super::KernelCost;
-use crate::flows::params::{DISP_HIDDEN, FlowShape};
+use lattice_core::flows::params::{DISP_HIDDEN, FlowShape};
 
 /// FLOP of LayerNorm then GELU over `n` values.
 fn norm_gelu(n: f64) -> f64 {
@@ -112,13 +112,13 @@ mod tests {
         // neuron: coord 3·3, fc1 4·8, fc2 8·8, fc3 8·12 = 9 + 32 + 64 + 96 = 201;
         // GRU layer 0: 3·16·(13 + 16) = 1392, layer 1: 3·16·(16 + 16) = 1536;
         // heads: energy 16·8 + 8·1 = 136, displacement 16·64 + 64·3 = 1216.
-        let cfg: crate::config::RunConfig = crate::config::parse(
+        let cfg: lattice_core::config::RunConfig = lattice_core::config::parse(
             "(simulation: Flows((dims: (6, 5, 8), embedding_dim: 16, \
              carrier: (hidden: 16, layers: 2), neuron: (hidden: 8, output: 12))))",
             "t.ron".as_ref(),
         )
         .unwrap();
-        let crate::config::Simulation::Flows(f) = &cfg.simulation else {
+        let lattice_core::config::Simulation::Flows(f) = &cfg.simulation else {
             unreachable!()
         };
         let macs = 201.0 + 1392.0 + 1536.0 + 136.0 + 1216.0;

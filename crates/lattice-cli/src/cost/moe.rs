@@ -3,9 +3,9 @@
 //! (`moe_prep`, `moe_gather`, `moe_update`), from the cell's mean neighbor counts per class.
 
 use super::KernelCost;
-use crate::moe::MoeShape;
-use crate::moe::gather::record_width;
-use crate::moe::params::EXTERNAL_INPUT;
+use lattice_core::moe::MoeShape;
+use lattice_core::moe::gather::record_width;
+use lattice_core::moe::params::EXTERNAL_INPUT;
 
 /// Mean neighbors of a cell per class: LOCAL, FUNCTIONAL, DISTANT.
 pub type ClassCounts = [f64; 3];

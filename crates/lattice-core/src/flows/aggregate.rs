@@ -105,7 +105,8 @@ mod tests {
     #[test]
     fn the_weight_is_energy_over_one_plus_plane_distance_times_one_plus_a_tenth_per_step() {
         // w = |e| · 1/(1 + dist) · (1 + 0.1·steps), dist to the nearer plane: a completed
-        // flow sits on its plane (dist 0); a projected one may not.
+        // flow sits on its plane (dist 0), and so does a projected one (recorded at z = ±1); the
+        // term matters only for a record off the planes, as below.
         let f = |z: f64, e: f64, steps: f64| {
             let dist = (z + 1.0).abs().min((z - 1.0).abs());
             e.abs() / (1.0 + dist) * (1.0 + 0.1 * steps)

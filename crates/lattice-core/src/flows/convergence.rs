@@ -5,8 +5,8 @@
 //! `m / 2^s`), the 1 % improvement of the 5-step moving average (`100·(S − P) ≥ P` on the
 //! window sums), the 0.5 and 0.8 rates. The reference computes them in float64, which agrees
 //! except where a value lands exactly on a bound (e.g. an improvement of exactly 1 %), where its
-//! rounding decides; here the bound decides. `shaders/flow_live.wgsl` applies the same rule on
-//! the GPU with the same integers ([`StopRule`], the `code`s of [`StopReason`]).
+//! rounding decides; here the bound decides. `lattice-gpu/shaders/flow_live.wgsl` applies the
+//! same rule on the GPU with the same integers ([`StopRule`], the `code`s of [`StopReason`]).
 
 use crate::config::ConvergenceConfig;
 

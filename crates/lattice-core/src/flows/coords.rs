@@ -14,7 +14,7 @@ pub fn normalize_z(k: u32, d: u32) -> f32 {
 }
 
 /// The lattice column of normalized `v` on an axis of `n` points: round half to even, clamped.
-/// Same formula as `quantize` in shaders/flow_aggregate.wgsl.
+/// Same formula as `quantize` in lattice-gpu/shaders/flow_aggregate.wgsl.
 pub fn quantize(v: f32, n: u32) -> u32 {
     let top = (n - 1) as f32;
     let i = ((v + 1.0) * 0.5 * top).round_ties_even();

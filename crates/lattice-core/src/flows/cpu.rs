@@ -1,6 +1,6 @@
 //! The CPU reference step on a [`FlowState`]: every live flow advances (rayon), then each
 //! item plans its next live list and spawns children (`plan`, the twin of
-//! shaders/flow_plan.wgsl).
+//! lattice-gpu/shaders/flow_plan.wgsl).
 
 use rayon::prelude::*;
 
@@ -41,7 +41,7 @@ pub fn step(net: &FlowNet<'_>, rule: &MoveRule, state: &mut FlowState, seeds: &[
     }
 }
 
-/// Item `b`'s bookkeeping after its flows moved (the twin of shaders/flow_plan.wgsl):
+/// Item `b`'s bookkeeping after its flows moved (the twin of lattice-gpu/shaders/flow_plan.wgsl):
 /// 1. survivors keep their slots, in list order; completed flows are recorded and free theirs;
 /// 2. children, in the order of their parents in the list, take the lowest free slots until
 ///    the capacity holds only live flows; the rest are dropped and counted once.

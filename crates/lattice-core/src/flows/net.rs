@@ -1,6 +1,6 @@
 //! The per-flow networks on the CPU: SimpleNeuron, the GRU carrier and its two heads, and the
-//! move rule (noise, reflection, termination, spawn request). `shaders/flow_*.wgsl` compute
-//! the same values with the same constants and the same summation order.
+//! move rule (noise, reflection, termination, spawn request). The kernels
+//! `lattice-gpu/shaders/flow_*.wgsl` compute the same values with the same constants and the same summation order.
 
 use super::coords::reflect;
 use super::noise::gauss;

@@ -1,7 +1,7 @@
 //! Seeded exploration noise that the CPU and the GPU draw identically: a counter-based hash of
 //! (item seed, item-local flow id, step, axis) turned into N(0, 1) by Box–Muller. No state to carry, so
 //! the noise a flow gets does not depend on batch composition or thread order. Twin of
-//! `gauss` in shaders/shared/flow.wgsl.
+//! `gauss` in lattice-gpu/shaders/shared/flow.wgsl.
 
 /// PCG output hash (O'Neill), as `pcg` in the WGSL twin.
 pub fn pcg(v: u32) -> u32 {

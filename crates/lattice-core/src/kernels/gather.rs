@@ -1,4 +1,4 @@
-//! Per-class mean of neighbor states: the CPU twin of `shaders/gather.wgsl`.
+//! Per-class mean of neighbor states: the CPU twin of `lattice-gpu/shaders/gather.wgsl`.
 
 use rayon::prelude::*;
 

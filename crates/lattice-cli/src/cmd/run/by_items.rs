@@ -14,9 +14,6 @@ use lattice_core::moe::domain::Planes;
 
 use crate::ranks::{HaloTally, Ranks, pack, unpack};
 
-/// Test switch: the rank named here fails before its first step, as a bad input would.
-pub const FAIL_RANK_ENV: &str = "LATTICE_FAIL_RANK";
-
 /// Before step 1: refuses what a run under MPI does not do yet (a flows trace), and checks that
 /// every rank has rank 0's config, version and weights, and rank 0's value of each of `run`
 /// (what else decides the results: backend kind, mask, input files, steps, split).
@@ -32,8 +29,8 @@ pub fn check(sim: &Simulation, ranks: &Ranks, run: &[(&str, String)]) -> anyhow:
     {
         bail!("a flows trace is not supported under MPI yet; remove trace from the config");
     }
-    if std::env::var(FAIL_RANK_ENV).is_ok_and(|r| r == ranks.rank().to_string()) {
-        bail!("failing as {FAIL_RANK_ENV} asks (a test of the job's failure path)");
+    if let Some(why) = crate::test_hooks::fail_rank(ranks.rank()) {
+        bail!("{why} (a test of the job's failure path)");
     }
     // The packed weights, hashed in place (a flows preset's are gigabytes: no copy).
     let weights: &[f32] = match sim.model() {

@@ -22,9 +22,6 @@ use lattice_sim::ItemRecord;
 
 use super::RunLayout;
 
-/// Test switch: stop the run (as if killed) right after its first checkpoint is written.
-pub const STOP_AFTER_CHECKPOINT_ENV: &str = "LATTICE_STOP_AFTER_CHECKPOINT";
-
 /// What a checkpoint must match to be resumed.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {

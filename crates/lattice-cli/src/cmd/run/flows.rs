@@ -12,10 +12,10 @@ use lattice_core::flows::trace::Trace;
 use lattice_core::inputs::read_items;
 use lattice_core::io::{write_atomic, write_f32};
 
-use lattice_core::images::write_vtk;
+use crate::images::write_vtk;
 
 use super::by_items::{self, RankTiming};
-use super::checkpoint::{FlowsCheckpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
+use super::checkpoint::{FlowsCheckpoint, Header};
 use super::metrics::{
     FlowOutputs, FlowTotals, FlowsMetrics, Metrics, Rate, StepMetrics, TextsInput,
 };
@@ -34,14 +34,10 @@ use serde::{Deserialize, Serialize};
 /// Weight files above this are not copied into the output folder (they are reproducible from
 /// the seed); the optimized preset's mapper alone is 2.5 GB.
 const MAX_WEIGHTS_COPY: u64 = 512 << 20;
-/// Test switch: a lower limit in bytes, so the skip can be seen without a 2.5 GB preset.
-const MAX_WEIGHTS_COPY_ENV: &str = "LATTICE_MAX_WEIGHTS_COPY_BYTES";
 
+/// The limit; tests lower it, so the skip can be seen without a 2.5 GB preset.
 fn max_weights_copy() -> u64 {
-    std::env::var(MAX_WEIGHTS_COPY_ENV)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(MAX_WEIGHTS_COPY)
+    crate::test_hooks::max_weights_copy().unwrap_or(MAX_WEIGHTS_COPY)
 }
 
 pub(super) fn run(
@@ -504,10 +500,9 @@ impl Observer for Watch {
             self.ck
                 .save(&self.out, self.hw, &self.planes, &self.merged)?;
             tracing::info!("checkpoint after item {done}");
-            if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
+            if let Some(why) = crate::test_hooks::stop_after_checkpoint() {
                 return Err(format!(
-                    "stopped after the checkpoint after item {done}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
-                     continue with --resume {}",
+                    "stopped after the checkpoint after item {done}, {why}; continue with --resume {}",
                     self.out.display()
                 )
                 .into());
@@ -529,10 +524,8 @@ fn write_events(path: &Path, trace: &Trace) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `surface.png` (item 0: front and back side by side, a dark column between) and
-/// `surface.vtk` (item 0 as a W×H×2 grid: front at z = 0, back at z = 1).
 /// `surface.png` (item 0's front and back planes, cells no flow reached marked) and
-/// `surface.vtk` (item 0's two planes).
+/// `surface.vtk` (item 0 as a W×H×2 grid: front at z = 0, back at z = 1).
 fn surface_pictures(
     args: &RunArgs,
     shape: &FlowShape,

@@ -171,17 +171,6 @@ fn config_name(config: &Path) -> String {
     )
 }
 
-/// Test switch: when set, the first batch of a run fails as if it could not allocate, so the
-/// halving path runs on any machine (tests/cli_runtime.rs).
-const FAIL_FIRST_BATCH_ENV: &str = "LATTICE_FAIL_FIRST_BATCH";
-/// Test switch: the first batch fails so on the rank named here only (tests/mpi.rs).
-const FAIL_FIRST_BATCH_RANK_ENV: &str = "LATTICE_FAIL_FIRST_BATCH_RANK";
-
-fn fails_first_batch(ranks: &Ranks) -> bool {
-    std::env::var_os(FAIL_FIRST_BATCH_ENV).is_some()
-        || std::env::var(FAIL_FIRST_BATCH_RANK_ENV).is_ok_and(|r| r == ranks.rank().to_string())
-}
-
 pub fn run(
     mut args: RunArgs,
     (backend, gpu): (BackendChoice, &GpuRequest),
@@ -232,7 +221,10 @@ pub fn run(
     if let Some(steps) = args.steps {
         sim.set_steps(steps);
     }
-    sim.set_fail_first_batch(fails_first_batch(ranks));
+    #[cfg(feature = "test-support")]
+    if crate::test_hooks::fail_first_batch(ranks.rank()) {
+        sim.set_fail_first_batch(true);
+    }
     let split = args.split.map_or(sim.config().batch.split, Into::into);
     if ranks.size() > 1 {
         let inputs = [

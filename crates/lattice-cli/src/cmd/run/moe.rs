@@ -10,10 +10,10 @@ use lattice_core::io::write_f32;
 use lattice_core::moe::initial_states;
 use lattice_sim::ItemRecord;
 
-use lattice_core::images::write_vtk;
+use crate::images::write_vtk;
 
 use super::by_items::{self, RankTiming};
-use super::checkpoint::{Checkpoint, Header, STOP_AFTER_CHECKPOINT_ENV};
+use super::checkpoint::{Checkpoint, Header};
 use super::metrics::{Metrics, MoeMetrics, MoeOutputs, Rate};
 use super::{RunArgs, config_name, origin};
 use crate::figures::{self, Figure, Panel};
@@ -411,10 +411,9 @@ impl Observer for Watch<'_> {
         self.ck.save(self.out, self.shape, self.states)?;
         let (a, b) = (self.order[sn.items.start], self.order[sn.items.end - 1] + 1);
         tracing::info!("checkpoint at step {} of items {a}..{b}", sn.step);
-        if std::env::var_os(STOP_AFTER_CHECKPOINT_ENV).is_some() {
+        if let Some(why) = crate::test_hooks::stop_after_checkpoint() {
             return Err(format!(
-                "stopped after the checkpoint at step {}, as {STOP_AFTER_CHECKPOINT_ENV} asks; \
-                 continue with --resume {}",
+                "stopped after the checkpoint at step {}, {why}; continue with --resume {}",
                 sn.step,
                 self.out.display()
             )
