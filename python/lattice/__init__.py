@@ -15,9 +15,34 @@ Flows runs can start from texts, embedded by a local sentence encoder:
 Configs come from a path, a RON string or a dict; inputs, outputs and weights are numpy
 arrays. A run releases the GIL, stops between steps on Ctrl-C (KeyboardInterrupt), and raises
 ValueError for bad input, TypeError for a wrong array type, RuntimeError for a GPU failure and
-MemoryError when not even one item fits the device.
+MemoryError when not even one item fits the device: each as a class of `lattice.errors`
+(`ConfigError`, `InputError`, `WeightsError`, `DeviceError`, `OutOfMemoryError`) that is also
+a `LatticeError`. The engine's log records go to Python's `logging`, under the `lattice`
+logger.
 """
 
+from . import errors
 from ._lattice import Encoder, FlowsResult, MoeResult, Simulation, __version__
+from .errors import (
+    ConfigError,
+    DeviceError,
+    InputError,
+    LatticeError,
+    OutOfMemoryError,
+    WeightsError,
+)
 
-__all__ = ["Simulation", "Encoder", "MoeResult", "FlowsResult", "__version__"]
+__all__ = [
+    "Simulation",
+    "Encoder",
+    "MoeResult",
+    "FlowsResult",
+    "LatticeError",
+    "ConfigError",
+    "InputError",
+    "WeightsError",
+    "DeviceError",
+    "OutOfMemoryError",
+    "errors",
+    "__version__",
+]

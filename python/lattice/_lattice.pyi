@@ -1,20 +1,24 @@
 """Type stubs of the native module (python/src/*.rs)."""
 
 import os
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, final
+
+from typing_extensions import Self
 
 import numpy as np
 import numpy.typing as npt
 
 __version__: str
+__all__ = ["Simulation", "Encoder", "MoeResult", "FlowsResult", "__version__"]
 
-Config = Union[str, "os.PathLike[str]", Mapping[str, Any]]
+_Config = Union[str, "os.PathLike[str]", Mapping[str, Any]]
 """A config file's path, a RON string (what a config file holds), or a dict with its fields
 (enums as "Auto" / {"Fixed": 8}, {"Moe": {...}} / {"Flows": {...}})."""
 
-StepEvent = dict[str, Any]
+_StepEvent = dict[str, Any]
 """batch, items (start, end), step, steps, ms, units, flows (a step's counts, or None)."""
 
+@final
 class Simulation:
     """A configured simulation (MoE or flows) on a chosen backend.
 
@@ -22,7 +26,7 @@ class Simulation:
     RuntimeError when the GPU backend is asked for and none can be opened.
     """
 
-    def __init__(self, config: Config, backend: Literal["auto", "gpu", "cpu"] = "auto") -> None: ...
+    def __new__(cls, config: _Config, backend: Literal["auto", "gpu", "cpu"] = "auto") -> Self: ...
     @property
     def kind(self) -> Literal["moe", "flows"]:
         """ "moe" or "flows"."""
@@ -65,7 +69,7 @@ class Simulation:
         encoder: Union["Encoder", str, "os.PathLike[str]", None] = None,
         ids: Optional[Sequence[int]] = None,
         steps: Optional[int] = None,
-        callback: Optional[Callable[[StepEvent], None]] = None,
+        callback: Optional[Callable[[_StepEvent], None]] = None,
     ) -> Union["MoeResult", "FlowsResult"]:
         """Runs items and returns their results in the order given.
 
@@ -83,6 +87,7 @@ class Simulation:
         MemoryError (not even one item fits).
         """
 
+@final
 class MoeResult:
     ids: list[int]
     states: npt.NDArray[np.float32]
@@ -95,6 +100,7 @@ class MoeResult:
     batch_sizes, halvings, mean_step_ms, max_step_ms, peak_host_memory_bytes."""
     def __len__(self) -> int: ...
 
+@final
 class FlowsResult:
     ids: list[int]
     surface: npt.NDArray[np.float32]
@@ -115,11 +121,17 @@ class FlowsResult:
     reflected, moving, dropped_by_capacity, z_move_mean and z_move_variance (of the z
     movement of the flows that moved; None when none did), and the exact fixed-point sums
     they come from (z_moved_fx, z_moved_sq_fx, units of 2**-24)."""
+    events: Optional[list[dict[str, Any]]]
+    """With trace in the config: the newest events (event "spawn" | "reflect" | "terminate",
+    step, item, flow, and parent or plane), as events.jsonl holds them; None without a trace."""
+    events_overwritten: Optional[int]
+    """Events pushed out of the trace's ring buffer; None without a trace."""
     ok: list[bool]
     errors: list[Optional[str]]
     stats: dict[str, Any]
     def __len__(self) -> int: ...
 
+@final
 class Encoder:
     """A sentence encoder from a local Hugging Face model folder (config.json, tokenizer.json,
     model.safetensors; sentence-transformers' pooling files if present): BERT-family and
@@ -130,7 +142,7 @@ class Encoder:
     Raises ValueError naming the missing or unusable file, or the unsupported architecture.
     """
 
-    def __init__(self, path: Union[str, "os.PathLike[str]"]) -> None: ...
+    def __new__(cls, path: Union[str, "os.PathLike[str]"]) -> Self: ...
     @property
     def dim(self) -> int:
         """Width of the embeddings."""
@@ -142,7 +154,7 @@ class Encoder:
     @property
     def path(self) -> "os.PathLike[str]":
         """The model folder."""
-    def encode(self, texts: Sequence[str], *, batch_size: int = 32) -> npt.NDArray[np.float32]:
+    def encode(self, texts: Sequence[str], *, batch_size: int = ...) -> npt.NDArray[np.float32]:
         """Unit embeddings, float32 [len(texts), dim], row i of texts[i]. A text's embedding
         does not depend on its batch (within 1e-5). The GIL is released while it computes."""
     @property

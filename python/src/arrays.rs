@@ -4,8 +4,10 @@
 
 use numpy::{PyArray, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray};
 use numpy::{PyUntypedArrayMethods, dtype};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
+
+use crate::errors::input_error;
 
 /// One expected dimension: a fixed size, or any size (the item count).
 #[derive(Clone, Copy)]
@@ -42,12 +44,12 @@ pub fn f32_input(
             Dim::Is(n) => g == *n,
         });
     if !fits {
-        return Err(PyValueError::new_err(format!(
+        return Err(input_error(format!(
             "{what} must have shape {shape}, not {got:?}"
         )));
     }
     if !arr.is_c_contiguous() {
-        return Err(PyValueError::new_err(format!(
+        return Err(input_error(format!(
             "{what} must be C-contiguous (pass numpy.ascontiguousarray({what}))"
         )));
     }

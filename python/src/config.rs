@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 
 use lattice::{BackendChoice, RunConfig, Simulation};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pythonize::Depythonizer;
 
-use crate::errors::to_py;
+use crate::errors::{config_error, to_py};
 
 /// `"auto"`, `"gpu"` or `"cpu"`.
 pub fn backend(name: &str) -> PyResult<BackendChoice> {
@@ -17,7 +17,7 @@ pub fn backend(name: &str) -> PyResult<BackendChoice> {
         "auto" => Ok(BackendChoice::Auto),
         "gpu" => Ok(BackendChoice::Gpu),
         "cpu" => Ok(BackendChoice::Cpu),
-        other => Err(PyValueError::new_err(format!(
+        other => Err(config_error(format!(
             "backend must be \"auto\", \"gpu\" or \"cpu\", not {other:?}"
         ))),
     }
@@ -61,6 +61,6 @@ fn from_dict(dict: &Bound<'_, PyDict>) -> PyResult<RunConfig> {
     let mut de = Depythonizer::from_object(dict.as_any());
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
-        PyValueError::new_err(format!("config dict: at field {field}: {}", e.into_inner()))
+        config_error(format!("config dict: at field {field}: {}", e.into_inner()))
     })
 }

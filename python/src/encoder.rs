@@ -3,12 +3,11 @@
 
 use std::path::PathBuf;
 
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays::f32_output;
-use crate::errors::to_py;
+use crate::errors::{input_error, to_py};
 
 /// A sentence encoder loaded from a local Hugging Face model folder.
 #[pyclass(module = "lattice._lattice", frozen)]
@@ -92,7 +91,7 @@ impl Encoder {
         d.set_item("texts_per_s", e.texts_per_s())?;
         d.set_item("tokens_per_s", e.tokens_per_s())?;
         let batches = pythonize::pythonize(py, &e.batches)
-            .map_err(|err| PyValueError::new_err(err.to_string()))?;
+            .map_err(|err| input_error(err.to_string()))?;
         d.set_item("batches", batches)?;
         Ok(Some(d))
     }

@@ -57,6 +57,13 @@ pub struct FlowsResult {
     /// `z_move_variance`).
     #[pyo3(get)]
     steps: Vec<Py<PyAny>>,
+    /// With `trace` in the config: the newest spawn / reflect / terminate events of the run
+    /// (what `events.jsonl` holds), one dict each; None without a trace.
+    #[pyo3(get)]
+    events: Option<Py<PyAny>>,
+    /// Events pushed out of the trace's ring buffer (None without a trace).
+    #[pyo3(get)]
+    events_overwritten: Option<u64>,
     /// Per item: whether it finished without error.
     #[pyo3(get)]
     ok: Vec<bool>,
@@ -168,7 +175,16 @@ pub fn flows(
         .map(|s| Ok(step_dict(py, s)?.into_any().unbind()))
         .collect::<PyResult<_>>()?;
     let (ok, errors) = outcomes(results, &ids);
+    let events = match &results.trace {
+        Some(t) => {
+            let list: Vec<_> = t.events().collect();
+            Some(pythonize::pythonize(py, &list)?.unbind())
+        }
+        None => None,
+    };
     let r = FlowsResult {
+        events,
+        events_overwritten: results.trace.as_ref().map(|t| t.overwritten),
         surface: f32_output(py, planes, &[b, 2, h, w])?.unbind(),
         landed: PyArray::from_vec(py, landed)
             .reshape([b, 2, h, w])?

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use lattice::core::flows::FlowShape;
 use lattice::core::tensors::NamedTensors;
 use lattice::{Item, Model};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::arrays::{Dim, f32_input, f32_output};
 use crate::encoder::Encoder;
-use crate::errors::to_py;
+use crate::errors::{input_error, to_py};
 use crate::watch::Watch;
 use crate::{config, results};
 
@@ -94,7 +94,7 @@ impl Simulation {
     fn config_ron(&self) -> PyResult<String> {
         let pretty = ron::ser::PrettyConfig::default();
         ron::ser::to_string_pretty(self.inner.config(), pretty)
-            .map_err(|e| PyValueError::new_err(e.to_string()))
+            .map_err(|e| input_error(e.to_string()))
     }
 
     /// Every weight tensor as a float32 array, by the names of docs/weights.md.
@@ -152,12 +152,12 @@ impl Simulation {
         let given = states.is_some() || embeddings.is_some();
         let texts = match texts {
             Some(_) if given => {
-                return Err(PyValueError::new_err(
+                return Err(input_error(
                     "texts= gives the embeddings; pass texts= or embeddings=/states=, not both",
                 ));
             }
             None if encoder.is_some() => {
-                return Err(PyValueError::new_err(
+                return Err(input_error(
                     "encoder= embeds texts; pass them as texts=",
                 ));
             }
@@ -234,7 +234,7 @@ impl Simulation {
                     &loaded
                 }
                 None => {
-                    return Err(PyValueError::new_err(
+                    return Err(input_error(
                         "texts= needs an encoder: pass encoder= (an Encoder or a model folder), or set texts.encoder in the config",
                     ));
                 }
@@ -242,7 +242,7 @@ impl Simulation {
         };
         let ids = ids.unwrap_or_else(|| (0..texts.len() as u64).collect());
         if ids.len() != texts.len() {
-            return Err(PyValueError::new_err(format!(
+            return Err(input_error(format!(
                 "ids has {} entries but texts has {}",
                 ids.len(),
                 texts.len()
@@ -270,12 +270,12 @@ impl Simulation {
         let input = self.input_shape();
         let (given, what) = match (self.inner.model(), states, embeddings) {
             (Model::Moe(_), _, Some(_)) => {
-                return Err(PyValueError::new_err(
+                return Err(input_error(
                     "a MoE simulation takes states=, not embeddings=",
                 ));
             }
             (Model::Flows(_), Some(_), _) => {
-                return Err(PyValueError::new_err(
+                return Err(input_error(
                     "a flows simulation takes embeddings=, not states",
                 ));
             }
@@ -294,7 +294,7 @@ impl Simulation {
         let b = got[0];
         let ids = ids.unwrap_or_else(|| (0..b as u64).collect());
         if ids.len() != b {
-            return Err(PyValueError::new_err(format!(
+            return Err(input_error(format!(
                 "ids has {} entries but {what} has {b} items",
                 ids.len()
             )));
@@ -326,7 +326,7 @@ fn named_tensors(dict: &Bound<'_, PyDict>) -> PyResult<NamedTensors> {
         let want = vec![Dim::Any; ndim];
         let (shape, values) = f32_input(&value, &what, "of docs/weights.md", &want)?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(PyValueError::new_err(format!(
+            return Err(input_error(format!(
                 "{what} is not finite at flat index {i} ({})",
                 values[i]
             )));
