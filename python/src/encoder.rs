@@ -90,8 +90,8 @@ impl Encoder {
         d.set_item("seconds", e.seconds)?;
         d.set_item("texts_per_s", e.texts_per_s())?;
         d.set_item("tokens_per_s", e.tokens_per_s())?;
-        let batches = pythonize::pythonize(py, &e.batches)
-            .map_err(|err| input_error(err.to_string()))?;
+        let batches =
+            pythonize::pythonize(py, &e.batches).map_err(|err| input_error(err.to_string()))?;
         d.set_item("batches", batches)?;
         Ok(Some(d))
     }

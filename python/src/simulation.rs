@@ -157,9 +157,7 @@ impl Simulation {
                 ));
             }
             None if encoder.is_some() => {
-                return Err(input_error(
-                    "encoder= embeds texts; pass them as texts=",
-                ));
+                return Err(input_error("encoder= embeds texts; pass them as texts="));
             }
             None if !given => self.inner.config_texts().map_err(to_py)?.map(|t| t.texts),
             t => t,
