@@ -62,11 +62,6 @@ pub fn mpi_piece_bytes() -> Option<usize> {
 }
 
 #[cfg(not(feature = "test-support"))]
-pub fn fail_first_batch(_rank: usize) -> bool {
-    false
-}
-
-#[cfg(not(feature = "test-support"))]
 pub fn stop_after_checkpoint() -> Option<String> {
     None
 }
