@@ -78,6 +78,12 @@ mod tests {
     #[test]
     fn own_facts_pass_others_are_named_and_absent_ones_are_not_checked() {
         assert_eq!(check_metadata(Some(&metadata())), Ok(()));
+        assert_eq!(metadata()[METADATA_KEY], "version 1; cells x + y*W + z*W*H");
+        assert_eq!(
+            metadata().len(),
+            1,
+            "one entry keeps the file's bytes stable"
+        );
         assert_eq!(check_metadata(None), Ok(()));
         let e = check(Some("2"), None).unwrap_err().to_string();
         assert!(

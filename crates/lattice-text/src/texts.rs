@@ -23,14 +23,6 @@ impl Texts {
     pub fn is_empty(&self) -> bool {
         self.texts.is_empty()
     }
-
-    /// Texts numbered from 1, as lines are.
-    pub fn numbered(texts: Vec<String>) -> Self {
-        Self {
-            ids: (1..=texts.len()).map(|i| i.to_string()).collect(),
-            texts,
-        }
-    }
 }
 
 /// Reads a texts file; `.jsonl` files as JSON lines, any other as plain lines.
